@@ -1,0 +1,25 @@
+"""giantfm: masses, ages and labels of red giants from Gaia DR3 XP spectra.
+
+A transformer foundation model (Leung & Bovy 2024; Zhang, Bu et al. 2026)
+over sets of tokens -- XP coefficients, colours, stellar labels -- that
+answers any request with a mean and an uncertainty.
+"""
+try:
+    from ._version import version as __version__
+except ImportError:  # running from a source tree without setuptools_scm metadata
+    __version__ = "0.1.dev0"
+
+from .config import conf
+
+__citation__ = __bibtex__ = """\
+@misc{giantfm,
+  title  = {giantfm: masses and ages of red giants from Gaia XP spectra},
+  author = {{The giantfm developers}},
+  year   = {2026},
+  note   = {Software, https://github.com/giantfm/giantfm; please also cite
+            Zhang, Bu et al. 2026 (arXiv:2603.03732) and Leung & Bovy 2024
+            (MNRAS, arXiv:2308.10944)}
+}
+"""
+
+__all__ = ["conf", "__version__", "__citation__"]

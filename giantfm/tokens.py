@@ -1,0 +1,262 @@
+"""Stars as sets of tokens: the arrays the network consumes, and the way back.
+
+A batch of ``n`` stars is a `TokenBatch`: three ``(n, L)`` arrays -- token ids
+(`giantfm.vocab`; 0 is padding), values and errors in each token's *token
+scale* (see `giantfm.vocab`) -- plus the stars' ``source_id`` and a ``reason``
+string per star that is empty for usable stars. Each row lists its tokens first
+and pads on the right; the order of the tokens within a row carries no meaning.
+A star that cannot be tokenised (all coefficients NaN or masked, say) keeps its
+row, with no tokens and a reason, so that a batch never loses or reorders rows.
+
+`from_arrays` is the one place where physical inputs become tokens:
+XP coefficients are divided by the G-band flux ``10**(-0.4 (G - 25.6873668671))``
+(the Gaia DR3 G zero point, as Leung & Bovy 2024 normalise), colours are
+differences of magnitudes, and labels go to their token scale.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import vocab
+
+__all__ = ["TokenBatch", "from_arrays", "g_flux", "to_token_scale", "from_token_scale",
+           "G_ZERO_POINT"]
+
+#: Gaia DR3 G-band zero point (Riello et al. 2021), magnitudes.
+G_ZERO_POINT = 25.6873668671
+
+# colour token -> (first magnitude, second magnitude)
+_COLOURS = {"bp_rp": ("bp", "rp"), "g_rp": ("g", "rp"), "j_h": ("j", "h"),
+            "j_k": ("j", "k"), "g_k": ("g", "k")}
+
+
+def g_flux(g_mag):
+    """G-band flux in e-/s from the G magnitude (the XP normalisation)."""
+    return 10.0 ** (-0.4 * (np.asarray(g_mag, dtype=float) - G_ZERO_POINT))
+
+
+def to_token_scale(name, value, error=None):
+    """Convert a quantity in the vocabulary unit of ``name`` to its token scale.
+
+    Returns ``(value, error)``; for ``log10`` tokens the error is propagated to
+    first order. Non-positive values of a ``log10`` token become NaN.
+    """
+    value = np.asarray(value, dtype=float)
+    error = None if error is None else np.asarray(error, dtype=float)
+    if vocab.VOCABULARY[vocab.token_id(name)].scale == "log10":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            positive = value > 0
+            logv = np.where(positive, np.log10(np.where(positive, value, 1.0)), np.nan)
+            if error is not None:
+                error = np.where(positive, error / (np.where(positive, value, 1.0) * np.log(10)),
+                                 np.nan)
+        value = logv
+    return value, error
+
+
+def from_token_scale(name, value, error=None):
+    """Inverse of `to_token_scale`: token-scale mean and error to the vocabulary unit."""
+    value = np.asarray(value, dtype=float)
+    error = None if error is None else np.asarray(error, dtype=float)
+    if vocab.VOCABULARY[vocab.token_id(name)].scale == "log10":
+        value = 10.0 ** value
+        if error is not None:
+            error = value * np.log(10) * error
+    return value, error
+
+
+@dataclass
+class TokenBatch:
+    """Padded token arrays for a batch of stars (see the module docstring)."""
+
+    ids: np.ndarray
+    values: np.ndarray
+    errors: np.ndarray
+    source_id: np.ndarray = None
+    reason: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        self.ids = np.asarray(self.ids, dtype=np.int16)
+        self.values = np.asarray(self.values, dtype=np.float32)
+        self.errors = np.asarray(self.errors, dtype=np.float32)
+        if self.ids.ndim != 2 or self.ids.shape != self.values.shape \
+                or self.ids.shape != self.errors.shape:
+            raise ValueError("ids, values and errors must be 2-D arrays of one shape, got "
+                             f"{self.ids.shape}, {self.values.shape}, {self.errors.shape}")
+        n = len(self.ids)
+        if self.source_id is None:
+            self.source_id = np.full(n, -1, dtype=np.int64)
+        self.source_id = np.asarray(self.source_id, dtype=np.int64)
+        if self.reason is None:
+            self.reason = np.where(self.n_tokens > 0, "", "no usable tokens")
+        self.reason = np.asarray(self.reason, dtype=object)
+        if self.source_id.shape != (n,) or self.reason.shape != (n,):
+            raise ValueError("source_id and reason must have one entry per star")
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def n_tokens(self):
+        """Number of (non-padding) tokens of each star."""
+        return (self.ids != vocab.PAD_ID).sum(axis=1)
+
+    @property
+    def ok(self):
+        """Boolean mask of the stars that can be given to the network."""
+        return (self.reason == "") & (self.n_tokens > 0)
+
+    def __getitem__(self, rows):
+        return TokenBatch(self.ids[rows], self.values[rows], self.errors[rows],
+                          self.source_id[rows], self.reason[rows])
+
+    def value_of(self, name):
+        """Token-scale value and error of ``name`` per star (NaN where absent)."""
+        tid = vocab.token_id(name)
+        hit = self.ids == tid
+        has = hit.any(axis=1)
+        col = hit.argmax(axis=1)
+        rows = np.arange(len(self))
+        value = np.where(has, self.values[rows, col], np.nan)
+        error = np.where(has, self.errors[rows, col], np.nan)
+        return value, error
+
+    def without(self, names):
+        """A copy with the tokens ``names`` removed (e.g. to hide labels before predicting)."""
+        drop = np.isin(self.ids, vocab.token_ids(names))
+        ids = np.where(drop, vocab.PAD_ID, self.ids)
+        return _pack(ids, self.values, self.errors, self.source_id, self.reason)
+
+    @classmethod
+    def concatenate(cls, batches):
+        """Stack batches of possibly different widths into one."""
+        width = max(b.ids.shape[1] for b in batches)
+
+        def pad(a, fill):
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+        return cls(np.concatenate([pad(b.ids, vocab.PAD_ID) for b in batches]),
+                   np.concatenate([pad(b.values, 0) for b in batches]),
+                   np.concatenate([pad(b.errors, 0) for b in batches]),
+                   np.concatenate([b.source_id for b in batches]),
+                   np.concatenate([b.reason for b in batches]))
+
+
+def _pack(ids, values, errors, source_id=None, reason=None):
+    """Move each row's tokens to the front (stable), trim all-padding columns."""
+    present = ids != vocab.PAD_ID
+    order = np.argsort(~present, axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, axis=1)
+    values = np.take_along_axis(np.where(present, values, 0), order, axis=1)
+    errors = np.take_along_axis(np.where(present, errors, 0), order, axis=1)
+    width = max(int(present.sum(axis=1).max(initial=0)), 1)
+    return TokenBatch(ids[:, :width], values[:, :width], errors[:, :width], source_id, reason)
+
+
+def _column(x, n, what):
+    if x is None:
+        return np.full(n, np.nan)
+    x = np.ma.filled(np.ma.asarray(x, dtype=float), np.nan).reshape(-1)
+    if x.shape != (n,):
+        raise ValueError(f"{what} has {x.size} entries for {n} stars")
+    return x
+
+
+def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels=None,
+                bp_n_relevant=None, rp_n_relevant=None, truncate=True, source_id=None,
+                reason=None):
+    """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
+
+    Parameters
+    ----------
+    bp, rp : array (n, 55), optional
+        Gaia DR3 XP coefficients in the archive's units (e-/s); NaN or masked
+        entries become absent tokens. A whole band may be None.
+    bp_err, rp_err : array (n, 55), optional
+        Their standard errors (zero where not given).
+    mags : dict, optional
+        Magnitudes by short name: ``g``, ``bp``, ``rp`` (Gaia), ``j``, ``h``,
+        ``k`` (2MASS). ``g`` is needed to normalise coefficients: without it
+        (NaN) the star's coefficients are left out and ``reason`` says so.
+    labels : dict, optional
+        ``{name: value}`` or ``{name: (value, error)}`` in vocabulary units
+        (e.g. ``teff`` in K, ``age`` in Gyr); NaN values are absent tokens.
+    bp_n_relevant, rp_n_relevant : array (n,), optional
+        Gaia's ``*_n_relevant_bases``. With ``truncate`` the coefficients of
+        higher order are left out (they carry noise, not signal).
+    source_id, reason : array (n,), optional
+        Carried through; a non-empty ``reason`` marks a row unusable.
+    """
+    mags = {} if mags is None else dict(mags)
+    labels = {} if labels is None else dict(labels)
+    n = None
+    for arr in (bp, rp, *mags.values(), *(v[0] if isinstance(v, tuple) else v
+                                          for v in labels.values())):
+        if arr is not None:
+            n = len(np.atleast_1d(np.asarray(arr, dtype=object if np.ma.isMaskedArray(arr)
+                                             else None)))
+            break
+    if n is None:
+        raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
+    ids, values, errors = [], [], []
+    reason = np.full(n, "", dtype=object) if reason is None else np.asarray(reason, dtype=object)
+
+    mag = {name: _column(mags.get(name), n, f"magnitude {name!r}")
+           for name in ("g", "bp", "rp", "j", "h", "k")}
+    unknown = set(mags) - set(mag)
+    if unknown:
+        raise KeyError(f"unknown magnitude name(s) {sorted(unknown)}; expected g, bp, rp, j, h, k")
+    flux = g_flux(mag["g"])
+
+    for band, coeffs, errs, nrel, band_ids in (("bp", bp, bp_err, bp_n_relevant, vocab.BP_IDS),
+                                               ("rp", rp, rp_err, rp_n_relevant, vocab.RP_IDS)):
+        if coeffs is None:
+            continue
+        c = np.ma.filled(np.ma.asarray(coeffs, dtype=float), np.nan)
+        if c.ndim != 2 or c.shape[0] != n:
+            raise ValueError(f"{band} coefficients must be an (n_stars, n_coefficients) array, "
+                             f"got shape {c.shape} for {n} stars")
+        if c.shape[1] != vocab.N_COEFFICIENTS:
+            raise ValueError(
+                f"{band.upper()} has {c.shape[1]} coefficients per star; this model knows Gaia "
+                f"DR3 XP spectra with {vocab.N_COEFFICIENTS} per band (Gaia DR4 has 51 BP "
+                "coefficients on a different basis and is not supported)")
+        e = np.zeros_like(c) if errs is None else np.ma.filled(np.ma.asarray(errs, dtype=float),
+                                                                np.nan)
+        if e.shape != c.shape:
+            raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
+        keep = np.isfinite(c) & np.isfinite(flux)[:, None]
+        if truncate and nrel is not None:
+            nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
+            nrel = np.where(np.isfinite(nrel) & (nrel > 0), nrel, vocab.N_COEFFICIENTS)
+            keep &= np.arange(vocab.N_COEFFICIENTS)[None, :] < nrel[:, None]
+        ids.append(np.where(keep, band_ids[None, :], vocab.PAD_ID))
+        values.append(np.where(keep, c / flux[:, None], 0.0))
+        errors.append(np.where(keep & np.isfinite(e), np.abs(e) / flux[:, None], 0.0))
+        no_g = ~np.isfinite(flux) & np.isfinite(c).any(axis=1)
+        reason = np.where(no_g & (reason == ""),
+                          "no G magnitude: XP coefficients cannot be normalised", reason)
+
+    for name, (m1, m2) in _COLOURS.items():
+        colour = mag[m1] - mag[m2]
+        ok = np.isfinite(colour)
+        ids.append(np.where(ok, vocab.token_id(name), vocab.PAD_ID)[:, None])
+        values.append(np.where(ok, colour, 0.0)[:, None])
+        errors.append(np.zeros((n, 1)))
+
+    for name, item in labels.items():
+        value, error = item if isinstance(item, tuple) else (item, None)
+        value, error = to_token_scale(name, _column(value, n, f"label {name!r}"),
+                                      None if error is None else _column(error, n, f"{name} error"))
+        error = np.zeros(n) if error is None else np.where(np.isfinite(error), np.abs(error), 0.0)
+        ok = np.isfinite(value)
+        ids.append(np.where(ok, vocab.token_id(name), vocab.PAD_ID)[:, None])
+        values.append(np.where(ok, value, 0.0)[:, None])
+        errors.append(error[:, None])
+
+    ids = np.concatenate(ids, axis=1)
+    ids[reason != ""] = vocab.PAD_ID
+    packed = _pack(ids, np.concatenate(values, axis=1), np.concatenate(errors, axis=1),
+                   source_id, reason)
+    packed.reason = np.where((packed.reason == "") & (packed.n_tokens == 0),
+                             "no usable tokens (all inputs missing or non-finite)", packed.reason)
+    return packed

@@ -1,0 +1,98 @@
+"""The one table of token names, units and meanings.
+
+Every quantity the network sees or returns is a *token*: a name from this
+vocabulary plus a value and an error. The token id is the row index of the name
+in `VOCABULARY`; id 0 is reserved for padding. New names are only ever
+appended, so saved models stay readable: a model records the vocabulary it was
+trained with and refuses data built with another.
+
+Values are carried in the *token scale* given by the ``scale`` column:
+``linear`` tokens hold the quantity in ``unit``; ``log10`` tokens hold
+``log10(quantity / unit)`` (ages, whose errors are close to log-normal).
+XP coefficients are divided by the star's G-band flux (see
+`giantfm.tokens.g_flux`), which makes them dimensionless.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+
+__all__ = ["Token", "VOCABULARY", "VOCAB_VERSION", "NAMES", "N_TOKENS", "PAD_ID",
+           "token_id", "token_ids", "BP_IDS", "RP_IDS", "COLOUR_NAMES", "LABEL_NAMES",
+           "vocabulary_table"]
+
+N_COEFFICIENTS = 55
+
+
+@dataclass(frozen=True)
+class Token:
+    """One vocabulary entry."""
+
+    name: str
+    unit: u.UnitBase
+    scale: str
+    description: str
+
+
+def _build():
+    tokens = [Token("[pad]", u.dimensionless_unscaled, "linear", "padding: no token")]
+    for band, long in (("bp", "blue"), ("rp", "red")):
+        for i in range(N_COEFFICIENTS):
+            tokens.append(Token(f"{band}{i}", u.dimensionless_unscaled, "linear",
+                                f"Gaia DR3 {band.upper()} ({long}) XP coefficient {i}, "
+                                "divided by the G-band flux"))
+    tokens += [
+        Token("bp_rp", u.mag, "linear", "Gaia BP - RP colour"),
+        Token("g_rp", u.mag, "linear", "Gaia G - RP colour"),
+        Token("j_h", u.mag, "linear", "2MASS J - H colour"),
+        Token("j_k", u.mag, "linear", "2MASS J - Ks colour"),
+        Token("g_k", u.mag, "linear", "Gaia G - 2MASS Ks colour"),
+        Token("teff", u.K, "linear", "effective temperature (APOGEE DR17 ASPCAP scale)"),
+        Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity"),
+        Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])"),
+        Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]"),
+        Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)"),
+        Token("age", u.Gyr, "log10", "stellar age; token value is log10(age / Gyr)"),
+        Token("a_k", u.mag, "linear", "K-band extinction A_K (APOGEE targeting AK_TARG)"),
+    ]
+    return tuple(tokens)
+
+
+VOCABULARY = _build()
+#: Bump when a name is added; saved models record it.
+VOCAB_VERSION = 1
+NAMES = tuple(t.name for t in VOCABULARY)
+N_TOKENS = len(VOCABULARY)
+PAD_ID = 0
+_ID = {name: i for i, name in enumerate(NAMES)}
+
+BP_IDS = np.array([_ID[f"bp{i}"] for i in range(N_COEFFICIENTS)])
+RP_IDS = np.array([_ID[f"rp{i}"] for i in range(N_COEFFICIENTS)])
+COLOUR_NAMES = ("bp_rp", "g_rp", "j_h", "j_k", "g_k")
+LABEL_NAMES = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
+
+
+def token_id(name):
+    """Id of the token called ``name``; a clear error for unknown names."""
+    try:
+        return _ID[name]
+    except (KeyError, TypeError):
+        raise KeyError(f"unknown token name {name!r}; known names are bp0..bp54, "
+                       f"rp0..rp54 and {', '.join(NAMES[2 * N_COEFFICIENTS + 1:])}") from None
+
+
+def token_ids(names):
+    """Ids of a sequence of token names, as an int array."""
+    if isinstance(names, str):
+        names = [names]
+    return np.array([token_id(n) for n in names], dtype=np.int64)
+
+
+def vocabulary_table():
+    """The vocabulary as an astropy `~astropy.table.Table` (name, id, unit, scale, description)."""
+    from astropy.table import Table
+    return Table(
+        {"id": np.arange(N_TOKENS), "name": list(NAMES),
+         "unit": [t.unit.to_string() for t in VOCABULARY],
+         "scale": [t.scale for t in VOCABULARY],
+         "description": [t.description for t in VOCABULARY]})
