@@ -10,6 +10,11 @@ except ImportError:  # running from a source tree without setuptools_scm metadat
     __version__ = "0.1.dev0"
 
 from .config import conf
+# both are light: astroquery and specutils are imported only when they are used
+from . import examples
+from .predict import predict, request
+from .tokens import tokenize
+from .xp.fetch import fetch_xp
 
 __citation__ = __bibtex__ = """\
 @misc{giantfm,
@@ -22,4 +27,11 @@ __citation__ = __bibtex__ = """\
 }
 """
 
-__all__ = ["conf", "__version__", "__citation__"]
+__all__ = ["conf", "__version__", "__citation__", "predict", "request", "load_model", "fetch_xp",
+           "tokenize", "examples"]
+
+
+def load_model(path_or_name=None, device=None):
+    """Load a saved giantfm model (see `giantfm.model.load_model`); imports torch."""
+    from .model import load_model as _load
+    return _load(path_or_name, device=device)

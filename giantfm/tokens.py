@@ -19,8 +19,8 @@ import numpy as np
 
 from . import vocab
 
-__all__ = ["TokenBatch", "from_arrays", "g_flux", "to_token_scale", "from_token_scale",
-           "G_ZERO_POINT"]
+__all__ = ["TokenBatch", "from_arrays", "tokenize", "g_flux", "to_token_scale",
+           "from_token_scale", "G_ZERO_POINT"]
 
 #: Gaia DR3 G-band zero point (Riello et al. 2021), magnitudes.
 G_ZERO_POINT = 25.6873668671
@@ -260,3 +260,122 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
     packed.reason = np.where((packed.reason == "") & (packed.n_tokens == 0),
                              "no usable tokens (all inputs missing or non-finite)", packed.reason)
     return packed
+
+
+def _photometry_for(xp, photometry):
+    """Magnitudes of ``photometry`` aligned with the stars of ``xp``.
+
+    Joined on ``source_id`` when both have it (every star of ``xp`` must be
+    found, duplicates in ``photometry`` must agree on a single row), else
+    matched by row order (the lengths must agree).
+    """
+    from astropy.table import Table
+    from .xp.readers import SOURCE_ID_ALIASES, _as_table, _find, read_photometry
+
+    table = photometry if isinstance(photometry, Table) else _as_table(photometry)
+    mags = read_photometry(table)
+    if not mags:
+        raise ValueError("photometry has no magnitude columns; expected some of "
+                         "phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, j_m, h_m, ks_m "
+                         "(or the aliases in giantfm.xp.readers.PHOTOMETRY_ALIASES); got "
+                         f"{table.colnames[:20]}")
+    sid_name = _find(table.colnames, SOURCE_ID_ALIASES)
+    if sid_name is not None and (xp.source_id >= 0).all():
+        sid = np.ma.filled(np.ma.asarray(table[sid_name]).astype(np.int64), -1)
+        unique, first = np.unique(sid, return_index=True)
+        if len(unique) != len(sid):
+            dup = unique[np.bincount(np.searchsorted(unique, sid)) > 1]
+            raise ValueError(f"photometry lists source_id {dup[:5].tolist()} more than once: "
+                             "cannot join it on source_id")
+        pos = np.minimum(np.searchsorted(unique, xp.source_id), len(unique) - 1)
+        hit = unique[pos] == xp.source_id
+        if not hit.all():
+            raise ValueError(f"photometry has no row for source_id "
+                             f"{xp.source_id[~hit][:10].tolist()} "
+                             f"({int((~hit).sum())} of {len(xp)} stars)")
+        rows = first[pos]
+        return {name: values[rows] for name, values in mags.items()}
+    if len(table) != len(xp):
+        raise ValueError(f"photometry has {len(table)} rows for {len(xp)} stars and no "
+                         "source_id column to join on: give it in the same row order")
+    return mags
+
+
+def _labels_from(labels, n):
+    """``labels`` as the dict `from_arrays` takes (a table's label columns, with ``*_err``)."""
+    if labels is None or isinstance(labels, dict):
+        return labels
+    from .xp.readers import _as_table, _find
+    table = _as_table(labels)
+    if len(table) != n:
+        raise ValueError(f"labels has {len(table)} rows for {n} stars")
+    found = {}
+    for name in vocab.LABEL_NAMES:
+        column = _find(table.colnames, (name,))
+        if column is None:
+            continue
+        error = _find(table.colnames, (f"{name}_err", f"{name}_error", f"e_{name}"))
+        value = np.ma.filled(np.ma.asarray(table[column], dtype=float), np.nan)
+        found[name] = value if error is None else \
+            (value, np.ma.filled(np.ma.asarray(table[error], dtype=float), np.nan))
+    if not found:
+        raise ValueError(f"labels has none of the label columns {list(vocab.LABEL_NAMES)}; "
+                         f"got {table.colnames[:20]}")
+    return found
+
+
+def tokenize(data, photometry=None, labels=None, truncate=True):
+    """Tokens of Gaia DR3 XP spectra in any form astronomers hold them.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`, `~astropy.table.QTable`, str or path-like, \
+`specutils.Spectrum`, ...
+        Anything `giantfm.xp.read_xp` reads: an archive XP_CONTINUOUS table
+        (also as returned by ``Gaia.load_data`` or `giantfm.fetch_xp`),
+        GaiaXPy-style CSV, the flattened ``bp_coeff_0..54`` style, a table
+        with 2-D array columns, a file of any of these, or a
+        `specutils.Spectrum` (1-D or a 2-D batch; see
+        `giantfm.xp.spectrum_to_coefficients`). Photometry columns in ``data``
+        are used (`giantfm.xp.readers.PHOTOMETRY_ALIASES`).
+    photometry : `~astropy.table.Table` or table-like, optional
+        Magnitudes that override or add to those in ``data``: joined on
+        ``source_id`` when both have it, else taken in the same row order.
+    labels : dict or `~astropy.table.Table`, optional
+        Stellar labels to add as tokens: ``{name: value}`` or
+        ``{name: (value, error)}`` in vocabulary units, or a table (same row
+        order) with columns named as the labels (``teff``, ``logg``, ``m_h``,
+        ``alpha_m``, ``mass``, ``age``) and optional ``<name>_err``.
+    truncate : bool, optional
+        Leave out coefficients beyond Gaia's ``bp_n_relevant_bases`` /
+        ``rp_n_relevant_bases`` (on by default, as the model was trained).
+
+    Returns
+    -------
+    batch : `TokenBatch`
+        One row per input star, in order. A star without coefficients, or
+        without a G magnitude to normalise them (for a Spectrum without G a
+        synthetic G is derived from the spectrum itself), has no tokens and
+        a ``reason``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As `giantfm.xp.read_xp`, and for photometry or labels that do not
+        match the stars.
+
+    Examples
+    --------
+    >>> from giantfm import tokenize  # doctest: +SKIP
+    >>> batch = tokenize("XP_CONTINUOUS_RAW.csv", photometry=gaia_source_table)  # doctest: +SKIP
+    """
+    from .xp.readers import read_xp
+
+    xp = read_xp(data, correlations=False)
+    mags = dict(xp.mags)
+    if photometry is not None:
+        mags.update(_photometry_for(xp, photometry))
+    return from_arrays(bp=xp.bp, rp=xp.rp, bp_err=xp.bp_err, rp_err=xp.rp_err, mags=mags,
+                       labels=_labels_from(labels, len(xp)), bp_n_relevant=xp.bp_n_relevant,
+                       rp_n_relevant=xp.rp_n_relevant, truncate=truncate,
+                       source_id=xp.source_id, reason=xp.reason)

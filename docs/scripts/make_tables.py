@@ -1,0 +1,266 @@
+"""Generate the documentation's tables from the package and from measured results.
+
+Run by ``docs/conf.py`` at every build (and by hand)::
+
+    python docs/scripts/make_tables.py --results docs/results --out docs/_generated
+
+Inputs, all optional except the package itself:
+
+- `giantfm.vocab.vocabulary_table` -> ``vocabulary.rst``
+- ``RESULTS/metrics.ecsv``: the table `giantfm.train.evaluate.evaluate` writes
+  (``giantfm evaluate ... --out DIR`` puts it in ``DIR/metrics.ecsv``; copy it
+  here) -> ``accuracy_headline.rst``, ``accuracy_experiments.rst``,
+  ``calibration.rst``, ``comparison.rst`` and ``metrics_all.csv``
+- ``RESULTS/bench_*.ecsv``: benchmark results, one table per file, any
+  columns; ``meta['title']`` and ``meta['machine']`` are shown when present
+  -> ``performance.rst``
+
+Where an input is missing the page gets a note saying which command produces
+it, so that the documentation builds before the numbers exist and never shows
+numbers typed by hand (apart from the published reference values in
+`REFERENCE_ROWS`, which cite their papers).
+"""
+import argparse
+import math
+import os
+import tempfile
+from pathlib import Path
+
+LABELS = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
+LABEL_TEXT = {"teff": "Teff", "logg": "log g", "m_h": "[M/H]", "alpha_m": "[alpha/M]",
+              "mass": "mass", "age": "age"}
+# Significant decimals per label (units: K, dex, dex, dex, solMass, Gyr).
+DECIMALS = {"teff": 1, "logg": 3, "m_h": 3, "alpha_m": 3, "mass": 3, "age": 2}
+# The evaluation's headline experiment: all XP coefficients + colours, what predict sees.
+HEADLINE_EXPERIMENT = "xp_colours"
+
+#: Published scatter (MAD-std of residuals) of the reference systems (see comparison.rst).
+REFERENCE_ROWS = [
+    ("Leung & Bovy 2024 transformer, BP/RP[0-29] + colours (APOGEE test set, all stars)",
+     {"teff": "47 K", "logg": "0.11", "m_h": "0.07"}),
+    ("Leung & Bovy 2024 XGBoost (2000 trees), same inputs",
+     {"teff": "51 K", "logg": "0.13", "m_h": "0.08"}),
+    ("Leung & Bovy 2024 transformer, BP/RP[0-4] + colours",
+     {"teff": "63 K", "logg": "0.15", "m_h": "0.11"}),
+    ("Zhang, Bu et al. 2026, test set vs DistMass labels",
+     {"mass": "0.114 solMass", "age": "1.334 Gyr"}),
+]
+
+
+def _write(path, text):
+    """Write ``text`` atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def list_table(header, rows, *, title=None, widths=None):
+    """An RST ``list-table`` (strings in, text out)."""
+    lines = [f".. list-table::{' ' + title if title else ''}", "   :header-rows: 1"]
+    if widths:
+        lines.append(f"   :widths: {' '.join(str(w) for w in widths)}")
+    lines.append("")
+    for row in [header, *rows]:
+        for k, cell in enumerate(row):
+            text = str(cell).replace("\n", " ") or " "
+            lines.append(f"   {'* -' if k == 0 else '  -'} {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _note(text):
+    return f".. note::\n\n   {text}\n"
+
+
+def _number(value, label):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "--"
+    return f"{value:.{DECIMALS.get(label, 3)}f}"
+
+
+def vocabulary_rst():
+    """The token vocabulary as an RST table."""
+    from giantfm.vocab import VOCAB_VERSION, vocabulary_table
+
+    table = vocabulary_table()
+    rows = [(str(r["id"]), f"``{r['name']}``", r["unit"] or "--", r["scale"], r["description"])
+            for r in table]
+    head = (f"Vocabulary version {VOCAB_VERSION}, {len(table)} tokens "
+            "(generated from :func:`giantfm.vocab.vocabulary_table`).\n\n")
+    return head + list_table(("id", "name", "unit", "scale", "meaning"), rows,
+                             widths=(5, 12, 16, 8, 59))
+
+
+def _rows(metrics, **where):
+    import numpy as np
+
+    keep = np.ones(len(metrics), dtype=bool)
+    for column, value in where.items():
+        keep &= metrics[column] == value
+    return metrics[keep]
+
+
+def _get(metrics, column="sigma", **where):
+    rows = _rows(metrics, **where)
+    return float(rows[column][0]) if len(rows) else None
+
+
+def headline_rst(metrics):
+    """Model vs XGBoost baseline on the test-split giants, per label and reference."""
+    baselines = sorted(set(_rows(metrics, system="xgboost")["experiment"]))
+    header = ["label", "reference", "unit", "N", "model sigma", "model bias"]
+    for name in baselines:
+        header += [f"XGBoost ({name}) sigma", "ratio"]
+    rows = []
+    for label in LABELS:
+        for reference in sorted(set(_rows(metrics, label=label)["reference"])):
+            where = {"label": label, "reference": reference, "sample": "giants"}
+            model = _rows(metrics, system="model", experiment=HEADLINE_EXPERIMENT, **where)
+            if not len(model):
+                continue
+            sigma = float(model["sigma"][0])
+            row = [LABEL_TEXT[label], reference, model["unit"][0], str(model["n"][0]),
+                   _number(sigma, label), _number(float(model["bias"][0]), label)]
+            for name in baselines:
+                base = _get(metrics, system="xgboost", experiment=name, **where)
+                row += [_number(base, label),
+                        "--" if not base else f"{sigma / base:.2f}"]
+            rows.append(row)
+    text = (f"Test-split giants; model inputs: ``{HEADLINE_EXPERIMENT}`` (all BP/RP "
+            "coefficients + colours). sigma = MAD-std and bias = median of prediction - "
+            "reference; ratio = model sigma / baseline sigma (target <= 0.95).\n\n")
+    return text + list_table(header, rows)
+
+
+def experiments_rst(metrics):
+    """Scatter of the model per input experiment (rows) and label (columns), giants."""
+    from_first = _rows(metrics, system="model", sample="giants")
+    experiments = list(dict.fromkeys(from_first["experiment"]))
+    description = metrics.meta.get("experiments", {})
+    header = ["experiment", "inputs"] + [f"{LABEL_TEXT[label]} sigma" for label in LABELS]
+    rows = []
+    for name in experiments:
+        row = [f"``{name}``", description.get(name, "")]
+        for label in LABELS:
+            reference = "apogee" if label in ("teff", "logg", "m_h", "alpha_m") else "label_model"
+            row.append(_number(_get(metrics, system="model", experiment=name, label=label,
+                                    reference=reference, sample="giants"), label))
+        rows.append(row)
+    growth = metrics.meta.get("uncertainty_growth")
+    text = list_table(header, rows)
+    if growth:
+        text += ("\nMedian predicted uncertainty of experiment (e) over (b): "
+                 + ", ".join(f"{LABEL_TEXT.get(k, k)} {v:.2f}" for k, v in growth.items()
+                             if v == v) + " (must be > 1).\n")
+    return text
+
+
+def calibration_rst(metrics):
+    """MAD-std and median of z = (pred - ref) / combined uncertainty, model, giants."""
+    rows = []
+    for row in _rows(metrics, system="model", experiment=HEADLINE_EXPERIMENT, sample="giants"):
+        rows.append([LABEL_TEXT[row["label"]], row["reference"], str(row["z_n"]),
+                     f"{row['z_sigma']:.2f}", f"{row['z_median']:.2f}"])
+    return ("z = (prediction - reference) / sqrt(sigma_pred^2 + sigma_ref^2); a calibrated "
+            "model has MAD-std(z) close to 1.\n\n"
+            + list_table(["label", "reference", "N", "MAD-std(z)", "median(z)"], rows))
+
+
+def comparison_rst(metrics):
+    """Published reference values beside this package's measured values."""
+    columns = ("teff", "logg", "m_h", "mass", "age")
+    header = ["system"] + [LABEL_TEXT[c] for c in columns]
+    rows = [[name] + [values.get(c, "--") for c in columns] for name, values in REFERENCE_ROWS]
+    if metrics is not None:
+        units = {"teff": " K", "mass": " solMass", "age": " Gyr"}
+        systems = [("model", e, f"giantfm, {e} (this package, test-split giants)")
+                   for e in ("xp30_colours", HEADLINE_EXPERIMENT, "xp5_colours")]
+        systems += [("xgboost", e, f"giantfm XGBoost baseline, {e} (test-split giants)")
+                    for e in sorted(set(_rows(metrics, system="xgboost")["experiment"]))]
+        for system, experiment, name in systems:
+            values = []
+            for c in columns:
+                reference = "apogee" if c in ("teff", "logg", "m_h") else "label_model"
+                sigma = _get(metrics, system=system, experiment=experiment, label=c,
+                             reference=reference, sample="giants")
+                values.append("--" if sigma is None else _number(sigma, c) + units.get(c, ""))
+            if any(v != "--" for v in values):
+                rows.append([name] + values)
+    return list_table(header, rows)
+
+
+def performance_rst(results):
+    """One table per benchmark result file ``bench_*.ecsv``."""
+    from astropy.table import Table
+
+    files = sorted(Path(results).glob("bench_*.ecsv"))
+    if not files:
+        return _note("No benchmark results yet: run the scripts in ``benchmarks/`` and save "
+                     "their tables as ``docs/results/bench_<name>.ecsv``.")
+    parts = []
+    for path in files:
+        table = Table.read(path, format="ascii.ecsv")
+        title = table.meta.get("title", path.stem)
+        parts.append(f"{title}\n{'~' * len(title)}\n")
+        if "machine" in table.meta:
+            parts.append(f"Machine: {table.meta['machine']}\n")
+        rows = [[_cell(row[c]) for c in table.colnames] for row in table]
+        header = [f"{c} [{table[c].unit}]" if table[c].unit else c for c in table.colnames]
+        parts.append(list_table(header, rows) + "\n")
+    return "\n".join(parts)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main(argv=None):
+    """Write every generated table; returns 0."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(Path(__file__).parents[1] / "results"),
+                        help="folder with metrics.ecsv and bench_*.ecsv")
+    parser.add_argument("--out", default=str(Path(__file__).parents[1] / "_generated"),
+                        help="folder for the generated .rst/.csv files")
+    args = parser.parse_args(argv)
+    results, out = Path(args.results), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    _write(out / "vocabulary.rst", vocabulary_rst())
+
+    metrics_file = results / "metrics.ecsv"
+    if metrics_file.is_file():
+        from astropy.table import Table
+
+        metrics = Table.read(metrics_file, format="ascii.ecsv")
+        for column in metrics.itercols():
+            if column.dtype.kind == "f":
+                column.info.format = ".4g"
+        _write(out / "accuracy_headline.rst", headline_rst(metrics))
+        _write(out / "accuracy_experiments.rst", experiments_rst(metrics))
+        _write(out / "calibration.rst", calibration_rst(metrics))
+        _write(out / "comparison.rst", comparison_rst(metrics))
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", dir=out, delete=False) as f:
+            tmp = f.name
+        metrics.write(tmp, format="ascii.csv", overwrite=True)
+        os.replace(tmp, out / "metrics_all.csv")
+    else:
+        missing = _note("No evaluation results yet: run ``giantfm evaluate --model DIR "
+                        "--dataset FILE --baseline DIR --out RUN`` and copy "
+                        "``RUN/metrics.ecsv`` to ``docs/results/metrics.ecsv``.")
+        for name in ("accuracy_headline", "accuracy_experiments", "calibration"):
+            _write(out / f"{name}.rst", missing)
+        _write(out / "comparison.rst", comparison_rst(None) + "\n" + missing)
+        _write(out / "metrics_all.csv", "note\nno evaluation results yet\n")
+    _write(out / "performance.rst", performance_rst(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

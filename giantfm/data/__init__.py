@@ -1,0 +1,1 @@
+"""Package data: the XP design matrices, the bundled model and example stars."""

@@ -1,0 +1,267 @@
+"""The token-set transformer: embedding, encoder, request decoder.
+
+A star is an unordered set of tokens ``(name, value)``. Each input token is
+embedded as ``act(E[name] * value + B[name])`` (values already standardised,
+see `giantfm.model.normalisation`); there is no positional encoding, so the
+order of the tokens carries no meaning. One learned *register* token is added
+to every star: it gives attention somewhere to go when a star has few tokens
+and keeps a star with no tokens at all well defined (it then gets the learned
+population answer), so no row ever attends over an empty set.
+
+The encoder is a stack of pre-LayerNorm self-attention blocks over the input
+tokens (padding masked). A request is the bare name embedding ``E[name]``; it
+cross-attends to the encoder output through the decoder blocks and an output
+head returns a mean and a log-variance (both in standardised units). Requests
+never attend to each other, so any number of them are answered in one pass
+from one run of the encoder, and each answer is independent of what else was
+asked. Attention goes through `torch.nn.functional.scaled_dot_product_attention`
+(fused kernels on CPU and CUDA).
+"""
+import dataclasses
+import json
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import vocab
+
+__all__ = ["ModelConfig", "TokenSetTransformer", "PRESETS"]
+
+_ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the network (stored with the weights).
+
+    Parameters
+    ----------
+    d_model : int
+        Embedding width.
+    n_heads : int
+        Attention heads; must divide ``d_model``.
+    n_encoder_layers, n_decoder_layers : int
+        Self-attention blocks over the inputs; cross-attention blocks of the requests.
+    ff_mult : int
+        Width of the feed-forward layers as a multiple of ``d_model``.
+    context_length : int
+        Most input tokens a star shows during training (random subsets are
+        cropped to it). Inference accepts any number.
+    max_coefficient_order : int
+        XP coefficients of this order and above are not used as *inputs*
+        (they are dropped before the encoder, which saves compute where they
+        carry little information); every token can still be *requested*.
+        55 uses all coefficients.
+    activation : str
+        ``'gelu'``, ``'silu'`` or ``'relu'``.
+    dropout : float
+        Dropout in attention outputs and feed-forward layers during training.
+    n_tokens : int
+        Vocabulary size the embedding tables are built for.
+    """
+
+    d_model: int = 64
+    n_heads: int = 4
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 2
+    ff_mult: int = 2
+    context_length: int = 80
+    max_coefficient_order: int = 32
+    activation: str = "gelu"
+    dropout: float = 0.0
+    n_tokens: int = vocab.N_TOKENS
+
+    def __post_init__(self):
+        for name in ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "ff_mult",
+                     "context_length", "max_coefficient_order", "n_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ModelConfig.n_heads={self.n_heads} does not divide "
+                             f"d_model={self.d_model}")
+        if self.max_coefficient_order > vocab.N_COEFFICIENTS:
+            raise ValueError("ModelConfig.max_coefficient_order must be at most "
+                             f"{vocab.N_COEFFICIENTS}, got {self.max_coefficient_order}")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"ModelConfig.activation must be one of {sorted(_ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.n_tokens != vocab.N_TOKENS:
+            raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} does not match this "
+                             f"giantfm's vocabulary of {vocab.N_TOKENS} tokens")
+
+    def to_dict(self):
+        """The configuration as a plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict; unknown keys are refused by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {sorted(unknown)}; "
+                             f"known fields are {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_preset(cls, name_or_json):
+        """A preset by name (``'small'``, ``'default'``, ``'large'``) or a JSON object string."""
+        if name_or_json in PRESETS:
+            return PRESETS[name_or_json]
+        try:
+            d = json.loads(name_or_json)
+        except (TypeError, json.JSONDecodeError):
+            raise ValueError(f"model config {name_or_json!r} is neither a preset "
+                             f"({', '.join(PRESETS)}) nor a JSON object") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"model config JSON must be an object, got {name_or_json!r}")
+        return cls.from_dict(d)
+
+    @property
+    def input_ids(self):
+        """Sorted token ids the encoder accepts as inputs (all others are dropped)."""
+        skip = {vocab.token_id(f"{band}{i}") for band in ("bp", "rp")
+                for i in range(self.max_coefficient_order, vocab.N_COEFFICIENTS)}
+        return [i for i in range(1, vocab.N_TOKENS) if i not in skip]
+
+
+#: Named sizes; 'default' is the one chosen by benchmarks/bench_model.py (see its docstring).
+PRESETS = {
+    "small": ModelConfig(d_model=48, n_heads=3, n_encoder_layers=2, n_decoder_layers=1,
+                         ff_mult=2),
+    "default": ModelConfig(),
+    "large": ModelConfig(d_model=128, n_heads=8, n_encoder_layers=4, n_decoder_layers=2,
+                         ff_mult=2, max_coefficient_order=55, context_length=96),
+}
+
+
+class _FeedForward(nn.Sequential):
+    def __init__(self, cfg):
+        super().__init__(nn.Linear(cfg.d_model, cfg.ff_mult * cfg.d_model),
+                         _ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout),
+                         nn.Linear(cfg.ff_mult * cfg.d_model, cfg.d_model))
+
+
+class _Attention(nn.Module):
+    """Multi-head attention through the fused scaled_dot_product_attention."""
+
+    def __init__(self, cfg, cross):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.dropout = cfg.dropout
+        self.cross = cross
+        if cross:
+            self.q = nn.Linear(cfg.d_model, cfg.d_model)
+            self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        else:
+            self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def _heads(self, x):
+        n, length, d = x.shape
+        return x.view(n, length, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def forward(self, x, memory, mask):
+        # mask: (n, 1, 1, L_memory) boolean, True where attention is allowed, or None
+        if self.cross:
+            q = self.q(x)
+            k, v = self.kv(memory).chunk(2, dim=-1)
+        else:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        y = F.scaled_dot_product_attention(
+            self._heads(q), self._heads(k), self._heads(v), attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0)
+        n, _, length, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(n, length, -1))
+
+
+class _Block(nn.Module):
+    """Pre-LayerNorm block: (self- or cross-) attention then feed-forward, both residual."""
+
+    def __init__(self, cfg, cross):
+        super().__init__()
+        self.cross = cross
+        self.norm_attn = nn.LayerNorm(cfg.d_model)
+        self.attn = _Attention(cfg, cross)
+        self.norm_ff = nn.LayerNorm(cfg.d_model)
+        self.ff = _FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, memory, mask):
+        h = self.norm_attn(x)
+        # cross-attention reads the (already normalised) encoder output
+        x = x + self.drop(self.attn(h, memory if self.cross else h, mask))
+        return x + self.drop(self.ff(self.norm_ff(x)))
+
+
+class TokenSetTransformer(nn.Module):
+    """Encoder over a star's token set and a decoder that answers requests.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.name_embedding = nn.Embedding(config.n_tokens, d)   # E[name]
+        self.value_bias = nn.Embedding(config.n_tokens, d)       # B[name]
+        nn.init.normal_(self.name_embedding.weight, std=1.0)
+        nn.init.normal_(self.value_bias.weight, std=0.1)
+        self.embed_act = _ACTIVATIONS[config.activation]()
+        self.register = nn.Parameter(torch.zeros(1, 1, d))
+        self.encoder = nn.ModuleList(_Block(config, cross=False)
+                                     for _ in range(config.n_encoder_layers))
+        self.encoder_norm = nn.LayerNorm(d)
+        self.decoder = nn.ModuleList(_Block(config, cross=True)
+                                     for _ in range(config.n_decoder_layers))
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d),
+                                  _ACTIVATIONS[config.activation](), nn.Linear(d, 2))
+
+    def encode(self, ids, values):
+        """Encoder output and attention mask for a padded batch.
+
+        Parameters
+        ----------
+        ids : LongTensor (n, L)
+            Token ids, 0 = padding (anywhere in the row).
+        values : Tensor (n, L)
+            Standardised values (ignored at padding).
+
+        Returns
+        -------
+        memory : Tensor (n, L + 1, d)
+        mask : BoolTensor (n, 1, 1, L + 1) or None
+            True for real tokens and the register; None when no row has padding.
+        """
+        present = ids != vocab.PAD_ID
+        x = self.embed_act(self.name_embedding(ids) * values.unsqueeze(-1).to(
+            self.name_embedding.weight.dtype) + self.value_bias(ids))
+        n = ids.shape[0]
+        x = torch.cat([self.register.expand(n, 1, -1).to(x.dtype), x], dim=1)
+        # Without padding the fused kernels run unmasked, which is faster (and the usual
+        # case at inference, where rows are bucketed by token count).
+        mask = (None if bool(present.all()) else
+                torch.cat([present.new_ones(n, 1), present], dim=1)[:, None, None, :])
+        for block in self.encoder:
+            x = block(x, x, mask)
+        return self.encoder_norm(x), mask
+
+    def decode(self, memory, mask, request_ids):
+        """Mean and log-variance (standardised units) for requests ``(n, k)``."""
+        q = self.name_embedding(request_ids)
+        for block in self.decoder:
+            q = block(q, memory, mask)
+        out = self.head(q)
+        return out[..., 0], out[..., 1]
+
+    def forward(self, ids, values, request_ids):
+        """Encode once, answer all ``request_ids`` (n, k): returns (mean, log_var), each (n, k)."""
+        memory, mask = self.encode(ids, values)
+        return self.decode(memory, mask, request_ids)

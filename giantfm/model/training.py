@@ -1,0 +1,576 @@
+"""Training the token-set transformer (the same call on a CPU and on one GPU).
+
+Every step shows each star of the batch a random subset of its tokens and asks
+for one or more of its tokens (Leung & Bovy 2024):
+
+- targets: ``n_targets`` distinct tokens the star has, drawn with per-token
+  weights (label tokens are up-weighted by default: a star has ~115 XP and
+  colour tokens but only a few labels, and uniform draws would starve them);
+- inputs: the star's input tokens (`ModelConfig.input_ids`), with all its label
+  tokens hidden for a fraction ``p_hide_labels`` of the stars (the spectrum ->
+  labels case users want), each target hidden unless a coin with probability
+  ``p_target_visible`` says otherwise (so "identity" requests are learned but
+  do not dominate), shuffled, cropped to the context length, and cut to a
+  random length between ``min_input_tokens`` and what is left;
+- loss: Gaussian negative log-likelihood with the target's own error added in
+  quadrature, ``0.5 * ((y - mu)^2 / (s^2 + e^2) + ln(s^2 + e^2))``, all in
+  standardised units.
+
+Stars with different token sets (XP only, labels only, both) share a batch;
+the sampling is done on the device with vectorised torch ops (random keys plus
+top-k), with no per-star Python loop, so a GPU is not starved.
+
+Command line (needs torch, numpy, h5py and giantfm on the path)::
+
+    python -m giantfm.model.training --dataset train.h5 --out runs/x --config default
+
+writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`)
+and ``metrics.csv`` (one row per epoch) under ``--out``.
+"""
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import vocab
+from ..tokens import TokenBatch
+from .core import TrainedModel, _atomic_write
+from .device import select_device
+from .network import ModelConfig, TokenSetTransformer
+from .normalisation import Normalisation
+
+__all__ = ["TrainConfig", "TokenSampler", "train", "gaussian_nll", "main"]
+
+#: Default up-weighting of the label tokens as training targets (see the module docstring).
+LABEL_TARGET_WEIGHT = 20.0
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation and sampling settings (saved with the model's metadata).
+
+    Parameters
+    ----------
+    epochs : int
+        Most passes over the training set.
+    batch_size : int
+        Stars per step.
+    learning_rate, min_learning_rate_ratio : float
+        AdamW peak learning rate; the cosine schedule ends at peak * ratio.
+    warmup_steps : int
+        Linear warm-up (capped at a tenth of all steps).
+    weight_decay : float
+        AdamW decoupled weight decay (matrices only; not biases or norms).
+    grad_clip : float
+        Gradient-norm clipping threshold.
+    patience : int
+        Stop after this many epochs without a better validation ``monitor``.
+    monitor : str
+        ``'val_loss'`` (the training objective on validation stars, fixed
+        random subsets) or ``'val_label_loss'`` (labels from all other inputs).
+    n_targets : int
+        Targets per star and step.
+    min_input_tokens : int
+        Fewest input tokens a star is cut down to (when it has that many).
+    p_hide_labels : float
+        Probability that a star shows none of its label tokens as inputs.
+    p_target_visible : float
+        Probability that a target may also appear among the inputs.
+    target_weights : dict, optional
+        ``{token name: weight}`` for drawing targets; tokens not named weigh 1,
+        label tokens (`giantfm.vocab.LABEL_NAMES`) weigh ``LABEL_TARGET_WEIGHT``
+        unless named. A weight of 0 never makes a token a target.
+    seed : int
+        Seeds initialisation and sampling: runs on the CPU repeat exactly.
+    bf16 : bool
+        bfloat16 autocast on CUDA (ignored elsewhere).
+    progress : bool, optional
+        tqdm progress bar per epoch; None shows it when tqdm is installed.
+    max_minutes : float, optional
+        Stop cleanly (checkpoints written) after this much wall time.
+    steps_per_epoch : int, optional
+        Steps per epoch; default one pass over the training stars.
+    """
+
+    epochs: int = 100
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    min_learning_rate_ratio: float = 0.02
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 10
+    monitor: str = "val_loss"
+    n_targets: int = 4
+    min_input_tokens: int = 4
+    p_hide_labels: float = 0.5
+    p_target_visible: float = 0.25
+    target_weights: dict = None
+    seed: int = 0
+    bf16: bool = True
+    progress: bool = None
+    max_minutes: float = None
+    steps_per_epoch: int = None
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "n_targets", "min_input_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}")
+        for name in ("learning_rate", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("p_hide_labels", "p_target_visible", "min_learning_rate_ratio"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], "
+                                 f"got {getattr(self, name)!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.monitor not in ("val_loss", "val_label_loss"):
+            raise ValueError(f"TrainConfig.monitor must be 'val_loss' or 'val_label_loss', "
+                             f"got {self.monitor!r}")
+        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int)
+                                                 or self.steps_per_epoch < 1):
+            raise ValueError("TrainConfig.steps_per_epoch must be a positive integer or None")
+        for name, weight in (self.target_weights or {}).items():
+            vocab.token_id(name)
+            if not (np.isfinite(weight) and weight >= 0):
+                raise ValueError(f"target weight of {name!r} must be finite and >= 0, "
+                                 f"got {weight!r}")
+
+    def weight_table(self):
+        """Target-drawing weight of every token id (float array, padding 0)."""
+        weights = np.ones(vocab.N_TOKENS)
+        weights[vocab.token_ids(vocab.LABEL_NAMES)] = LABEL_TARGET_WEIGHT
+        for name, weight in (self.target_weights or {}).items():
+            weights[vocab.token_id(name)] = weight
+        weights[vocab.PAD_ID] = 0.0
+        return weights
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict; unknown keys are refused by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}; "
+                             f"known fields are {sorted(known)}")
+        return cls(**d)
+
+
+def gaussian_nll(mean, log_var, target, target_error):
+    """Per-element Gaussian NLL with the target error in quadrature (no 0.5 ln 2 pi)."""
+    var = torch.exp(log_var) + target_error ** 2
+    return 0.5 * ((target - mean) ** 2 / var + torch.log(var))
+
+
+class TokenSampler:
+    """Draws (inputs, targets) for a batch of stars, on the device, with torch ops only.
+
+    Parameters
+    ----------
+    ids, values, errors : Tensor (N, L)
+        Token ids (padding 0, anywhere) and standardised values and errors.
+    model_config : `ModelConfig`
+    train_config : `TrainConfig`
+    """
+
+    def __init__(self, ids, values, errors, model_config, train_config):
+        device = ids.device
+        self.ids, self.values, self.errors = ids, values, errors
+        self.context_length = model_config.context_length
+        self.cfg = train_config
+        lut = torch.zeros(vocab.N_TOKENS, dtype=torch.bool)
+        lut[model_config.input_ids] = True
+        self.input_lut = lut.to(device)
+        lut = torch.zeros(vocab.N_TOKENS, dtype=torch.bool)
+        lut[vocab.token_ids(vocab.LABEL_NAMES)] = True
+        self.label_lut = lut.to(device)
+        self.weight_lut = torch.as_tensor(train_config.weight_table(), dtype=torch.float32,
+                                          device=device)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def sample(self, index, generator):
+        """Inputs and targets for the stars ``index`` (a LongTensor on the device).
+
+        Returns
+        -------
+        dict with ``input_ids``, ``input_values`` (B, C), ``target_ids``,
+        ``target_values``, ``target_errors``, ``target_valid`` (B, T).
+        """
+        cfg = self.cfg
+        ids, values, errors = self.ids[index], self.values[index], self.errors[index]
+        n, length = ids.shape
+        device = ids.device
+
+        def uniform(*shape):
+            return torch.rand(shape, generator=generator, device=device)
+
+        present = ids != vocab.PAD_ID
+        # Targets: weighted draw without replacement by Gumbel top-k.
+        n_targets = min(cfg.n_targets, length)
+        gumbel = -torch.log(-torch.log(uniform(n, length).clamp_min(1e-12)))
+        keys = torch.log(self.weight_lut[ids]) + gumbel
+        keys = keys.masked_fill(~present, -math.inf)
+        top, target_pos = keys.topk(n_targets, dim=1)
+        target_valid = torch.isfinite(top)
+        target_ids = torch.where(target_valid, ids.gather(1, target_pos), vocab.PAD_ID)
+        target_values = values.gather(1, target_pos)
+        target_errors = errors.gather(1, target_pos)
+
+        # Inputs: the star's input tokens, labels hidden for some stars, targets hidden
+        # unless visible by chance.
+        allowed = present & self.input_lut[ids]
+        hide_labels = uniform(n, 1) < cfg.p_hide_labels
+        allowed &= ~(hide_labels & self.label_lut[ids])
+        hide_target = target_valid & (uniform(n, n_targets) >= cfg.p_target_visible)
+        allowed.scatter_(1, target_pos, allowed.gather(1, target_pos) & ~hide_target)
+
+        # Shuffle (random keys, allowed tokens first), crop to the context, cut to a random length.
+        context = min(self.context_length, length)
+        order_keys = torch.where(allowed, uniform(n, length), 2.0)
+        _, chosen = order_keys.topk(context, dim=1, largest=False, sorted=True)
+        available = allowed.sum(dim=1).clamp(max=context)
+        shortest = available.clamp(max=cfg.min_input_tokens)
+        n_keep = shortest + (uniform(n) * (available - shortest + 1)).long().clamp(
+            max=available - shortest)
+        width = max(int(n_keep.max()), 1)
+        chosen = chosen[:, :width]
+        keep = torch.arange(width, device=device)[None, :] < n_keep[:, None]
+        input_ids = torch.where(keep, ids.gather(1, chosen), vocab.PAD_ID)
+        input_values = torch.where(keep, values.gather(1, chosen), 0.0)
+        return {"input_ids": input_ids, "input_values": input_values,
+                "target_ids": target_ids, "target_values": target_values,
+                "target_errors": target_errors, "target_valid": target_valid}
+
+
+def _as_arrays(data, what):
+    if isinstance(data, TokenBatch):
+        ok = data.ok
+        return data.ids[ok], data.values[ok], data.errors[ok]
+    try:
+        ids, values, errors = data
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a TokenBatch or an (ids, values, errors) tuple") from None
+    ids, values, errors = np.asarray(ids), np.asarray(values), np.asarray(errors)
+    if ids.ndim != 2 or ids.shape != values.shape or ids.shape != errors.shape:
+        raise ValueError(f"{what}: ids, values and errors must be 2-D arrays of one shape, got "
+                         f"{ids.shape}, {values.shape}, {errors.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab.N_TOKENS):
+        raise ValueError(f"{what}: token ids must be in 0..{vocab.N_TOKENS - 1}")
+    present = ids != vocab.PAD_ID
+    bad = present & ~(np.isfinite(values) & np.isfinite(errors))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"{what}: row {r} token {vocab.NAMES[ids[r, c]]!r} has a non-finite "
+                         "value or error")
+    keep = present.any(axis=1)
+    return ids[keep], values[keep], errors[keep]
+
+
+def _to_device(ids, values, errors, normalisation, device):
+    v, e = normalisation.standardise(ids, values, errors)
+    return (torch.as_tensor(ids.astype(np.int64), device=device),
+            torch.as_tensor(v, device=device), torch.as_tensor(e, device=device))
+
+
+def _lr_lambda(total_steps, warmup_steps, floor, time_used=None):
+    """Warm-up then cosine decay to ``floor``.
+
+    ``time_used`` (a callable giving the fraction of a wall-time budget spent)
+    makes the decay follow whichever runs out first, steps or time, so that a
+    run stopped by ``max_minutes`` still ends annealed rather than at a high
+    learning rate (such runs then depend on the machine's speed).
+    """
+    warmup_steps = min(warmup_steps, total_steps // 10)
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        if time_used is not None:
+            progress = max(progress, time_used())
+        progress = min(progress, 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def _autocast(device, cfg):
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=device.type == "cuda" and cfg.bf16)
+
+
+def _loss(network, batch, device, cfg):
+    with _autocast(device, cfg):
+        mean, log_var = network(batch["input_ids"], batch["input_values"], batch["target_ids"])
+    nll = gaussian_nll(mean.float(), log_var.float(), batch["target_values"],
+                       batch["target_errors"])
+    valid = batch["target_valid"]
+    count = valid.sum()
+    return torch.where(valid, nll, 0.0).sum() / count.clamp_min(1), count
+
+
+@torch.no_grad()
+def _evaluate(network, sampler, cfg, device, seed):
+    """Validation metrics: the training objective on fixed random subsets, and labels
+    from all other inputs (per label and overall)."""
+    network.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    total, count = 0.0, 0
+    label_ids = torch.as_tensor(vocab.token_ids(vocab.LABEL_NAMES), device=device)
+    label_sum = torch.zeros(len(label_ids), device=device)
+    label_count = torch.zeros(len(label_ids), device=device)
+    batch_size = 4 * cfg.batch_size
+    for start in range(0, len(sampler), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(sampler)), device=device)
+        loss, n = _loss(network, sampler.sample(index, generator), device, cfg)
+        total += float(loss) * int(n)
+        count += int(n)
+        # labels from everything else the star shows
+        ids, values, errors = sampler.ids[index], sampler.values[index], sampler.errors[index]
+        inputs = sampler.input_lut[ids] & ~sampler.label_lut[ids]
+        hit = ids[:, None, :] == label_ids[None, :, None]          # (B, n_labels, L)
+        has = hit.any(dim=2)
+        pos = hit.float().argmax(dim=2)
+        if not has.any():
+            continue
+        with _autocast(device, cfg):
+            mean, log_var = network(torch.where(inputs, ids, vocab.PAD_ID),
+                                    torch.where(inputs, values, 0.0),
+                                    label_ids.expand(len(index), -1))
+        nll = gaussian_nll(mean.float(), log_var.float(), values.gather(1, pos),
+                           errors.gather(1, pos))
+        label_sum += torch.where(has, nll, 0.0).sum(dim=0)
+        label_count += has.sum(dim=0)
+    network.train()
+    metrics = {"val_loss": total / max(count, 1)}
+    per_label = (label_sum / label_count.clamp_min(1)).tolist()
+    seen = label_count.cpu().numpy() > 0
+    metrics["val_label_loss"] = (float((label_sum.sum() / label_count.sum()).item())
+                                 if seen.any() else float("nan"))
+    for name, value, ok in zip(vocab.LABEL_NAMES, per_label, seen):
+        metrics[f"val_nll_{name}"] = value if ok else float("nan")
+    return metrics
+
+
+def _write_metrics(path, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    text = buffer.getvalue()
+
+    def write(tmp):
+        Path(tmp).write_text(text)
+    _atomic_write(path, write)
+
+
+def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=None,
+          device=None):
+    """Train a model and return the best one (lowest validation ``monitor``).
+
+    Parameters
+    ----------
+    train_batch, val_batch : `giantfm.tokens.TokenBatch` or (ids, values, errors)
+        Training and validation stars in token scale (rows without tokens, or
+        not ``ok``, are left out). The normalisation is computed from ``train_batch``.
+    model_config : `ModelConfig`, optional
+        Network sizes (default: ``ModelConfig()``).
+    train_config : `TrainConfig`, optional
+        Optimisation settings (default: ``TrainConfig()``).
+    out_dir : path-like, optional
+        Where ``best/``, ``last/`` and ``metrics.csv`` are written (created if
+        needed); None writes nothing.
+    device : str or `torch.device`, optional
+        See `giantfm.model.select_device`.
+
+    Returns
+    -------
+    `giantfm.model.TrainedModel`
+        The best epoch's network on ``device``, with training metadata.
+    """
+    model_config = ModelConfig() if model_config is None else model_config
+    cfg = TrainConfig() if train_config is None else train_config
+    if not isinstance(model_config, ModelConfig):
+        raise TypeError(f"model_config must be a ModelConfig, got {type(model_config).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig, got {type(cfg).__name__}")
+    device = select_device(device)
+    train_arrays = _as_arrays(train_batch, "train_batch")
+    val_arrays = _as_arrays(val_batch, "val_batch")
+    if len(train_arrays[0]) == 0 or len(val_arrays[0]) == 0:
+        raise ValueError("train_batch and val_batch must each hold at least one star with tokens")
+    out_dir = None if out_dir is None else Path(out_dir)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    normalisation = Normalisation.fit(train_arrays[0], train_arrays[1])
+    train_sampler = TokenSampler(*_to_device(*train_arrays, normalisation, device),
+                                 model_config, cfg)
+    val_sampler = TokenSampler(*_to_device(*val_arrays, normalisation, device), model_config, cfg)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        network = TokenSetTransformer(model_config)
+    network.to(device).train()
+    decay = [p for p in network.parameters() if p.ndim >= 2]
+    no_decay = [p for p in network.parameters() if p.ndim < 2]
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.learning_rate)
+    n_train = len(train_sampler)
+    steps_per_epoch = cfg.steps_per_epoch or math.ceil(n_train / cfg.batch_size)
+    started = time.perf_counter()
+    time_used = None if cfg.max_minutes is None else \
+        (lambda: (time.perf_counter() - started) / (60 * cfg.max_minutes))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, _lr_lambda(cfg.epochs * steps_per_epoch, cfg.warmup_steps,
+                              cfg.min_learning_rate_ratio, time_used))
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    bar = None
+    if cfg.progress or cfg.progress is None:
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=cfg.epochs, unit="epoch", desc="training")
+        except ImportError:
+            if cfg.progress:
+                raise ImportError("progress=True needs tqdm (pip install tqdm)") from None
+
+    metadata = {"train_config": dataclasses.asdict(cfg), "n_train": n_train,
+                "n_val": len(val_sampler), "device": str(device)}
+    model = TrainedModel(network, normalisation, device=device, metadata=metadata)
+    network.train()
+    rows, best, best_state, stale = [], math.inf, None, 0
+    out_of_time = False
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        total = torch.zeros((), device=device)
+        count = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        order = torch.randperm(n_train, generator=generator, device=device)
+        for step in range(steps_per_epoch):
+            start = (step * cfg.batch_size) % n_train
+            index = order[start:start + cfg.batch_size]
+            loss, n = _loss(network, train_sampler.sample(index, generator), device, cfg)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            total += loss.detach() * n
+            count += n
+            seen += len(index)
+            if cfg.max_minutes is not None and \
+                    time.perf_counter() - started > 60 * cfg.max_minutes:
+                out_of_time = True
+                break
+        train_loss = float(total / count.clamp_min(1))
+        train_time = time.perf_counter() - epoch_start
+        metrics = _evaluate(network, val_sampler, cfg, device, cfg.seed + 1)
+        improved = metrics[cfg.monitor] < best
+        row = {"epoch": epoch, "steps": epoch * steps_per_epoch,
+               "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
+               **metrics, "samples_per_s": seen / train_time,
+               "elapsed_s": time.perf_counter() - started, "best": int(improved)}
+        rows.append(row)
+        if improved:
+            best, stale = metrics[cfg.monitor], 0
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+            model.metadata.update(best_epoch=epoch, best_metrics=metrics)
+            if out_dir is not None:
+                model.save(out_dir / "best")
+        else:
+            stale += 1
+        if out_dir is not None:
+            model.save(out_dir / "last", metadata={"last_epoch": epoch})
+            _write_metrics(out_dir / "metrics.csv", rows)
+        if bar is not None:
+            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{metrics['val_loss']:.3f}",
+                            best=f"{best:.3f}")
+            bar.update()
+        if out_of_time or (cfg.patience and stale >= cfg.patience):
+            break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    model.metadata.pop("last_epoch", None)
+    model.metadata["epochs_run"] = len(rows)
+    network.eval()
+    return model
+
+
+def _read_dataset(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        for key in ("ids", "values", "errors", "split"):
+            if key not in f:
+                raise KeyError(f"{path} has no dataset {key!r} (expected ids, values, errors, "
+                               "split)")
+        ids, values, errors = f["ids"][:], f["values"][:], f["errors"][:]
+        split = f["split"][:]
+    return {name: (ids[split == code], values[split == code], errors[split == code])
+            for name, code in (("train", 0), ("validation", 1))}
+
+
+def main(argv=None):
+    """Command-line entry point (see the module docstring)."""
+    from .network import PRESETS
+    parser = argparse.ArgumentParser(
+        prog="python -m giantfm.model.training",
+        description="Train the giantfm token-set transformer on an HDF5 training set "
+                    "(datasets ids, values, errors, split: 0 train, 1 validation).")
+    parser.add_argument("--dataset", required=True, help="HDF5 training set")
+    parser.add_argument("--out", required=True, help="output folder (best/, last/, metrics.csv)")
+    parser.add_argument("--config", default="default",
+                        help=f"model size: {', '.join(PRESETS)} or a JSON object of "
+                             "ModelConfig fields")
+    parser.add_argument("--train-config", default="{}",
+                        help="JSON object of TrainConfig fields")
+    parser.add_argument("--epochs", type=int, help="overrides TrainConfig.epochs")
+    parser.add_argument("--batch-size", type=int, help="overrides TrainConfig.batch_size")
+    parser.add_argument("--max-minutes", type=float, help="overrides TrainConfig.max_minutes")
+    parser.add_argument("--seed", type=int, help="overrides TrainConfig.seed")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: auto)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the final best weights in float16 as final/")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    model_config = ModelConfig.from_preset(args.config)
+    overrides = json.loads(args.train_config)
+    for key in ("epochs", "batch_size", "max_minutes", "seed"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_progress:
+        overrides["progress"] = False
+    train_config = TrainConfig.from_dict(overrides)
+    data = _read_dataset(args.dataset)
+    out = Path(args.out)
+    model = train(data["train"], data["validation"], model_config, train_config, out,
+                  device=args.device)
+    if args.half:
+        model.save(out / "final", half=True)
+    best = model.metadata.get("best_metrics", {})
+    print(f"trained {model!r}: {model.metadata['epochs_run']} epochs, best epoch "
+          f"{model.metadata.get('best_epoch')}, " +
+          ", ".join(f"{k}={v:.4f}" for k, v in best.items()))
+    return model
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""Evaluation of the trained model and the baseline on the fixed test split.
+
+Statistics follow the method papers: the scatter of residuals
+``prediction - truth`` is their MAD-std (``scipy.stats.median_abs_deviation``
+with ``scale="normal"``), the bias their median, and the 16th/84th percentiles
+describe the tails. Uncertainty calibration uses
+``z = (prediction - truth) / sqrt(sigma_pred**2 + sigma_truth**2)``, whose MAD-std
+should be ~1.
+
+The input experiments of Leung & Bovy (2024) and Zhang, Bu et al. (2026), each a
+function of the test stars' tokens (`experiment_inputs`):
+
+=============== ===============================================================
+name            inputs
+=============== ===============================================================
+xp30_colours    (a) baseline and (b) model: BP/RP[0-29] + colours
+xp_colours      all 110 BP/RP coefficients + colours (what ``predict`` sees)
+xp5_colours     (c) BP/RP[0-4] + colours
+random64        (d) 64 of the star's BP/RP coefficients drawn at random (seeded), + colours
+xp25_54         (e) BP/RP[25-54] only: little information, so the predicted
+                uncertainties must grow compared with (b)
+identity        (f) the star's own label tokens, requested back
+=============== ===============================================================
+
+Mass and age are scored against the label model's values (the dataset's
+``labels/mass`` and ``labels/age``) and age also against the independent [C/N]
+ages (``labels/age_cn``) where a star has one. Ages are scored in Gyr; their
+z-scores are computed in the token scale (log10 Gyr), where the model's Gaussian
+lives. Every statistic is given for the giants (the headline) and for all test
+stars.
+
+Run ``python -m giantfm.train.evaluate [--model DIR] --dataset FILE [--baseline DIR ...]
+--out DIR`` (the ``giantfm evaluate`` subcommand calls `main`).
+"""
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import vocab
+from ..tokens import TokenBatch, from_token_scale, to_token_scale
+from .baseline import INPUT_SETS, atomic_write
+from .dataset import SPLITS
+
+__all__ = ["EXPERIMENTS", "REFERENCES", "DatasetSplit", "load_split", "metrics",
+           "calibration", "experiment_inputs", "evaluate", "main"]
+
+#: Input experiments: name -> description (see the module docstring).
+EXPERIMENTS = {
+    "xp30_colours": "(a)/(b) BP/RP[0-29] + colours",
+    "xp_colours": "all 110 BP/RP coefficients + colours",
+    "xp5_colours": "(c) BP/RP[0-4] + colours",
+    "random64": "(d) 64 random BP/RP coefficients per star (seeded) + colours",
+    "xp25_54": "(e) BP/RP[25-54] only",
+    "identity": "(f) the star's own labels as input",
+}
+
+#: What each label is scored against: ``label -> ((reference name, labels/ column), ...)``.
+REFERENCES = {
+    "teff": (("apogee", "teff"),),
+    "logg": (("apogee", "logg"),),
+    "m_h": (("apogee", "m_h"),),
+    "alpha_m": (("apogee", "alpha_m"),),
+    "mass": (("label_model", "mass"),),
+    "age": (("label_model", "age"), ("cn", "age_cn")),
+}
+
+_N_RANDOM = 64
+_XP_NAMES = INPUT_SETS["xp_colours"][:2 * vocab.N_COEFFICIENTS]
+
+
+@dataclass
+class DatasetSplit:
+    """One split of a dataset file.
+
+    Attributes
+    ----------
+    batch : `~giantfm.tokens.TokenBatch`
+        The stars' tokens (inputs and label tokens as stored).
+    labels : dict
+        The file's ``labels/`` arrays as float64, in vocabulary units (age in Gyr).
+    giant : ndarray of bool
+        The dataset's giant selection.
+    apogee_id : ndarray of str
+    attrs : dict
+        The file's attributes (build time ``created``, cuts, counts, ...).
+    """
+
+    batch: TokenBatch
+    labels: dict
+    giant: np.ndarray
+    apogee_id: np.ndarray
+    attrs: dict
+
+
+def load_split(path, split):
+    """Read one split of a giantfm dataset file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The dataset file written by `giantfm.train.dataset` (read with its
+        `~giantfm.train.dataset.load_dataset`, which refuses other format or
+        vocabulary versions).
+    split : {'train', 'val', 'test'}
+        Which stars.
+
+    Returns
+    -------
+    `DatasetSplit`
+    """
+    from .dataset import load_dataset
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    data = load_dataset(path)
+    per_star = data["labels"][split]
+    # np.asarray with a native dtype also undoes any big-endian storage.
+    labels = {name: np.asarray(values, dtype=float) for name, values in per_star.items()
+              if name not in ("apogee_id", "source", "giant")}
+    return DatasetSplit(data[split], labels, np.asarray(per_star["giant"], dtype=bool),
+                        np.asarray(per_star["apogee_id"]).astype(str), data["attrs"])
+
+
+def _mad_std(x):
+    from scipy.stats import median_abs_deviation
+    return float(median_abs_deviation(x, scale="normal"))
+
+
+def metrics(pred, truth):
+    """Scatter and bias of ``pred - truth`` over the stars where both are finite.
+
+    Parameters
+    ----------
+    pred, truth : array-like (n,)
+
+    Returns
+    -------
+    dict
+        ``n`` (stars used), ``sigma`` (MAD-std of the residuals), ``bias``
+        (their median), ``p16`` and ``p84`` (their 16th and 84th percentiles);
+        NaN statistics when ``n`` is 0.
+
+    Examples
+    --------
+    >>> from giantfm.train.evaluate import metrics
+    >>> m = metrics([1.0, 2.0, 3.5], [1.0, 1.0, 3.0])
+    >>> m["n"], m["bias"]
+    (3, 0.5)
+    """
+    pred, truth = _pair(pred, truth, "pred", "truth")
+    residual = (pred - truth)[np.isfinite(pred) & np.isfinite(truth)]
+    if residual.size == 0:
+        return {"n": 0, "sigma": math.nan, "bias": math.nan, "p16": math.nan, "p84": math.nan}
+    p16, p84 = np.percentile(residual, [16, 84])
+    return {"n": int(residual.size), "sigma": _mad_std(residual),
+            "bias": float(np.median(residual)), "p16": float(p16), "p84": float(p84)}
+
+
+def calibration(pred, pred_err, truth, truth_err):
+    """z-scores of predictions with uncertainties against uncertain truths.
+
+    Parameters
+    ----------
+    pred, pred_err, truth, truth_err : array-like (n,)
+        Predicted value and standard deviation; reference value and its error.
+
+    Returns
+    -------
+    dict
+        ``z``: ``(pred - truth) / sqrt(pred_err**2 + truth_err**2)`` per star (NaN
+        where any input is non-finite or the combined error is not positive);
+        ``n``, ``sigma`` (MAD-std of the finite z, ~1 when calibrated) and
+        ``median``.
+    """
+    pred, truth = _pair(pred, truth, "pred", "truth")
+    pred_err, truth_err = _pair(pred_err, truth_err, "pred_err", "truth_err")
+    if pred_err.shape != pred.shape:
+        raise ValueError(f"pred_err has {pred_err.size} entries for {pred.size} predictions")
+    scale = np.hypot(pred_err, truth_err)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(scale > 0, (pred - truth) / scale, np.nan)
+    good = np.isfinite(z)
+    if not good.any():
+        return {"z": z, "n": 0, "sigma": math.nan, "median": math.nan}
+    return {"z": z, "n": int(good.sum()), "sigma": _mad_std(z[good]),
+            "median": float(np.median(z[good]))}
+
+
+def _pair(a, b, name_a, name_b):
+    a = np.ma.filled(np.ma.asarray(a, dtype=float), np.nan).reshape(-1)
+    b = np.ma.filled(np.ma.asarray(b, dtype=float), np.nan).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has {a.size} entries but {name_b} has {b.size}")
+    return a, b
+
+
+def _keep_tokens(batch, keep):
+    """A copy of ``batch`` with only the tokens where ``keep``; tokens moved to the front."""
+    keep = keep & (batch.ids != vocab.PAD_ID)
+    order = np.argsort(~keep, axis=1, kind="stable")
+    width = max(int(keep.sum(axis=1).max(initial=0)), 1)
+    ids = np.take_along_axis(np.where(keep, batch.ids, vocab.PAD_ID), order, axis=1)
+    values = np.take_along_axis(np.where(keep, batch.values, 0), order, axis=1)
+    errors = np.take_along_axis(np.where(keep, batch.errors, 0), order, axis=1)
+    reason = np.where((batch.reason == "") & (keep.sum(axis=1) == 0),
+                      "no input tokens for this experiment", batch.reason)
+    return TokenBatch(ids[:, :width], values[:, :width], errors[:, :width],
+                      batch.source_id, reason)
+
+
+def experiment_inputs(batch, experiment, *, seed=0):
+    """The input tokens of one experiment for each star.
+
+    Parameters
+    ----------
+    batch : `~giantfm.tokens.TokenBatch`
+        Stars with all their tokens (e.g. `load_split`'s ``batch``).
+    experiment : str
+        A key of `EXPERIMENTS`.
+    seed : int, optional
+        Seed of the ``random64`` draw.
+
+    Returns
+    -------
+    `~giantfm.tokens.TokenBatch`
+        Same stars in the same order, holding only the experiment's tokens that
+        each star has; a star left without tokens gets a ``reason``.
+    """
+    if experiment not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {experiment!r}; known experiments are "
+                       f"{', '.join(EXPERIMENTS)}")
+    if experiment == "identity":
+        return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(vocab.LABEL_NAMES)))
+    if experiment == "random64":
+        is_xp = np.isin(batch.ids, vocab.token_ids(_XP_NAMES))
+        keys = np.where(is_xp, np.random.default_rng(seed).random(batch.ids.shape), np.inf)
+        rank = np.argsort(np.argsort(keys, axis=1), axis=1)
+        is_colour = np.isin(batch.ids, vocab.token_ids(vocab.COLOUR_NAMES))
+        keep = (is_xp & (rank < _N_RANDOM)) | is_colour
+        return _keep_tokens(batch, keep)
+    return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(INPUT_SETS[experiment])))
+
+
+def _request(model, batch, names, batch_size):
+    """Token-scale mean and std for every star; NaN for stars that cannot be asked."""
+    mean = np.full((len(batch), len(names)), np.nan)
+    std = np.full_like(mean, np.nan)
+    ok = batch.ok
+    if ok.any():
+        m, s = model.request(batch[ok], list(names), batch_size=batch_size)
+        m, s = np.asarray(m, dtype=float), np.asarray(s, dtype=float)
+        if m.shape != (ok.sum(), len(names)) or s.shape != m.shape:
+            raise ValueError(f"{type(model).__name__}.request returned shapes {m.shape} and "
+                             f"{s.shape} for {ok.sum()} stars and {len(names)} requests")
+        mean[ok], std[ok] = m, s
+    return mean, std
+
+
+def _score(system, experiment, names, mean, std, test):
+    """Metric rows of one run (token-scale mean/std of ``names`` for the test stars)."""
+    rows = []
+    samples = {"giants": test.giant, "all": np.ones(len(test.giant), dtype=bool)}
+    for k, name in enumerate(names):
+        pred, pred_err = from_token_scale(name, mean[:, k], std[:, k])
+        for reference, column in REFERENCES.get(name, ()):
+            truth = test.labels.get(column)
+            if truth is None:
+                continue
+            truth_err = test.labels.get(f"{column}_err", np.full_like(truth, np.nan))
+            truth_tok, truth_err_tok = to_token_scale(name, truth, truth_err)
+            for sample, select in samples.items():
+                m = metrics(pred[select], truth[select])
+                c = calibration(mean[select, k], std[select, k], truth_tok[select],
+                                truth_err_tok[select])
+                used = select & np.isfinite(pred) & np.isfinite(truth)
+                err = pred_err[used]
+                err = err[np.isfinite(err)]
+                rows.append({"system": system, "experiment": experiment, "label": name,
+                             "unit": str(vocab.VOCABULARY[vocab.token_id(name)].unit),
+                             "reference": reference, "sample": sample, **m,
+                             "z_n": c["n"], "z_sigma": c["sigma"], "z_median": c["median"],
+                             "pred_err_median": float(np.median(err)) if err.size
+                             else math.nan})
+    return rows
+
+
+def _as_baselines(baseline):
+    if baseline is None:
+        return []
+    if isinstance(baseline, (list, tuple)):
+        return list(baseline)
+    return [baseline]
+
+
+def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=None, seed=0,
+             batch_size=None, figures=True, figure_experiment="xp_colours"):
+    """Score the model (and baselines) on the dataset's test split.
+
+    Parameters
+    ----------
+    model : object or None
+        Anything with ``request(batch, names, batch_size=None) -> (mean, std)``
+        returning token-scale arrays of shape ``(n_stars, len(names))``, such as
+        `giantfm.model.TrainedModel`; None scores the baselines alone.
+    dataset_path : str or path-like
+        The dataset file (see `load_split`).
+    baseline : `~giantfm.train.baseline.BaselineModel` or list of them, optional
+        Each is scored on its own input set, under the experiment name
+        ``baseline.name``, with system name ``"xgboost"``.
+    out_dir : str or path-like, optional
+        Where to write ``metrics.ecsv``, ``metrics.json`` and the figures.
+    experiments : sequence of str, optional
+        Keys of `EXPERIMENTS` to run with the model (default all; none
+        without a model).
+    seed : int, optional
+        Seed of the ``random64`` experiment.
+    batch_size : int, optional
+        Passed to ``model.request``.
+    figures : bool, optional
+        Draw the figures into ``out_dir`` (needs matplotlib): ``one_to_one.png``,
+        ``kiel.png`` (coloured by predicted mass), ``age_mass.png`` and
+        ``calibration.png`` (z histograms against the unit Gaussian).
+    figure_experiment : str, optional
+        The model run the figures show (default the full XP + colour inputs;
+        the first experiment run when that one is not; the first baseline
+        predicting all six labels when there is no model).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per system x experiment x label x reference x sample with
+        ``n, sigma, bias, p16, p84`` (physical units, ``unit`` column),
+        ``z_n, z_sigma, z_median`` (calibration; NaN for the baseline, which has
+        no uncertainties) and ``pred_err_median``. ``meta`` records the dataset,
+        the seed, the experiments and the ratio of median predicted uncertainties
+        of experiment (e) to (b) per label (``uncertainty_growth``).
+    """
+    from astropy.table import Table
+
+    if experiments is None:
+        experiments = () if model is None else tuple(EXPERIMENTS)
+    experiments = tuple(experiments)
+    if model is None and experiments:
+        raise ValueError(f"experiments {experiments} need a model, got model=None")
+    for name in experiments:
+        if name not in EXPERIMENTS:
+            raise KeyError(f"unknown experiment {name!r}; known experiments are "
+                           f"{', '.join(EXPERIMENTS)}")
+    test = load_split(dataset_path, "test")
+    if len(test.batch) == 0:
+        raise ValueError(f"{dataset_path} has no test stars (split == 2)")
+    names = list(vocab.LABEL_NAMES)
+    rows, runs = [], {}
+    for experiment in experiments:
+        inputs = experiment_inputs(test.batch, experiment, seed=seed)
+        runs[experiment] = _request(model, inputs, names, batch_size)
+        rows += _score("model", experiment, names, *runs[experiment], test)
+    no_labels = test.batch.without(vocab.LABEL_NAMES)
+    figure_run = None
+    if runs:
+        shown = figure_experiment if figure_experiment in runs else experiments[0]
+        figure_run = (*runs[shown], f"model on {shown}")
+    created = test.attrs.get("created")
+    for base in _as_baselines(baseline):
+        fitted_on = base.info.get("dataset_created")
+        if fitted_on is not None and fitted_on != created:
+            warnings.warn(f"baseline {base.name!r} was fitted on the dataset built {fitted_on}; "
+                          f"{dataset_path} was built {created}: refit it for a fair comparison",
+                          UserWarning)
+        targets = [n for n in names if n in base.targets]
+        mean, std = _request(base, no_labels, targets, batch_size)
+        rows += _score("xgboost", base.name, targets, mean, std, test)
+        if figure_run is None and targets == names:
+            figure_run = (mean, std, f"XGBoost on {base.name}")
+
+    if not rows:
+        raise ValueError("nothing to evaluate: no experiments and no baseline")
+    table = Table(rows=rows, names=list(rows[0]))
+    table.meta.update({
+        "dataset": str(dataset_path), "dataset_created": created, "n_test": len(test.batch),
+        "n_test_giants": int(test.giant.sum()), "seed": seed,
+        "experiments": {e: EXPERIMENTS[e] for e in experiments},
+        "sigma": "MAD-std of prediction - reference (scipy median_abs_deviation, "
+                 "scale='normal')",
+        "z": "(prediction - reference) / hypot(predicted std, reference error), token scale",
+    })
+    if "xp25_54" in runs and "xp30_colours" in runs:
+        table.meta["uncertainty_growth"] = {
+            name: _median_ratio(runs["xp25_54"][1][test.giant, k],
+                                runs["xp30_colours"][1][test.giant, k])
+            for k, name in enumerate(names)}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_table(table, out_dir)
+        if figures and figure_run is not None:
+            _figures(out_dir, test, names, *figure_run)
+    return table
+
+
+def _median_ratio(num, den):
+    num, den = num[np.isfinite(num)], den[np.isfinite(den)]
+    if not num.size or not den.size:
+        return math.nan
+    return float(np.median(num) / np.median(den))
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def _write_table(table, out_dir):
+    atomic_write(out_dir / "metrics.ecsv",
+                 lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
+    document = {"meta": _json_safe(dict(table.meta)),
+                "rows": [_json_safe(dict(zip(table.colnames, row.as_void().tolist())))
+                         for row in table]}
+
+    def write_json(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(document, fh, indent=1)
+    atomic_write(out_dir / "metrics.json", write_json)
+
+
+def _figures(out_dir, test, names, mean, std, title):
+    """One-to-one/residual panels, Kiel diagram, age-mass plane and, for runs with
+    uncertainties, z histograms (giants), drawn with `giantfm.plotting` on
+    pyplot-free Figures (no global state, Agg canvas)."""
+    from matplotlib.figure import Figure
+
+    from .. import plotting
+
+    giant = test.giant
+    title = f"test giants, {title}"
+    pred, truth, z = {}, {}, {}
+    for k, name in enumerate(names):
+        pred[name] = from_token_scale(name, mean[giant, k])[0]
+        column = REFERENCES[name][0][1]
+        missing = np.full(giant.size, np.nan)
+        truth[name] = test.labels.get(column, missing)[giant]
+        truth_tok, truth_err_tok = to_token_scale(
+            name, truth[name], test.labels.get(f"{column}_err", missing)[giant])
+        z[name] = calibration(mean[giant, k], std[giant, k], truth_tok, truth_err_tok)["z"]
+
+    def unit(name):
+        return vocab.VOCABULARY[vocab.token_id(name)].unit.to_string()
+
+    ncol = 3
+    nrow = -(-len(names) // ncol)
+    fig = Figure(figsize=(4.5 * ncol, 5.0 * nrow))
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        plotting.one_to_one(truth[name], pred[name], ax, label=f"{name} [{unit(name)}]",
+                            s=2, alpha=0.4, rasterized=True)
+    fig.suptitle(title)
+    fig.subplots_adjust(wspace=0.45, hspace=0.35)
+    _save(fig, out_dir / "one_to_one.png")
+
+    fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+    plotting.kiel_diagram(pred["teff"], pred["logg"], color=pred["mass"], ax=fig.subplots(),
+                          color_label="predicted mass [solMass]", s=3,
+                          rasterized=True).set_title(title)
+    _save(fig, out_dir / "kiel.png")
+
+    fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+    plotting.mass_age(pred["mass"], pred["age"], fig.subplots(), color=pred["m_h"],
+                      color_label="predicted [M/H] [dex]", cmap="coolwarm", s=3,
+                      rasterized=True).set_title(title)
+    _save(fig, out_dir / "age_mass.png")
+
+    if not np.isfinite(std).any():
+        return  # no uncertainties (the XGBoost baseline): no calibration figure
+    fig = Figure(figsize=(4.0 * ncol, 3.5 * nrow), layout="constrained")
+    for k, name in enumerate(names):
+        plotting.calibration_histogram(z[name], fig.add_subplot(nrow, ncol, k + 1),
+                                       label=name)
+    fig.suptitle(title)
+    _save(fig, out_dir / "calibration.png")
+
+
+def _save(fig, path):
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
+def _load_baselines(paths):
+    from .baseline import load_baseline
+
+    baselines = []
+    for path in map(Path, paths):
+        if (path / "baseline.json").is_file():
+            baselines.append(load_baseline(path))
+            continue
+        found = sorted(p.parent for p in path.glob("*/baseline.json"))
+        if not found:
+            raise FileNotFoundError(f"no saved baseline in {path} or its sub-folders")
+        baselines += [load_baseline(p) for p in found]
+    return baselines
+
+
+def main(argv=None):
+    """Command line: evaluate a saved model (and baselines) on a dataset's test split.
+
+    ``python -m giantfm.train.evaluate [--model DIR] --dataset FILE [--baseline DIR ...]
+    --out DIR``
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m giantfm.train.evaluate",
+                                     description=main.__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None,
+                        help="saved model folder or file (without it: baselines only)")
+    parser.add_argument("--dataset", required=True, help="dataset HDF5 file")
+    parser.add_argument("--baseline", nargs="*", default=[],
+                        help="saved baseline folder(s), or a folder of them")
+    parser.add_argument("--out", required=True, help="folder for metrics and figures")
+    parser.add_argument("--experiments", nargs="*", default=None, choices=list(EXPERIMENTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--no-figures", action="store_true")
+    args = parser.parse_args(argv)
+
+    model = None
+    if args.model is not None:
+        from ..model import load_model
+        model = load_model(args.model, device=args.device)
+    table = evaluate(model, args.dataset, _load_baselines(args.baseline), args.out,
+                     experiments=args.experiments, seed=args.seed,
+                     batch_size=args.batch_size, figures=not args.no_figures)
+    headline = table[(table["sample"] == "giants")]
+    headline["system", "experiment", "label", "reference", "n", "sigma", "bias",
+             "z_sigma"].pprint(max_lines=-1, max_width=-1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

