@@ -66,7 +66,7 @@ def _quiet():
 def _load(n):
     t = Table.read(SHARED_XP / "xp_continuous_first2000.fits")
     coeff = {f"{b}{k}": np.column_stack([np.asarray(t[f"{p}{b}_coeff_{i}"], float)
-                                          for i in range(55)])
+                                         for i in range(55)])
              for b in ("bp", "rp") for k, p in (("", ""), ("_err", "e_"))}
     ok = np.all([np.isfinite(v).all(axis=1) for v in coeff.values()], axis=0)
     rows = np.resize(np.flatnonzero(ok), n)

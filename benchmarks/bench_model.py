@@ -20,17 +20,42 @@ decoder layers, 4x feed-forward, every token read. Its figure measured in the
 same run calibrates the others when the shared machine is loaded.
 
 Choice of the default (``ModelConfig()``: d=64, 4 heads, 2 encoder + 2
-cross-attention decoder blocks, 2x feed-forward, inputs BP/RP[0-31] + colours +
-labels, context 80): the size of the GUIDE's measured CPU model (width 64, 2+2
-blocks, ~150k parameters, which beat XGBoost on the real test split), and the
-largest of the sizes tried whose inference clears 1,000 stars/s on the 2-core
-CPU. Its speed comes from design, not from shrinking: one encoder pass answers
-all requests (requests cross-attend only), no self-attention among requests,
-fused attention without a mask when the rows have no padding (inference groups
-stars by token count), and BP/RP coefficients of order >= 32 are not read as
-inputs (Leung & Bovy 2024 train on BP/RP[0-29]; the high orders of bright stars
-are mostly noise), which cuts the encoder's tokens from 115 to 69. The numbers
-are in the docstring of `giantfm.model.network.PRESETS`' note and in the report.
+cross-attention decoder blocks, 2x feed-forward, ~154k parameters, inputs
+BP/RP[0-31] + colours + labels, context 80). It is the size of the GUIDE's
+measured CPU model (width 64, 2+2 blocks, which beat XGBoost on the real test
+split) and the largest size tried whose inference clears 1,000 stars/s on the
+2-core CPU. The speed comes from design, not from shrinking: one encoder pass
+answers all requests (requests only cross-attend), fused attention that runs
+unmasked when a call has no padding (inference groups stars by token count),
+and BP/RP coefficients of order >= 32 are not read as inputs (Leung & Bovy
+2024 use BP/RP[0-29]; the high orders of these bright stars carry little),
+which cuts the encoder's tokens from 115 to 69.
+
+Measured 2026-11-27 (medians; inference end to end through `request`):
+
+=======  ======  ===============  ===============  ==============  ==============
+config   params  CPU stars/s [1]  CPU train/s [1]  H100 stars/s    H100 train/s
+=======  ======  ===============  ===============  ==============  ==============
+small     71k     953 (10.8x)      444 (9.8x)       426,506         317,470
+default  154k     672 (6.8x)       315 (7.0x)       394,285         241,199
+large    844k     120 (1.2x)        41 (0.9x)       188,547          75,324
+generic  1.24M     90 (1.0x)        46 (1.0x)       172,750          61,206
+=======  ======  ===============  ===============  ==============  ==============
+
+[1] this 2-core CPU while shared (load average 7-8), 2 threads, float32,
+training batch 256; each config alternated with ``generic`` in the same
+process, speed relative to it in brackets. Scaled to the idle machine's
+generic (~200 stars/s, ~70 samples/s) the default gives ~1,360 stars/s and
+~490 samples/s. H100: bf16
+autocast, torch 2.11, 200,000 stars a repeat; the network alone runs the
+default at ~793,000 stars/s (the rest is numpy input handling), float32 at
+266,000 end to end. CPU variants (``--variants``, default, one loaded run):
+bf16 autocast ~1.25x and int8 dynamic quantisation ~1.8x over float32, but
+``torch.ao.quantization`` is deprecated (warns, slated for removal) and bf16
+needs AVX512-BF16, so `TrainedModel` uses float32 on CPUs (``inference_dtype``
+can be set). torch.compile gave nothing on CPU (and 2+ minutes of compiling).
+On the real test split (another helper's runs, 6 GPU
+minutes each) ``large`` is ~6-10 % better than ``default`` per label.
 """
 import argparse
 import statistics

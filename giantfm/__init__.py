@@ -12,7 +12,7 @@ except ImportError:  # running from a source tree without setuptools_scm metadat
 from .config import conf
 # both are light: astroquery and specutils are imported only when they are used
 from . import examples
-from .predict import predict, request
+from .prediction import predict, request
 from .tokens import tokenize
 from .xp.fetch import fetch_xp
 

@@ -334,7 +334,7 @@ def _read_input(path, what):
 
 def _predict_function():
     # Imported here: the model (and torch) load only when a prediction is asked for.
-    from .predict import predict
+    from .prediction import predict
     return predict
 
 

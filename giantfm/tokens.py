@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import vocab
+from .xp.projection import project_coefficients
 
 __all__ = ["TokenBatch", "from_arrays", "tokenize", "g_flux", "to_token_scale",
            "from_token_scale", "G_ZERO_POINT"]
@@ -162,8 +163,8 @@ def _column(x, n, what):
 
 
 def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels=None,
-                bp_n_relevant=None, rp_n_relevant=None, truncate=True, source_id=None,
-                reason=None):
+                bp_n_relevant=None, rp_n_relevant=None, truncate=True, project=True,
+                source_id=None, reason=None):
     """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
 
     Parameters
@@ -183,6 +184,10 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
     bp_n_relevant, rp_n_relevant : array (n,), optional
         Gaia's ``*_n_relevant_bases``. With ``truncate`` the coefficients of
         higher order are left out (they carry noise, not signal).
+    project : bool, optional
+        Map each band's coefficients through `giantfm.xp.project_coefficients`
+        (on by default): onto the part of the spectrum that a sampled XP
+        spectrum determines, the input space the models are trained in.
     source_id, reason : array (n,), optional
         Carried through; a non-empty ``reason`` marks a row unusable.
     """
@@ -229,6 +234,11 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
             nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
             nrel = np.where(np.isfinite(nrel) & (nrel > 0), nrel, vocab.N_COEFFICIENTS)
             keep &= np.arange(vocab.N_COEFFICIENTS)[None, :] < nrel[:, None]
+        if project:
+            # Gaia: coefficients beyond the relevant bases are noise; they enter the
+            # projection as zero, and absent coefficients likewise.
+            c, e = project_coefficients(np.where(keep, c, 0.0),
+                                        np.where(keep & np.isfinite(e), e, 0.0), band)
         ids.append(np.where(keep, band_ids[None, :], vocab.PAD_ID))
         values.append(np.where(keep, c / flux[:, None], 0.0))
         errors.append(np.where(keep & np.isfinite(e), np.abs(e) / flux[:, None], 0.0))
@@ -324,7 +334,7 @@ def _labels_from(labels, n):
     return found
 
 
-def tokenize(data, photometry=None, labels=None, truncate=True):
+def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
     """Tokens of Gaia DR3 XP spectra in any form astronomers hold them.
 
     Parameters
@@ -349,6 +359,8 @@ def tokenize(data, photometry=None, labels=None, truncate=True):
     truncate : bool, optional
         Leave out coefficients beyond Gaia's ``bp_n_relevant_bases`` /
         ``rp_n_relevant_bases`` (on by default, as the model was trained).
+    project : bool, optional
+        Project the coefficients as the models' inputs are (see `from_arrays`).
 
     Returns
     -------
@@ -377,5 +389,5 @@ def tokenize(data, photometry=None, labels=None, truncate=True):
         mags.update(_photometry_for(xp, photometry))
     return from_arrays(bp=xp.bp, rp=xp.rp, bp_err=xp.bp_err, rp_err=xp.rp_err, mags=mags,
                        labels=_labels_from(labels, len(xp)), bp_n_relevant=xp.bp_n_relevant,
-                       rp_n_relevant=xp.rp_n_relevant, truncate=truncate,
+                       rp_n_relevant=xp.rp_n_relevant, truncate=truncate, project=project,
                        source_id=xp.source_id, reason=xp.reason)

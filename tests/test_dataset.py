@@ -138,21 +138,16 @@ def test_estimated_coefficient_errors_match_archive_errors():
 
 
 @needs_shared
-def test_archive_projection_matches_the_library_recovery():
-    """Archive coefficients projected like the library equal the library-style recovery."""
+def test_archive_and_library_recovery_give_the_same_tokens():
+    """Archive coefficients and the builder's recovery from their spectrum tokenise alike."""
     from giantfm.xp.basis import design_matrices, merge_weights
+    from giantfm.xp.projection import project_coefficients
     from giantfm.xp.readers import read_xp
 
     xp = read_xp(SHARED / "xp" / "XP_CONTINUOUS_RAW.csv")
-    bp, rp = dataset.project_like_library(xp.bp, xp.rp, xp.bp_err, xp.rp_err, xp.bp_corr,
-                                          xp.rp_corr)
     bp_design, rp_design = design_matrices(None, "instrument")
     bp_weight, rp_weight = merge_weights(None, "instrument")
     flux = xp.bp @ (bp_design * bp_weight) + xp.rp @ (rp_design * rp_weight)
-    # the projection keeps the spectrum
-    projected = bp @ (bp_design * bp_weight) + rp @ (rp_design * rp_weight)
-    assert np.max(np.abs(projected - flux) / np.abs(flux).max(axis=1, keepdims=True)) < 1e-5
-    # and equals what the builder recovers from the same spectrum in the library's format
     var = sum(np.einsum("nim,nij,njm->nm", e[:, :, None] * (d * w)[None], c,
                         e[:, :, None] * (d * w)[None])
               for e, c, d, w in ((xp.bp_err, xp.bp_corr, bp_design, bp_weight),
@@ -161,12 +156,16 @@ def test_archive_projection_matches_the_library_recovery():
     template = (np.ones(55), np.ones(55))
     rbp, rrp, _, _, chi2 = dataset.recover_coefficients(
         flux / medflux[:, None], np.sqrt(var) / medflux[:, None], medflux, template)
-    # (to the round-off that the ill-conditioned fit amplifies: 1e-16 -> ~1e-4 of bp0)
-    assert np.all(np.abs(rbp - bp).max(axis=1) < 1e-3 * np.abs(bp[:, 0]))
-    assert np.all(np.abs(rrp - rp).max(axis=1) < 1e-3 * np.abs(rp[:, 0]))
-    # while the archive's own BP coefficients differ by far more
-    assert np.all(np.abs(xp.bp - bp).max(axis=1) > 1e-2 * np.abs(bp[:, 0]))
     assert np.all(chi2 < 1e-3)
+    # the raw recovered BP differs from the archive's by over 1 % of bp0 (directions
+    # the sampled spectrum does not determine) ...
+    assert np.all(np.abs(xp.bp - rbp).max(axis=1) > 1e-2 * np.abs(xp.bp[:, 0]))
+    # ... but after the projection every XP input goes through, they agree
+    for band, archive, recovered, err in (("bp", xp.bp, rbp, xp.bp_err),
+                                          ("rp", xp.rp, rrp, xp.rp_err)):
+        pa, _ = project_coefficients(archive, band=band)
+        pr, _ = project_coefficients(recovered, band=band)
+        assert np.median(np.abs(pa - pr) / err) < 0.05, band
 
 
 @pytest.fixture(scope="module")

@@ -373,3 +373,15 @@ def test_command_line(tmp_path):
     assert model.metadata["n_train"] == 100 and model.metadata["n_val"] == 100
     for sub in ("best", "last", "final"):
         assert load_model(tmp_path / "run" / sub, device="cpu").config == TINY
+
+
+def test_fine_tune_from_saved_model(trained, tmp_path):
+    model, out = trained
+    train_batch, val_batch = make_stars(300, 12)[0], make_stars(100, 13)[0]
+    cfg = TrainConfig(epochs=1, batch_size=64, steps_per_epoch=2, progress=False)
+    # the saved model's sizes win over the (different) model_config passed
+    tuned = train(train_batch, val_batch, ModelConfig(), cfg, device="cpu", init=out / "best")
+    assert tuned.config == TINY
+    start = dict(model.network.named_parameters())
+    moved = [not torch.equal(p, start[k]) for k, p in tuned.network.named_parameters()]
+    assert any(moved)

@@ -44,8 +44,8 @@ def test_truncation_by_relevant_bases_is_on_by_default(xp_data):
     path = xp_data / "xp_continuous_first2000.fits"
     raw = Table.read(path)[:50]
     phot = Table({"phot_g_mean_mag": np.full(50, 16.0)})
-    truncated = tokenize(raw, photometry=phot)
-    full = tokenize(raw, photometry=phot, truncate=False)
+    truncated = tokenize(raw, photometry=phot, project=False)
+    full = tokenize(raw, photometry=phot, truncate=False, project=False)
     expected = np.asarray(raw["bp_n_relevant_bases"]) + np.asarray(raw["rp_n_relevant_bases"])
     np.testing.assert_array_equal(truncated.n_tokens, expected)
     np.testing.assert_array_equal(full.n_tokens, 110)
@@ -91,12 +91,12 @@ def test_photometry_joins_on_source_id_or_row_order(xp_data):
 def test_photometry_in_the_table_and_override(xp_data):
     table = Table.read(xp_data / "XP_CONTINUOUS_RAW.csv")
     table["gaiaedr3_phot_g_mean_mag"] = [9.0, 12.0]
-    own = tokenize(table)
+    own = tokenize(table, project=False)
     assert own.ok.all()
     value, _ = own.value_of("rp0")
     np.testing.assert_allclose(value, np.asarray(read_xp(table).rp[:, 0]) / g_flux([9.0, 12.0]),
                                rtol=1e-6)
-    override = tokenize(table, photometry=Table({"g": [10.0, 12.0]}))
+    override = tokenize(table, photometry=Table({"g": [10.0, 12.0]}), project=False)
     value2, _ = override.value_of("rp0")
     assert value2[0] == pytest.approx(value[0] * 10 ** 0.4, rel=1e-5)
 
@@ -184,21 +184,24 @@ def test_spectrum_round_trip_tokens(archive_stars, sampled):
                          mags={"g": g}, source_id=archive_stars["source_id"])
     np.testing.assert_array_equal(batch.ids, direct.ids)
     np.testing.assert_array_equal(batch.values, direct.values)
-    # ... and close to the tokens of the archive coefficients themselves. The sampled
-    # flux (336-1020 nm) leaves ~8 BP directions unconstrained (the fit regularises
-    # them: measured up to ~90 % of the largest BP coefficient off for a G=13 star),
-    # so RP is compared token by token (measured <= 3e-3 of the largest) and both
-    # bands through the flux they give (measured median 4e-5, max 6e-3 of the error)
+    # ... and, after the projection onto what a sampled spectrum determines
+    # (giantfm.xp.projection), close to the tokens of the archive coefficients
+    # themselves in both bands: without it BP came back up to ~90 % of its
+    # largest coefficient off for a G=13 star.
     archive = from_arrays(bp=archive_stars["bp"], rp=archive_stars["rp"], mags={"g": g})
-    rp_ids = [f"rp{i}" for i in range(55)]
-    got = np.array([batch.value_of(name)[0] for name in rp_ids]).T
-    want = np.array([archive.value_of(name)[0] for name in rp_ids]).T
-    np.testing.assert_allclose(got, want, rtol=0, atol=5e-3 * np.abs(want).max())
+    for band in ("bp", "rp"):
+        names = [f"{band}{i}" for i in range(55)]
+        got = np.array([batch.value_of(name)[0] for name in names]).T
+        want = np.array([archive.value_of(name)[0] for name in names]).T
+        np.testing.assert_allclose(got, want, rtol=0, atol=5e-3 * np.abs(want).max())
     coeffs = {band: np.array([batch.value_of(f"{band}{i}")[0] for i in range(55)]).T
               * g_flux(g)[:, None] for band in ("bp", "rp")}
+    # the projection gives up directions the flux barely constrains, so the tokens'
+    # flux still matches the input well inside its errors (measured median 6e-4,
+    # max 0.19 of the flux error)
     resampled, _ = coefficients_to_flux(coeffs["bp"], coeffs["rp"])
     residual = np.abs(resampled - flux) / flux_err
-    assert np.median(residual) < 1e-3 and residual.max() < 0.05
+    assert np.median(residual) < 1e-3 and residual.max() < 0.25
 
 
 def test_spectrum_units_axis_order_and_uncertainty_types(sampled):

@@ -10,7 +10,7 @@ def test_from_arrays_normalises_truncates_and_keeps_rows():
     g = np.array([10.0, 12.0, np.nan])
     batch = tokens.from_arrays(bp=bp, rp=rp, mags={"g": g, "bp": g + 0.5, "rp": g - 0.7},
                                labels={"teff": [4500, np.nan, 4000], "age": ([2, 4, 8], [1, 1, 1])},
-                               bp_n_relevant=[55, 10, 55], source_id=[7, 8, 9])
+                               bp_n_relevant=[55, 10, 55], source_id=[7, 8, 9], project=False)
     assert len(batch) == 3 and list(batch.source_id) == [7, 8, 9]
     # star 0: 110 coefficients + bp_rp + g_rp + teff + age
     assert batch.n_tokens[0] == 114
@@ -49,3 +49,19 @@ def test_without_and_concatenate():
     hidden = both.without(["teff"])
     assert list(hidden.n_tokens) == [1, 1, 0]
     assert np.isnan(hidden.value_of("teff")[0]).all()
+
+
+def test_projection_is_applied_idempotent_and_band_wise():
+    from giantfm.xp import project_coefficients
+    rng = np.random.default_rng(2)
+    bp, rp = rng.normal(size=(4, 55)), rng.normal(size=(4, 55))
+    batch = tokens.from_arrays(bp=bp, rp=rp, mags={"g": np.full(4, 12.0)})
+    expected, _ = project_coefficients(bp, band="bp")
+    value, _ = batch.value_of("bp7")
+    np.testing.assert_allclose(value, expected[:, 7] / tokens.g_flux(12.0), rtol=1e-5)
+    # a projector: applying it twice changes nothing
+    twice, _ = project_coefficients(expected, band="bp")
+    np.testing.assert_allclose(twice, expected, atol=1e-8 * np.abs(expected).max())
+    # BP tokens do not depend on RP
+    other = tokens.from_arrays(bp=bp, rp=2 * rp, mags={"g": np.full(4, 12.0)})
+    np.testing.assert_array_equal(other.value_of("bp7")[0], value)

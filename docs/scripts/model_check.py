@@ -13,7 +13,7 @@ def bundled_model_status():
     """``(True, "")`` when predict can run on the bundled example stars, else ``(False, why)``."""
     try:
         from giantfm.examples import load
-        from giantfm.predict import get_model
+        from giantfm.prediction import get_model
 
         load()
         get_model(device="cpu")

@@ -372,4 +372,3 @@ def load_model(path_or_name=None, device=None):
     network.load_state_dict(state)
     return TrainedModel(network, Normalisation.from_dict(config["normalisation"]), device=dev,
                         metadata=config.get("metadata"))
-

@@ -129,7 +129,8 @@ class ModelConfig:
         return [i for i in range(1, vocab.N_TOKENS) if i not in skip]
 
 
-#: Named sizes; 'default' is the one chosen by benchmarks/bench_model.py (see its docstring).
+#: Named sizes; 'default' was chosen by measurement (benchmarks/bench_model.py's docstring):
+#: ~7x the inference speed of a generic d=128 4+2-layer transformer on a 2-core CPU.
 PRESETS = {
     "small": ModelConfig(d_model=48, n_heads=3, n_encoder_layers=2, n_decoder_layers=1,
                          ff_mult=2),

@@ -88,7 +88,8 @@ class TrainConfig:
         label tokens (`giantfm.vocab.LABEL_NAMES`) weigh ``LABEL_TARGET_WEIGHT``
         unless named. A weight of 0 never makes a token a target.
     seed : int
-        Seeds initialisation and sampling: runs on the CPU repeat exactly.
+        Seeds initialisation and sampling: runs on the CPU repeat exactly
+        (with ``dropout > 0`` also seed torch's global generator).
     bf16 : bool
         bfloat16 autocast on CUDA (ignored elsewhere).
     progress : bool, optional
@@ -379,7 +380,7 @@ def _write_metrics(path, rows):
 
 
 def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=None,
-          device=None):
+          device=None, init=None):
     """Train a model and return the best one (lowest validation ``monitor``).
 
     Parameters
@@ -396,6 +397,10 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         needed); None writes nothing.
     device : str or `torch.device`, optional
         See `giantfm.model.select_device`.
+    init : path-like, optional
+        A saved model to start from (fine-tuning): its sizes replace
+        ``model_config`` and its weights the random initialisation; the
+        normalisation is still computed from ``train_batch``.
 
     Returns
     -------
@@ -417,14 +422,19 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
+    if init is not None:
+        from .core import load_model
+        network = load_model(init, device="cpu").network
+        model_config = network.config
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            network = TokenSetTransformer(model_config)
+    # after `init`, whose sizes (context, inputs read) the samplers must follow
     normalisation = Normalisation.fit(train_arrays[0], train_arrays[1])
     train_sampler = TokenSampler(*_to_device(*train_arrays, normalisation, device),
                                  model_config, cfg)
     val_sampler = TokenSampler(*_to_device(*val_arrays, normalisation, device), model_config, cfg)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        network = TokenSetTransformer(model_config)
     network.to(device).train()
     decay = [p for p in network.parameters() if p.ndim >= 2]
     no_decay = [p for p in network.parameters() if p.ndim < 2]
@@ -546,6 +556,8 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, help="overrides TrainConfig.max_minutes")
     parser.add_argument("--seed", type=int, help="overrides TrainConfig.seed")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: auto)")
+    parser.add_argument("--init", default=None,
+                        help="saved model folder to fine-tune from (its size replaces --config)")
     parser.add_argument("--half", action="store_true",
                         help="store the final best weights in float16 as final/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -562,7 +574,7 @@ def main(argv=None):
     data = _read_dataset(args.dataset)
     out = Path(args.out)
     model = train(data["train"], data["validation"], model_config, train_config, out,
-                  device=args.device)
+                  device=args.device, init=args.init)
     if args.half:
         model.save(out / "final", half=True)
     best = model.metadata.get("best_metrics", {})

@@ -45,7 +45,7 @@ import numpy as np
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_CUTS", "SPLITS", "SOURCES", "MASS_SOURCES",
            "resolve_repeats", "assign_split", "recover_coefficients", "coefficient_error_template",
-           "estimate_coefficient_errors", "project_like_library", "build_dataset",
+           "estimate_coefficient_errors", "build_dataset",
            "write_dataset", "load_arrays", "load_dataset", "main"]
 
 #: Version of the file layout written by `write_dataset`.
@@ -232,52 +232,6 @@ def estimate_coefficient_errors(flux_err, template_bp, template_rp, *, design="i
     scale2 = np.maximum(scale2, 0.0)
     return (np.sqrt(scale2[:, :1]) * template_bp[None, :],
             np.sqrt(scale2[:, 1:]) * template_rp[None, :])
-
-
-def project_like_library(bp, rp, bp_err, rp_err, bp_corr=None, rp_corr=None):
-    """Pass archive coefficients through the library's flux round trip.
-
-    The training set's coefficients are fits to sampled spectra, and a sampled
-    spectrum does not determine every DR3 coefficient (BP's basis reaches
-    beyond 643 nm, where the merged spectrum has no BP weight): the fit returns
-    one member of a family of coefficient sets with the same spectrum, which
-    for BP differs from the archive's by up to a few per cent of ``bp0``. To
-    give a model trained on this set the inputs it knows, sample archive
-    coefficients as the library was sampled (instrument-model design, flux
-    errors propagated with the correlations) and refit them exactly as
-    `recover_coefficients` does.
-
-    Parameters
-    ----------
-    bp, rp, bp_err, rp_err : arrays (n, 55)
-        Archive coefficients and errors.
-    bp_corr, rp_corr : arrays (n, 55, 55), optional
-        Correlation matrices; without them the errors are taken as independent.
-
-    Returns
-    -------
-    bp, rp : arrays (n, 55)
-        The projected coefficients (NaN rows where a band is missing).
-    """
-    from ..xp.basis import design_matrices, merge_weights
-    from ..xp.sampling import flux_to_coefficients
-
-    bp_design, rp_design = design_matrices(None, "instrument")
-    bp_weight, rp_weight = merge_weights(None, "instrument")
-    flux = np.zeros((len(bp), bp_design.shape[1]))
-    var = np.zeros_like(flux)
-    for c, e, corr, design, weight in ((bp, bp_err, bp_corr, bp_design, bp_weight),
-                                       (rp, rp_err, rp_corr, rp_design, rp_weight)):
-        merged = design * weight
-        flux += np.asarray(c, dtype=float) @ merged
-        scaled = np.asarray(e, dtype=float)[:, :, None] * merged[None]          # (n, 55, m)
-        if corr is None:
-            var += np.einsum("nim,nim->nm", scaled, scaled)
-        else:
-            var += np.einsum("nim,nij,njm->nm", scaled, np.asarray(corr, dtype=float), scaled)
-    with _one_blas_thread():
-        fit = flux_to_coefficients(flux, np.sqrt(var), design="instrument")
-    return fit.bp, fit.rp
 
 
 def _one_blas_thread():

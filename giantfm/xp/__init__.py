@@ -6,15 +6,18 @@
   absolute spectra with the shipped DR3 design matrices;
 * `spectrum_to_coefficients`, `synthetic_g`: specutils spectra -> coefficients,
   and a G magnitude synthesised from the coefficients;
+* `project_coefficients`: the fixed projection onto what a sampled spectrum
+  determines, applied to every XP input before it becomes tokens;
 * `fetch_xp`: retrieval from the Gaia archive through astroquery.
 
 Nothing here imports specutils or astroquery until it is used.
 """
 from .fetch import fetch_xp
 from .readers import PHOTOMETRY_ALIASES, XPCoefficients, read_photometry, read_xp
+from .projection import project_coefficients
 from .sampling import coefficients_to_flux, flux_to_coefficients
 from .spectrum import spectrum_to_coefficients, synthetic_g
 
 __all__ = ["read_xp", "read_photometry", "XPCoefficients", "PHOTOMETRY_ALIASES",
            "coefficients_to_flux", "flux_to_coefficients", "spectrum_to_coefficients",
-           "synthetic_g", "fetch_xp"]
+           "synthetic_g", "fetch_xp", "project_coefficients"]

