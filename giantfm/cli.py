@@ -51,10 +51,11 @@ import importlib
 import importlib.util
 import os
 import sys
-import tempfile
 import traceback
 import warnings
 from pathlib import Path
+
+from .utils import atomic_write
 
 __all__ = ["main", "read_table", "write_table", "table_format", "EXIT_OK", "EXIT_BAD_INPUT",
            "EXIT_USAGE", "EXIT_OUTPUT", "EXIT_UNAVAILABLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
@@ -223,9 +224,8 @@ def write_table(table, path, *, overwrite=False):
     if not directory.is_dir():
         raise FileNotFoundError(f"output directory {os.fspath(directory)!r} does not exist")
     write_format, kwargs = _write_kwargs(fmt)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with warnings.catch_warnings():
             # Known, harmless notes of astropy's writers about the dex(cm s-2) unit of
             # logg and long meta keys: the unit still round-trips through astropy
@@ -234,14 +234,7 @@ def write_table(table, path, *, overwrite=False):
             warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
             warnings.filterwarnings("ignore", message=".*W50: Invalid unit string 'dex")
             table.write(tmp, format=write_format, overwrite=True, **kwargs)
-        # mkstemp makes the file private (0600): give it the permissions of a normal new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------- subcommands

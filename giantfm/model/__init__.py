@@ -7,12 +7,13 @@
 - `select_device`: the device rules shared by all of the above.
 """
 from .core import BUNDLED_MODEL_DIR, TrainedModel, load_model
-from .device import select_device
+from .device import available_devices, select_device
 from .network import PRESETS, ModelConfig, TokenSetTransformer
 from .normalisation import Normalisation
 
 __all__ = ["ModelConfig", "TokenSetTransformer", "PRESETS", "Normalisation", "TrainedModel",
-           "load_model", "BUNDLED_MODEL_DIR", "TrainConfig", "train", "select_device"]
+           "load_model", "BUNDLED_MODEL_DIR", "TrainConfig", "train", "select_device",
+           "available_devices"]
 
 
 def __getattr__(name):

@@ -11,8 +11,6 @@ A saved model is a folder with two files:
     ``weights_only=True`` (plain tensors only: loading runs no pickled code).
 """
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 
 from .. import vocab
 from ..tokens import TokenBatch
+from ..utils import atomic_write
 from .device import select_device
 from .network import ModelConfig, TokenSetTransformer
 from .normalisation import Normalisation
@@ -44,19 +43,6 @@ _CUDA_MAX_BATCH = 65535
 def _giantfm_version():
     from .. import __version__
     return __version__
-
-
-def _atomic_write(path, write):
-    """Write a file through a temporary in the same folder, then os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TrainedModel:
@@ -286,12 +272,12 @@ class TrainedModel:
             "weights_dtype": "float16" if half else "float32",
             "metadata": _json_safe(self.metadata),
         }
-        _atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
+        atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
 
         def write_json(tmp):
             with open(tmp, "w") as f:
                 json.dump(config, f, indent=1, allow_nan=False)
-        _atomic_write(path / CONFIG_FILE, write_json)
+        atomic_write(path / CONFIG_FILE, write_json)
         return path
 
 

@@ -1,7 +1,7 @@
 """Choosing the torch device the network runs on."""
 import torch
 
-__all__ = ["select_device"]
+__all__ = ["select_device", "available_devices"]
 
 
 def select_device(device=None):
@@ -48,3 +48,13 @@ def select_device(device=None):
         return dev
     raise ValueError(f"device type {dev.type!r} is not supported; use 'auto', 'cpu', 'cuda', "
                      "'cuda:N' or 'mps'")
+
+
+def available_devices():
+    """Names of the devices giantfm can run on here, e.g. ``['cpu', 'cuda:0']``."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names

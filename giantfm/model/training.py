@@ -41,7 +41,8 @@ import torch
 
 from .. import vocab
 from ..tokens import TokenBatch
-from .core import TrainedModel, _atomic_write
+from ..utils import atomic_write
+from .core import TrainedModel
 from .device import select_device
 from .network import ModelConfig, TokenSetTransformer
 from .normalisation import Normalisation
@@ -376,7 +377,7 @@ def _write_metrics(path, rows):
 
     def write(tmp):
         Path(tmp).write_text(text)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=None,

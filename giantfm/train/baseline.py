@@ -25,7 +25,6 @@ one from a dataset file.
 import functools
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from itertools import product
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import vocab
+from ..utils import atomic_write
 
 __all__ = ["INPUT_SETS", "DEFAULT_GRID", "GENERATION_TARGETS", "BaselineModel",
            "input_names", "feature_matrix", "fit_baseline", "predict_baseline",
@@ -143,6 +143,9 @@ class BaselineModel:
     validation : dict
         ``{target: {"sigma", "bias", "n"}}``: validation MAD-std and median of the
         residuals (token scale) of the chosen model.
+    target_scaling : dict
+        ``{target: (centre, scale)}``: the boosters predict
+        ``(value - centre) / scale`` (see `fit_baseline`).
     name : str
         Label for tables (e.g. the input set's name).
     info : dict
@@ -154,6 +157,7 @@ class BaselineModel:
     boosters: dict
     hyperparameters: dict
     validation: dict
+    target_scaling: dict
     name: str = "baseline"
     info: dict = field(default_factory=dict)
 
@@ -186,38 +190,11 @@ class BaselineModel:
             atomic_write(path / f"{target}.json", booster.save_model)
         meta = {"name": self.name, "features": list(self.features),
                 "targets": list(self.targets), "hyperparameters": self.hyperparameters,
-                "validation": self.validation, "info": self.info,
+                "validation": self.validation, "target_scaling": self.target_scaling,
+                "info": self.info,
                 "vocab_version": vocab.VOCAB_VERSION}
         text = json.dumps(meta, indent=1)
         atomic_write(path / _META_FILE, lambda tmp: Path(tmp).write_text(text))
-
-
-def atomic_write(path, write):
-    """Create or replace the file ``path`` atomically.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to write; its folder must exist.
-    write : callable
-        ``write(tmp)`` fills the temporary file ``tmp`` (in the same folder,
-        with ``path``'s suffix, since some writers -- XGBoost, matplotlib --
-        choose the format from it), which is then renamed onto ``path``:
-        readers never see a half-written file, and a failure leaves nothing.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp makes the file private (0600): give it a normal new file's permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_baseline(path):
@@ -248,8 +225,9 @@ def load_baseline(path):
         booster.load_model(path / f"{target}.json")
         booster.set_param({"nthread": meta["info"].get("nthread", 2)})
         boosters[target] = booster
+    scaling = {target: tuple(meta["target_scaling"][target]) for target in meta["targets"]}
     return BaselineModel(tuple(meta["features"]), tuple(meta["targets"]), boosters,
-                         meta["hyperparameters"], meta["validation"], meta["name"],
+                         meta["hyperparameters"], meta["validation"], scaling, meta["name"],
                          meta["info"])
 
 
@@ -327,7 +305,7 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
     has_train = np.isfinite(x_train).any(axis=1)
     has_val = np.isfinite(x_val).any(axis=1)
 
-    boosters, hyper, scores, n_train = {}, {}, {}, {}
+    boosters, hyper, scores, n_train, scaling = {}, {}, {}, {}, {}
     start = time.perf_counter()
     for target in targets:
         y_train = _target_values(train, target)
@@ -338,8 +316,13 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
             raise ValueError(f"target {target!r} has {fit_rows.sum()} training and "
                              f"{val_rows.sum()} validation stars with both the target and "
                              "at least one input token; need at least 2 of each")
-        d_train = xgboost.QuantileDMatrix(x_train[fit_rows], y_train[fit_rows])
-        d_val = xgboost.QuantileDMatrix(x_val[val_rows], y_val[val_rows], ref=d_train)
+        # Standardised targets: XGBoost ignores splits whose loss reduction is below a
+        # fixed 1e-6, which stopped trees for coefficients of order 1e-5 after a few rounds.
+        centre, scale = _robust_scaling(y_train[fit_rows])
+        scaling[target] = (centre, scale)
+        d_train = xgboost.QuantileDMatrix(x_train[fit_rows], (y_train[fit_rows] - centre) / scale)
+        d_val = xgboost.QuantileDMatrix(x_val[val_rows], (y_val[val_rows] - centre) / scale,
+                                        ref=d_train)
         best = None
         for point in points:
             params = dict(_FIXED_PARAMS, max_depth=point["max_depth"],
@@ -350,7 +333,7 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
                                     verbose_eval=False)
             n_trees = booster.best_iteration + 1
             booster = booster[:n_trees]
-            residual = booster.predict(d_val) - y_val[val_rows]
+            residual = booster.predict(d_val) * scale + centre - y_val[val_rows]
             sigma = _mad_std(residual)
             if best is None or sigma < best[0]:
                 best = (sigma, float(np.median(residual)), booster,
@@ -367,12 +350,20 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
             "xgboost_version": xgboost.__version__}
     if name is None:
         name = features if isinstance(features, str) else "custom"
-    return BaselineModel(feature_names, targets, boosters, hyper, scores, name, info)
+    return BaselineModel(feature_names, targets, boosters, hyper, scores, scaling, name, info)
 
 
 def _mad_std(residual):
     from scipy.stats import median_abs_deviation
     return float(median_abs_deviation(residual, scale="normal"))
+
+
+def _robust_scaling(values):
+    """Median and MAD-std of ``values`` (the standard deviation, then 1, if that is 0)."""
+    scale = _mad_std(values)
+    if not scale > 0:
+        scale = float(np.std(values))
+    return float(np.median(values)), scale if scale > 0 else 1.0
 
 
 def predict_baseline(baseline, batch, names=None):
@@ -404,7 +395,8 @@ def predict_baseline(baseline, batch, names=None):
     if usable.any():
         matrix = xgboost.DMatrix(x[usable])
         for k, target in enumerate(names):
-            out[usable, k] = baseline.boosters[target].predict(matrix)
+            centre, scale = baseline.target_scaling[target]
+            out[usable, k] = baseline.boosters[target].predict(matrix) * scale + centre
     return out
 
 

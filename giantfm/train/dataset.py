@@ -36,12 +36,13 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from ..utils import atomic_write
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_CUTS", "SPLITS", "SOURCES", "MASS_SOURCES",
            "resolve_repeats", "assign_split", "recover_coefficients", "coefficient_error_template",
@@ -681,10 +682,9 @@ def write_dataset(path, arrays, attrs):
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     packed = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w") as h5:
             width = arrays["ids"].shape[1]
             chunks = (min(4096, max(len(arrays["ids"]), 1)), width)
@@ -708,14 +708,7 @@ def write_dataset(path, arrays, attrs):
             for key, value in attrs.items():
                 h5.attrs[key] = value if isinstance(value, (int, float, str)) \
                     else json.dumps(value, default=_json_default)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it normal rights
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def _json_default(value):

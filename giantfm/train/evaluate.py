@@ -42,7 +42,8 @@ import numpy as np
 
 from .. import vocab
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
-from .baseline import INPUT_SETS, atomic_write
+from ..utils import atomic_write
+from .baseline import INPUT_SETS
 from .dataset import SPLITS
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "DatasetSplit", "load_split", "metrics",
