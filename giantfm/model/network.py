@@ -31,6 +31,16 @@ __all__ = ["ModelConfig", "TokenSetTransformer", "PRESETS"]
 _ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 
 
+def dataclass_from_dict(cls, d):
+    """``cls(**d)`` for a config dataclass, refusing unknown keys by name."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; "
+                         f"known fields are {sorted(known)}")
+    return cls(**d)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Sizes of the network (stored with the weights).
@@ -100,12 +110,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d):
         """Build from a dict; unknown keys are refused by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {sorted(unknown)}; "
-                             f"known fields are {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
     @classmethod
     def from_preset(cls, name_or_json):

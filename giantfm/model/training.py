@@ -44,7 +44,7 @@ from ..tokens import TokenBatch
 from ..utils import atomic_write
 from .core import TrainedModel
 from .device import select_device
-from .network import ModelConfig, TokenSetTransformer
+from .network import ModelConfig, TokenSetTransformer, dataclass_from_dict
 from .normalisation import Normalisation
 
 __all__ = ["TrainConfig", "TokenSampler", "train", "gaussian_nll", "main"]
@@ -163,12 +163,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         """Build from a dict; unknown keys are refused by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}; "
-                             f"known fields are {sorted(known)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 def gaussian_nll(mean, log_var, target, target_error):
