@@ -56,7 +56,8 @@ def _progress(progress, n):
         progress = conf.progress
     if isinstance(progress, str):
         if progress not in ("auto", "on", "off"):
-            raise ValueError(f"progress must be True, False, 'auto', 'on' or 'off', got {progress!r}")
+            raise ValueError("progress must be True, False, 'auto', 'on' or 'off', "
+                             f"got {progress!r}")
         return n >= _PROGRESS_THRESHOLD if progress == "auto" else progress == "on"
     return bool(progress)
 

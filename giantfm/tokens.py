@@ -145,12 +145,17 @@ class TokenBatch:
 def _pack(ids, values, errors, source_id=None, reason=None):
     """Move each row's tokens to the front (stable), trim all-padding columns."""
     present = ids != vocab.PAD_ID
-    order = np.argsort(~present, axis=1, kind="stable")
-    ids = np.take_along_axis(ids, order, axis=1)
-    values = np.take_along_axis(np.where(present, values, 0), order, axis=1)
-    errors = np.take_along_axis(np.where(present, errors, 0), order, axis=1)
     width = max(int(present.sum(axis=1).max(initial=0)), 1)
-    return TokenBatch(ids[:, :width], values[:, :width], errors[:, :width], source_id, reason)
+    # Only the first `width` slots of each row are gathered, in the batch's own
+    # dtypes (int16, float32): the gathers took a third of the time in float64.
+    order = np.argsort(~present, axis=1, kind="stable")[:, :width]
+    ids = np.take_along_axis(ids.astype(np.int16, copy=False), order, axis=1)
+    values = np.take_along_axis(np.asarray(values, dtype=np.float32), order, axis=1)
+    errors = np.take_along_axis(np.asarray(errors, dtype=np.float32), order, axis=1)
+    padding = ids == vocab.PAD_ID
+    values[padding] = 0
+    errors[padding] = 0
+    return TokenBatch(ids, values, errors, source_id, reason)
 
 
 def _column(x, n, what):
@@ -225,8 +230,8 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
                 f"{band.upper()} has {c.shape[1]} coefficients per star; this model knows Gaia "
                 f"DR3 XP spectra with {vocab.N_COEFFICIENTS} per band (Gaia DR4 has 51 BP "
                 "coefficients on a different basis and is not supported)")
-        e = np.zeros_like(c) if errs is None else np.ma.filled(np.ma.asarray(errs, dtype=float),
-                                                                np.nan)
+        e = (np.zeros_like(c) if errs is None
+             else np.ma.filled(np.ma.asarray(errs, dtype=float), np.nan))
         if e.shape != c.shape:
             raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
         keep = np.isfinite(c) & np.isfinite(flux)[:, None]
@@ -239,9 +244,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
             # projection as zero, and absent coefficients likewise.
             c, e = project_coefficients(np.where(keep, c, 0.0),
                                         np.where(keep & np.isfinite(e), e, 0.0), band)
-        ids.append(np.where(keep, band_ids[None, :], vocab.PAD_ID))
-        values.append(np.where(keep, c / flux[:, None], 0.0))
-        errors.append(np.where(keep & np.isfinite(e), np.abs(e) / flux[:, None], 0.0))
+        # int16 / float32 from here on, the batch's own dtypes (halves the work of
+        # the concatenation and packing below against int64 / float64)
+        inverse_flux = (1.0 / flux)[:, None].astype(np.float32)
+        ids.append(np.where(keep, band_ids.astype(np.int16)[None, :], np.int16(vocab.PAD_ID)))
+        values.append(np.where(keep, c.astype(np.float32) * inverse_flux, np.float32(0)))
+        errors.append(np.where(keep & np.isfinite(e), np.abs(e).astype(np.float32) * inverse_flux,
+                               np.float32(0)))
         no_g = ~np.isfinite(flux) & np.isfinite(c).any(axis=1)
         reason = np.where(no_g & (reason == ""),
                           "no G magnitude: XP coefficients cannot be normalised", reason)

@@ -22,7 +22,8 @@ def test_from_arrays_normalises_truncates_and_keeps_rows():
     value, _ = batch.value_of("bp3")
     assert value[0] == pytest.approx(bp[0, 3] / tokens.g_flux(10.0), rel=1e-6)
     age, age_err = batch.value_of("age")
-    assert age[0] == pytest.approx(np.log10(2)) and age_err[0] == pytest.approx(0.5 / np.log(10), rel=1e-6)
+    assert age[0] == pytest.approx(np.log10(2))
+    assert age_err[0] == pytest.approx(0.5 / np.log(10), rel=1e-6)
     colour, _ = batch.value_of("bp_rp")
     assert colour[0] == pytest.approx(1.2)
 

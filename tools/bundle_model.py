@@ -36,8 +36,8 @@ def main(model_dir, dataset, eval_dir, name, training_note):
         name=name, version=__version__, training_note=training_note,
         dataset={"file": Path(dataset).name, "format_version": attrs["format_version"],
                  "counts": attrs["counts"], "label_scale": attrs["label_scale"]},
-        label_domain={f: [lo, hi] for f, lo, hi in zip(domain["features"], domain["low"],
-                                                        domain["high"])},
+        label_domain={f: [lo, hi]
+                      for f, lo, hi in zip(domain["features"], domain["low"], domain["high"])},
         label_floor={"mass_fractional": chosen["mass_fractional"]["overall"]["scatter"],
                      "log10_age": chosen["log_age"]["overall"]["scatter"]})
     config["metadata"] = metadata
@@ -53,8 +53,9 @@ def main(model_dir, dataset, eval_dir, name, training_note):
              "the fixed `test_apogee_ids.txt`, never used for training or model selection.", "",
              "Mass and age are defined inside the label model's calibration domain "
              f"{metadata['label_domain']} and masked outside it. Their errors include the "
-             f"label model's scatter against asteroseismology ({100 * metadata['label_floor']['mass_fractional']:.1f} % "
-             f"in mass, {metadata['label_floor']['log10_age']:.3f} dex in age).", "",
+             "label model's scatter against asteroseismology "
+             f"({100 * metadata['label_floor']['mass_fractional']:.1f} % in mass, "
+             f"{metadata['label_floor']['log10_age']:.3f} dex in age).", "",
              "## Test-split giants (sigma = MAD-std of residuals)", "",
              "| system | inputs | label | reference | N | sigma | bias | z MAD-std |",
              "|---|---|---|---|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""Build ``giantfm/data/xp_projection.npz``: the projectors onto what a sampled XP spectrum determines.
+"""Build ``giantfm/data/xp_projection.npz``: projectors onto what a sampled spectrum determines.
 
 Why: giantfm's training coefficients are recovered from *sampled* spectra
 (the XP x APOGEE library stores flux on 336-1020 nm, not coefficients). A
