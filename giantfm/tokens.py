@@ -255,22 +255,22 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
         reason = np.where(no_g & (reason == ""),
                           "no G magnitude: XP coefficients cannot be normalised", reason)
 
+    def add_scalar_token(name, value, error):
+        """One column for a token every star has at most once (a colour or a label)."""
+        ok = np.isfinite(value)
+        ids.append(np.where(ok, np.int16(vocab.token_id(name)), np.int16(vocab.PAD_ID))[:, None])
+        values.append(np.where(ok, value, 0.0).astype(np.float32)[:, None])
+        errors.append(np.where(ok & np.isfinite(error), np.abs(error), 0.0)
+                      .astype(np.float32)[:, None])
+
     for name, (m1, m2) in _COLOURS.items():
-        colour = mag[m1] - mag[m2]
-        ok = np.isfinite(colour)
-        ids.append(np.where(ok, vocab.token_id(name), vocab.PAD_ID)[:, None])
-        values.append(np.where(ok, colour, 0.0)[:, None])
-        errors.append(np.zeros((n, 1)))
+        add_scalar_token(name, mag[m1] - mag[m2], np.zeros(n))
 
     for name, item in labels.items():
         value, error = item if isinstance(item, tuple) else (item, None)
         value, error = to_token_scale(name, _column(value, n, f"label {name!r}"),
                                       None if error is None else _column(error, n, f"{name} error"))
-        error = np.zeros(n) if error is None else np.where(np.isfinite(error), np.abs(error), 0.0)
-        ok = np.isfinite(value)
-        ids.append(np.where(ok, vocab.token_id(name), vocab.PAD_ID)[:, None])
-        values.append(np.where(ok, value, 0.0)[:, None])
-        errors.append(error[:, None])
+        add_scalar_token(name, value, np.zeros(n) if error is None else error)
 
     ids = np.concatenate(ids, axis=1)
     ids[reason != ""] = vocab.PAD_ID
