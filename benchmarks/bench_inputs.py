@@ -15,22 +15,27 @@ Prints spectra (stars) per second, medians of ``--repeats`` runs, for:
 
 Inputs are the 2,000 real DR3 sources of ``../shared/data/xp/xp_continuous_first2000.fits``
 repeated to ``--n`` stars (correlations from the shared DataLink sample).
-Run from the project root: ``python benchmarks/bench_inputs.py``.
+Run from the project root: ``python benchmarks/bench_inputs.py [--save PATH]``;
+``--save docs/results/bench_inputs.ecsv`` also writes the figures as an ECSV
+table (``meta['title']``, ``meta['machine']``: CPU model, cores, load average),
+which ``docs/scripts/make_tables.py`` turns into a table of the performance page.
 """
 import argparse
 import contextlib
 import gc
 import os
-import platform
 import time
 import warnings
 from pathlib import Path
+
+from importlib.metadata import version
 
 import numpy as np
 from astropy.table import Table
 
 from giantfm import tokens
 from giantfm.xp.sampling import coefficients_to_flux, flux_to_coefficients
+from results import machine_description, save_table
 
 SHARED_XP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "xp"
 
@@ -88,24 +93,38 @@ def main(argv=None):
     parser.add_argument("--n-per-star", type=int, default=5_000)
     parser.add_argument("--n-corr", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--save", default=None, metavar="PATH",
+                        help="also write the figures to this ECSV file")
     args = parser.parse_args(argv)
     n, reps = args.n, args.repeats
     data = _load(n)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; repeats: {reps} (medians)")
+    machine = machine_description()
+    print(f"machine: {machine}; repeats: {reps} (medians)")
+    rows = []
+
+    def report(label, operation, stars, seconds, **baseline):
+        """Print one figure and keep it as a row of the saved table."""
+        rate = stars / seconds
+        print(f"{label:43s}{rate:12,.0f} {'stars' if 'tokens' in label else 'spectra'}/s "
+              f"({stars:,} stars)")
+        rows.append({"operation": operation, "stars": stars, "spectra_per_s": round(rate),
+                     **baseline})
+        return rate
 
     # coefficients -> flux
     t_ours = _median_time(lambda: coefficients_to_flux(
         data["bp"], data["rp"], data["bp_err"], data["rp_err"]), reps)
-    rate_ours = n / t_ours
-    print(f"coefficients->flux (default grid, errors):  {rate_ours:12,.0f} spectra/s "
-          f"({n:,} stars)")
+    rate_ours = report("coefficients->flux (default grid, errors):", "coefficients -> flux "
+                       "(default grid, errors, no correlations)", n, t_ours)
     m = args.n_corr
     corr = {b: np.broadcast_to(data[f"{b}_corr"], (m, 1485)) for b in ("bp", "rp")}
     t_corr = _median_time(lambda: coefficients_to_flux(
         data["bp"][:m], data["rp"][:m], data["bp_err"][:m], data["rp_err"][:m],
         corr["bp"], corr["rp"]), reps)
-    print(f"coefficients->flux (with correlations):    {m / t_corr:12,.0f} spectra/s ({m:,} stars)")
+    report("coefficients->flux (with correlations):", "coefficients -> flux "
+           "(default grid, errors, full correlations)", m, t_corr)
+    notes = [f"{n:,} stars: the 2,000 DR3 sources of xp_continuous_first2000.fits repeated; "
+             f"medians of {reps} runs"]
     try:
         import pandas as pd
         with _quiet():
@@ -122,28 +141,32 @@ def main(argv=None):
             **{f"{b}_n_parameters": np.full(k, 55) for b in ("bp", "rp")},
             **{f"{b}_standard_deviation": np.ones(k) for b in ("bp", "rp")}})
         with _quiet():
-            t0 = time.perf_counter()
+            t_gx = _median_time(lambda: calibrate(frame, save_file=False), reps)
             ref, _ = calibrate(frame, save_file=False)
-            t_gx = time.perf_counter() - t0
         ours, _ = coefficients_to_flux(data["bp"][:k], data["rp"][:k])
         worst = np.max(np.abs(ours - np.stack(ref["flux"].to_numpy()))
                        / np.abs(ours).max(axis=1, keepdims=True))
         rate_gx = k / t_gx
         print(f"GaiaXPy calibrate (same input):            {rate_gx:12,.0f} spectra/s "
-              f"({k:,} stars, one run; max |diff| / max|flux| = {worst:.1e})")
+              f"({k:,} stars; max |diff| / max|flux| = {worst:.1e})")
         print(f"  ratio giantfm / GaiaXPy:                 {rate_ours / rate_gx:12,.0f} x")
+        rows[0].update(baseline=f"GaiaXPy calibrate ({k:,} stars)",
+                       baseline_per_s=round(rate_gx), ratio=round(rate_ours / rate_gx, 1))
+        notes.append(f"GaiaXPy {version('gaiaxpy')} calibrate on the first {k:,} of the stars "
+                     f"(zero correlations), same process; max |giantfm - GaiaXPy| / max|flux| "
+                     f"= {worst:.1e}")
 
     # flux -> coefficients
     flux, flux_err = coefficients_to_flux(data["bp"], data["rp"], data["bp_err"],
                                           data["rp_err"])
     shared_err = np.median(flux_err, axis=0)
     t_shared = _median_time(lambda: flux_to_coefficients(flux, shared_err), reps)
-    print(f"flux->coefficients (one error row):        {n / t_shared:12,.0f} spectra/s "
-          f"({n:,} stars)")
+    report("flux->coefficients (one error row):", "flux -> coefficients (one error row)",
+           n, t_shared)
     p = args.n_per_star
     t_star = _median_time(lambda: flux_to_coefficients(flux[:p], flux_err[:p]), reps)
-    print(f"flux->coefficients (per-star errors):      {p / t_star:12,.0f} spectra/s "
-          f"({p:,} stars)")
+    report("flux->coefficients (per-star errors):", "flux -> coefficients (per-star errors)",
+           p, t_star)
 
     # tokenisation
     mags = {"g": np.full(n, 15.0), "bp": np.full(n, 15.4), "rp": np.full(n, 14.4),
@@ -152,7 +175,7 @@ def main(argv=None):
               mags=mags, bp_n_relevant=data["bp_n_relevant"],
               rp_n_relevant=data["rp_n_relevant"], source_id=data["source_id"])
     t_tok = _median_time(lambda: tokens.from_arrays(**kw), reps)
-    print(f"tokens.from_arrays:                        {n / t_tok:12,.0f} stars/s ({n:,} stars)")
+    report("tokens.from_arrays:", "tokens.from_arrays", n, t_tok)
     if hasattr(tokens, "tokenize"):
         table = Table({"source_id": data["source_id"], "bp_coefficients": data["bp"],
                        "rp_coefficients": data["rp"], "bp_coefficient_errors": data["bp_err"],
@@ -163,8 +186,10 @@ def main(argv=None):
                        "phot_rp_mean_mag": mags["rp"], "j_m": mags["j"], "h_m": mags["h"],
                        "ks_m": mags["k"]})
         t_tab = _median_time(lambda: tokens.tokenize(table), reps)
-        print(f"tokens.tokenize (astropy Table):           {n / t_tab:12,.0f} stars/s "
-              f"({n:,} stars)")
+        report("tokens.tokenize (astropy Table):", "tokens.tokenize (astropy Table)", n, t_tab)
+    if args.save:
+        save_table(rows, args.save, title="Input layer: XP coefficients, sampled flux, tokens",
+                   machine=machine, notes="; ".join(notes))
 
 
 if __name__ == "__main__":

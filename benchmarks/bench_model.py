@@ -70,6 +70,7 @@ from giantfm.model import (PRESETS, ModelConfig, Normalisation, TokenSetTransfor
                            TrainedModel, select_device)
 from giantfm.model import training
 from giantfm.tokens import TokenBatch
+from results import machine_description, save_table
 
 REQUESTS = ["teff", "logg", "m_h", "mass", "age"]
 GENERIC = ModelConfig(d_model=128, n_heads=8, n_encoder_layers=4, n_decoder_layers=2, ff_mult=4,
@@ -179,6 +180,7 @@ def main(argv=None):
                         help="also time inference with bf16 autocast and int8 dynamic "
                              "quantisation (CPU) or in float32 (GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--save", default=None, help="write the figures to this ECSV file")
     args = parser.parse_args(argv)
 
     device = select_device(args.device)
@@ -196,6 +198,7 @@ def main(argv=None):
           f"{'network only':>13} {'train samples/s':>16}")
     specs = args.configs.split(";") if args.configs.lstrip().startswith("{") \
         else args.configs.split(",")
+    rows = []
     for spec in specs:
         config = CONFIGS[spec] if spec in CONFIGS else ModelConfig.from_preset(spec)
         label = spec if spec in CONFIGS else "custom"
@@ -206,12 +209,22 @@ def main(argv=None):
                        or vocab.NAMES[i] in vocab.COLOUR_NAMES)
         print(f"{label:>8} {n_params:>9} {n_inputs:>6} {infer:>14,.0f} {network_only:>13,.0f} "
               f"{train_rate:>16,.0f}", flush=True)
+        rows.append({"config": label, "parameters": n_params, "input_tokens": n_inputs,
+                     "inference_stars_per_s": round(infer),
+                     "network_only_stars_per_s": round(network_only),
+                     "training_samples_per_s": round(train_rate) if train_rate == train_rate
+                     else -1})
         if args.variants:
             for variant in (("float32",) if gpu else ("bfloat16", "int8")):
                 rate, alone, _ = bench_inference(config, device, n_stars, args.repeats,
                                                  variant=variant)
                 print(f"{'':>8} {variant:>16} inference {rate:>10,.0f} stars/s "
                       f"(network only {alone:,.0f})", flush=True)
+    if args.save:
+        save_table(rows, args.save, title=f"The network alone ({name})",
+                   machine=machine_description(device),
+                   notes=f"inference: {n_stars} stars x {len(REQUESTS)} requests; training: "
+                         f"batch {train_batch}; -1: not measured")
 
 
 if __name__ == "__main__":

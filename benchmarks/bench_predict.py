@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_predict.py [--stars 20000] [--repeats 3] [--device cpu]
+        [--save docs/results/bench_predict.ecsv]
 
 The input is the bundled real example stars (Gaia archive layout, array
 columns) repeated to ``--stars`` rows. Three timings, each the median of
@@ -23,6 +24,7 @@ from astropy.table import vstack
 
 import giantfm
 from giantfm.prediction import PREDICTED_LABELS, get_model
+from results import machine_description, save_table
 
 
 def median_time(fn, repeats):
@@ -40,6 +42,7 @@ def main():
     parser.add_argument("--stars", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--save", default=None, help="write the figures to this ECSV file")
     args = parser.parse_args()
 
     examples = giantfm.examples.load()
@@ -57,6 +60,14 @@ def main():
     print(f"tokenize (inputs)     {n / t_tokens:12,.0f} stars/s")
     print(f"network (request)     {n / t_network:12,.0f} stars/s")
     print(f"network share of predict: {t_network / t_predict:.2f}")
+    if args.save:
+        save_table([{"step": step, "stars_per_s": round(n / t)}
+                    for step, t in (("predict, end to end", t_predict),
+                                    ("tokenize (input handling)", t_tokens),
+                                    ("network (TrainedModel.request)", t_network))],
+                   args.save, title=f"giantfm.predict end to end ({net.device})",
+                   machine=machine_description(net.device),
+                   notes=f"{n} stars (the bundled examples repeated), medians of {args.repeats}")
 
 
 if __name__ == "__main__":

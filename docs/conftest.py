@@ -22,6 +22,8 @@ NEEDS_MODEL = {
     "tutorials/uncertainties_flags.rst",
     "tutorials/request.rst",
     "tutorials/validation_plots.rst",
+    "tutorials/generation.rst",
+    "tutorials/gaia_scale.rst",
 }
 
 

@@ -13,6 +13,9 @@ from .config import conf
 # both are light: astroquery and specutils are imported only when they are used
 from . import examples
 from .prediction import predict, request
+from .generation import generate_spectrum, inpaint
+# dask, distributed, lsdb and pyarrow are imported only when these run
+from .scale import predict_catalog, predict_files
 from .tokens import tokenize
 from .xp.fetch import fetch_xp
 
@@ -27,7 +30,8 @@ __citation__ = __bibtex__ = """\
 }
 """
 
-__all__ = ["conf", "__version__", "__citation__", "predict", "request", "load_model", "fetch_xp",
+__all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
+           "generate_spectrum", "predict_files", "predict_catalog", "load_model", "fetch_xp",
            "tokenize", "examples"]
 
 

@@ -4,6 +4,8 @@
 
     giantfm example                         predict the bundled example stars, print the table
     giantfm predict INPUT -o OUTPUT         labels, masses and ages for every row of a table
+    giantfm predict-files INPUTS... -o DIR  the same for many files, one output each, on a
+                                            dask cluster, resumable (giantfm.scale)
     giantfm info                            model card, package versions, devices found
     giantfm build-dataset ...               build the training set   (giantfm.train.dataset)
     giantfm train ...                       train a model            (giantfm.model.training)
@@ -41,6 +43,13 @@ Exit status (stable, for scripts):
 5    internal error (``--traceback`` shows where)
 130  interrupted (Ctrl-C); no partial output is left behind
 ==== =====================================================================
+
+``predict-files`` uses the same statuses: 0 when every input is done (or
+was done by an earlier run), 1 when any input failed (the others are still
+predicted; the manifest ``giantfm_manifest.json`` in the output directory
+gives each failure's reason), 2 for bad arguments or a pattern that matches
+no file, 3 when the output directory cannot be made or written, 4 when dask
+(``pip install 'giantfm[scale]'``) or the scheduler is not available.
 
 Errors are one line on standard error, ``giantfm: error: <message>``;
 progress and notes go to standard error too, so standard output carries only
@@ -331,6 +340,77 @@ def _predict_function():
     return predict
 
 
+def _cmd_predict_files(args):
+    """``giantfm predict-files``: many inputs, one output each, resumable (giantfm.scale)."""
+    from . import scale
+
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output directory {args.output_dir!r} is a file", EXIT_OUTPUT)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot make the output directory {args.output_dir!r}: "
+                       f"{exc.strerror}", EXIT_OUTPUT) from None
+    if not os.access(out, os.W_OK):
+        raise CLIError(f"output directory {args.output_dir!r} is not writable", EXIT_OUTPUT)
+    _check_device(args.device)
+    client = "sync" if args.workers == 0 else None
+    if args.scheduler is not None:
+        if args.workers is not None:
+            raise CLIError("give --scheduler or --workers, not both", EXIT_USAGE)
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CLIError("--scheduler needs dask.distributed: pip install 'giantfm[scale]'",
+                           EXIT_UNAVAILABLE) from None
+        try:
+            client = Client(args.scheduler, timeout="30s")
+        except OSError as exc:
+            raise CLIError(f"cannot reach the dask scheduler {args.scheduler!r}: {exc}",
+                           EXIT_UNAVAILABLE) from None
+    elif client is None and importlib.util.find_spec("distributed") is None:
+        raise CLIError("running on several workers needs dask.distributed: pip install "
+                       "'giantfm[scale]' (or --workers 0 to run here, one file at a time)",
+                       EXIT_UNAVAILABLE)
+    try:
+        manifest = scale.predict_files(
+            args.inputs, out, client=client, n_workers=args.workers or None,
+            device=args.device, batch_size=args.batch_size, resume=not args.no_resume,
+            output_format=args.format, progress=not args.no_progress)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    except ImportError as exc:
+        raise CLIError(str(exc), EXIT_UNAVAILABLE) from None
+    finally:
+        if args.scheduler is not None and client is not None:
+            client.close()
+    totals = manifest.meta["totals"]
+    print(f"giantfm: {totals['files']} files: {totals['files_done']} done, "
+          f"{totals['files_skipped']} already done, {totals['files_failed']} failed; "
+          f"{totals['rows_out']} rows written ({totals['rows_flagged']} flagged) to "
+          f"{args.output_dir}", file=sys.stderr)
+    failed = manifest[manifest["status"] == "failed"]
+    for row in failed[:5]:
+        print(f"giantfm: failed: {row['input']}: {row['error']}", file=sys.stderr)
+    if len(failed):
+        if len(failed) > 5:
+            print(f"giantfm: ... and {len(failed) - 5} more failures", file=sys.stderr)
+        print(f"giantfm: see {os.fspath(out / scale.MANIFEST_NAME)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _cmd_example(args):
     """``giantfm example``: predict the bundled example stars and print the table."""
     from .examples import load
@@ -460,6 +540,36 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=_cmd_predict)
+
+    p = sub.add_parser("predict-files", help="predict many files, one output each, on a dask "
+                                             "cluster; resumable",
+                       description="Predict every row of many files (the Gaia archive's "
+                                   "XP_CONTINUOUS files, FITS, Parquet, ...), one output per "
+                                   "input in OUTPUT_DIR, on a local dask cluster (or the one "
+                                   "--scheduler names). A manifest in OUTPUT_DIR records every "
+                                   "input, its rows in and out and failures; a rerun skips the "
+                                   "inputs already done.")
+    p.add_argument("inputs", metavar="INPUT", nargs="+",
+                   help="files, directories or quoted glob patterns ('gaia/*.csv.gz')")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUTPUT_DIR",
+                   help="directory for the outputs and giantfm_manifest.json (made if missing)")
+    p.add_argument("--workers", type=_non_negative_int, metavar="N",
+                   help="worker processes of the local cluster (default: the CPU cores, at "
+                        "most 8); 0 runs here, one file after another, without dask")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask scheduler (tcp://host:8786) to use instead "
+                        "of a local cluster")
+    p.add_argument("--format", choices=("parquet", "same"), default="parquet",
+                   help="output format: parquet (default, units in its metadata) or the "
+                        "input's own")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps for every worker "
+                                    "(default: giantfm.conf.device)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="stars per network call (default: chosen for the device)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="predict every input again, even those an earlier run finished")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_predict_files)
 
     p = sub.add_parser("example", help="predict the bundled example stars and print the table")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps")

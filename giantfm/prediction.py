@@ -76,7 +76,9 @@ def _results_table(batch, names, mean, std, meta):
     if (batch.source_id >= 0).any():
         result["source_id"] = batch.source_id
     reason = np.array(batch.reason, dtype=object)
-    reason[(reason == "") & ~np.all(np.isfinite(mean), axis=1)] = "network returned no finite value"
+    reason[(reason == "") & ~np.all(np.isfinite(mean), axis=1)] = (
+        "no prediction: none of the star's tokens is an input of this model, or the network "
+        "returned a non-finite value")
     for k, name in enumerate(names):
         value, error = tokens.from_token_scale(name, mean[:, k], std[:, k])
         unit = vocab.VOCABULARY[vocab.token_id(name)].unit

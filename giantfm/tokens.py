@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import vocab
-from .xp.projection import project_coefficients
+from .xp.projection import _project
 
 __all__ = ["TokenBatch", "from_arrays", "tokenize", "g_flux", "to_token_scale",
            "from_token_scale", "G_ZERO_POINT"]
@@ -207,7 +207,6 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
             break
     if n is None:
         raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
-    ids, values, errors = [], [], []
     reason = np.full(n, "", dtype=object) if reason is None else np.asarray(reason, dtype=object)
 
     mag = {name: _column(mags.get(name), n, f"magnitude {name!r}")
@@ -216,7 +215,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
     if unknown:
         raise KeyError(f"unknown magnitude name(s) {sorted(unknown)}; expected g, bp, rp, j, h, k")
     flux = g_flux(mag["g"])
+    # The normalisation is applied in float32, the batch's dtype, to the kept tokens only.
+    inverse_flux = (1.0 / flux).astype(np.float32)
 
+    # Segments of tokens, each (keep, ids, values, errors, scale): which of its columns
+    # each star has, their token ids, and the values and errors to gather from (times
+    # ``scale`` per star where not None). They are packed in this order.
+    segments = []
     for band, coeffs, errs, nrel, band_ids in (("bp", bp, bp_err, bp_n_relevant, vocab.BP_IDS),
                                                ("rp", rp, rp_err, rp_n_relevant, vocab.RP_IDS)):
         if coeffs is None:
@@ -242,43 +247,76 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
         if project:
             # Gaia: coefficients beyond the relevant bases are noise; they enter the
             # projection as zero, and absent coefficients likewise.
-            c, e = project_coefficients(np.where(keep, c, 0.0),
-                                        np.where(keep & np.isfinite(e), e, 0.0), band)
-        # int16 / float32 from here on, the batch's own dtypes (halves the work of
-        # the concatenation and packing below against int64 / float64)
-        inverse_flux = (1.0 / flux)[:, None].astype(np.float32)
-        ids.append(np.where(keep, band_ids.astype(np.int16)[None, :], np.int16(vocab.PAD_ID)))
-        values.append(np.where(keep, c.astype(np.float32) * inverse_flux, np.float32(0)))
-        errors.append(np.where(keep & np.isfinite(e), np.abs(e).astype(np.float32) * inverse_flux,
-                               np.float32(0)))
+            c, e = _project(c, e, band, keep)
+        segments.append((keep, band_ids, c, e, inverse_flux))
         no_g = ~np.isfinite(flux) & np.isfinite(c).any(axis=1)
         reason = np.where(no_g & (reason == ""),
                           "no G magnitude: XP coefficients cannot be normalised", reason)
 
-    def add_scalar_token(name, value, error):
-        """One column for a token every star has at most once (a colour or a label)."""
-        ok = np.isfinite(value)
-        ids.append(np.where(ok, np.int16(vocab.token_id(name)), np.int16(vocab.PAD_ID))[:, None])
-        values.append(np.where(ok, value, 0.0).astype(np.float32)[:, None])
-        errors.append(np.where(ok & np.isfinite(error), np.abs(error), 0.0)
-                      .astype(np.float32)[:, None])
-
+    # Tokens every star has at most once (colours and labels): one column each.
+    names, scalar_values, scalar_errors = [], [], []
     for name, (m1, m2) in _COLOURS.items():
-        add_scalar_token(name, mag[m1] - mag[m2], np.zeros(n))
-
+        names.append(name)
+        scalar_values.append(mag[m1] - mag[m2])
+        scalar_errors.append(np.zeros(n))
     for name, item in labels.items():
         value, error = item if isinstance(item, tuple) else (item, None)
         value, error = to_token_scale(name, _column(value, n, f"label {name!r}"),
                                       None if error is None else _column(error, n, f"{name} error"))
-        add_scalar_token(name, value, np.zeros(n) if error is None else error)
+        names.append(name)
+        scalar_values.append(value)
+        scalar_errors.append(np.zeros(n) if error is None else error)
+    scalar_values = np.column_stack(scalar_values)
+    segments.append((np.isfinite(scalar_values), vocab.token_ids(names), scalar_values,
+                     np.column_stack(scalar_errors), None))
 
-    ids = np.concatenate(ids, axis=1)
-    ids[reason != ""] = vocab.PAD_ID
-    packed = _pack(ids, np.concatenate(values, axis=1), np.concatenate(errors, axis=1),
-                   source_id, reason)
-    packed.reason = np.where((packed.reason == "") & (packed.n_tokens == 0),
-                             "no usable tokens (all inputs missing or non-finite)", packed.reason)
-    return packed
+    usable = reason == ""
+    ids, values, errors, counts = _pack_segments(segments, usable)
+    reason = np.where(usable & (counts == 0),
+                      "no usable tokens (all inputs missing or non-finite)", reason)
+    return TokenBatch(ids, values, errors, source_id, reason)
+
+
+def _pack_segments(segments, usable):
+    """Scatter the kept tokens of each star, segment after segment, to the front of its row.
+
+    Only the kept tokens are moved (with truncation by ``*_n_relevant_bases``
+    about 20 of the up to 115 columns of a star): np.flatnonzero lists them row
+    by row in column order, so a token's slot is its rank in that list minus
+    the number of kept tokens of the rows before, plus what the star's earlier
+    segments filled. Measured for 100,000 stars of the benchmark (real
+    ``*_n_relevant_bases``; 2 shared cores, load average 4): 0.20 s against
+    0.84 s for building the full-width (n, 115) arrays and packing them with a
+    stable argsort of the padding mask and three gathers (`_pack`).
+    Returns ids, values, errors (n, width) and the number of tokens of each star.
+    """
+    n = len(usable)
+    keeps = [keep & usable[:, None] for keep, *_ in segments]
+    counts = [keep.sum(axis=1) for keep in keeps]
+    total = sum(counts)
+    width = max(int(total.max(initial=0)), 1)
+    ids = np.full((n, width), vocab.PAD_ID, dtype=np.int16)
+    values = np.zeros((n, width), dtype=np.float32)
+    errors = np.zeros((n, width), dtype=np.float32)
+    filled = np.zeros(n, dtype=np.int64)          # slots of each row taken so far
+    row_start = np.arange(n) * width
+    for keep, count, (_, column_ids, value, error, scale) in zip(keeps, counts, segments):
+        flat = np.flatnonzero(keep)
+        rows = np.repeat(np.arange(n), count)
+        before = np.cumsum(count) - count         # kept tokens of this segment in earlier rows
+        slot = np.arange(flat.size) + np.repeat(row_start + filled - before, count)
+        # Assigning through reshape(-1), a view, rather than .flat: measured 3x faster.
+        ids.reshape(-1)[slot] = column_ids.astype(np.int16)[flat - rows * keep.shape[1]]
+        v = np.take(value, flat).astype(np.float32)
+        e = np.take(error, flat)
+        e = np.where(np.isfinite(e), np.abs(e).astype(np.float32), np.float32(0))
+        if scale is not None:
+            v *= scale[rows]
+            e *= scale[rows]
+        values.reshape(-1)[slot] = v
+        errors.reshape(-1)[slot] = e
+        filled += count
+    return ids, values, errors, total
 
 
 def _photometry_for(xp, photometry):

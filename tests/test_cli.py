@@ -327,6 +327,50 @@ def test_predict_returning_wrong_rows_is_not_written(tmp_path, capsys, monkeypat
     assert not (tmp_path / "o.fits").exists()
 
 
+# ---------------------------------------------------------------------------- predict-files
+
+def test_predict_files_sequential(tmp_path, capsys, fake):
+    pytest.importorskip("pyarrow", reason="predict-files writes Parquet: needs pyarrow")
+    write_input(stars(5), tmp_path / "a.ecsv", "ascii.ecsv")
+    write_input(stars(3), tmp_path / "b.fits", "fits")
+    (tmp_path / "c.parquet").write_bytes(b"not parquet")
+    out = tmp_path / "out"
+    status, stdout, err = run(["predict-files", tmp_path / "*.*", "-o", out, "--workers", "0",
+                               "--no-progress", "--device", "cpu", "--batch-size", "4"], capsys)
+    assert status == cli.EXIT_BAD_INPUT  # one input failed; the others are written
+    assert stdout == ""
+    assert "3 files: 2 done, 0 already done, 1 failed; 8 rows written (2 flagged)" in err
+    assert "failed: " in err and "c.parquet" in err and "giantfm_manifest.json" in err
+    assert len(QTable.read(out / "a.parquet")) == 5 and len(QTable.read(out / "b.parquet")) == 3
+    assert all(kwargs["device"] == "cpu" and kwargs["batch_size"] == 4 for _, kwargs in fake)
+    # the rerun skips what is done, and succeeds once the bad file is gone
+    (tmp_path / "c.parquet").unlink()
+    status, _, err = run(["predict-files", tmp_path / "*.*", "-o", out, "--workers", "0",
+                          "--no-progress"], capsys)
+    assert status == cli.EXIT_OK, err
+    assert "2 files: 0 done, 2 already done, 0 failed" in err
+    status, _, err = run(["predict-files", tmp_path / "a.ecsv", "-o", out, "--workers", "0",
+                          "--no-progress", "--no-resume", "--format", "same"], capsys)
+    assert status == cli.EXIT_OK and "1 done" in err
+    assert len(QTable.read(out / "a.ecsv")) == 5
+
+
+def test_predict_files_errors(tmp_path, capsys, fake):
+    status, _, err = run(["predict-files", tmp_path / "none_*.fits", "-o", tmp_path / "o",
+                          "--workers", "0"], capsys)
+    assert status == cli.EXIT_USAGE and "matches no files" in err
+    (tmp_path / "file").write_text("")
+    status, _, err = run(["predict-files", tmp_path / "x.fits", "-o", tmp_path / "file",
+                          "--workers", "0"], capsys)
+    assert status == cli.EXIT_OUTPUT and "is a file" in err
+    status, _, err = run(["predict-files", tmp_path / "x.fits", "-o", tmp_path / "o",
+                          "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], capsys)
+    assert status == cli.EXIT_USAGE and "not both" in err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["predict-files", "x.fits", "-o", "o", "--workers", "-1"])
+    assert info.value.code == cli.EXIT_USAGE
+
+
 def test_delegated_subcommands(monkeypatch, capsys):
     seen = {}
 

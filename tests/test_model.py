@@ -298,7 +298,7 @@ def test_sampler_draws_valid_subsets():
     ids, values, errors = training._to_device(batch.ids, batch.values, batch.errors, norm,
                                               torch.device("cpu"))
     teff, logg = vocab.token_id("teff"), vocab.token_id("logg")
-    cfg = TrainConfig(n_targets=2, min_input_tokens=2, p_hide_labels=1.0,
+    cfg = TrainConfig(n_targets=2, min_input_tokens=2, p_hide_labels=1.0, p_generation=0.0,
                       target_weights={"rp1": 0.0})
     sampler = training.TokenSampler(ids, values, errors, ModelConfig(context_length=5), cfg)
     out = sampler.sample(torch.arange(300), torch.Generator().manual_seed(0))
@@ -317,10 +317,38 @@ def test_sampler_draws_valid_subsets():
     assert not (targets == vocab.token_id("rp1")).any()
     # labels are up-weighted by default: for stars with 6 XP tokens and 2 labels, labels are
     # drawn 2 * 20 / (6 + 2 * 20) = 87 % of the time rather than 25 %
-    default = training.TokenSampler(ids, values, errors, ModelConfig(), TrainConfig(n_targets=1))
+    default = training.TokenSampler(ids, values, errors, ModelConfig(),
+                                    TrainConfig(n_targets=1, p_generation=0.0))
     drawn = default.sample(torch.arange(300), torch.Generator().manual_seed(1))["target_ids"]
     both = (batch.n_tokens == 8)
     assert 0.75 < np.isin(drawn.numpy()[both], [teff, logg]).mean() < 0.95
+
+
+def test_sampler_generation_stars_show_conditions_and_ask_for_coefficients():
+    batch = make_stars(300, 4)[0]
+    norm = Normalisation.fit(batch.ids, batch.values)
+    ids, values, errors = training._to_device(batch.ids, batch.values, batch.errors, norm,
+                                              torch.device("cpu"))
+    conditions = set(vocab.token_ids(training.GENERATION_CONDITIONS))
+    xp = set(vocab.BP_IDS) | set(vocab.RP_IDS)
+    sampler = training.TokenSampler(ids, values, errors, ModelConfig(),
+                                    TrainConfig(n_targets=2, min_input_tokens=1,
+                                                p_generation=1.0))
+    out = sampler.sample(torch.arange(300), torch.Generator().manual_seed(0))
+    inputs, targets = out["input_ids"].numpy(), out["target_ids"].numpy()
+    valid = out["target_valid"].numpy()
+    has_xp = np.array([bool(set(row[row > 0]) & xp) for row in batch.ids])
+    assert has_xp.any()
+    for row, target, ok, star_xp in zip(inputs, targets, valid, has_xp):
+        assert set(row[row > 0]) <= conditions
+        assert set(target[ok]) <= xp
+        assert ok.any() == star_xp
+    # and a share of the stars, as configured
+    mixed = training.TokenSampler(ids, values, errors, ModelConfig(),
+                                  TrainConfig(n_targets=1, p_generation=0.3))
+    drawn = mixed.sample(torch.arange(300), torch.Generator().manual_seed(2))["input_ids"]
+    only_conditions = [set(r[r > 0]) <= conditions for r in drawn.numpy()]
+    assert 0.2 < np.mean(only_conditions) < 0.6
 
 
 def test_gaussian_nll_formula():

@@ -125,3 +125,25 @@ def test_bad_arguments(stars):
         giantfm.predict(stars[:2], progress="sometimes", device="cpu")
     with pytest.raises(ValueError, match="outputs is empty"):
         giantfm.request(stars[:2], [], device="cpu")
+
+
+def test_batch_with_no_usable_star_comes_back_masked(stars):
+    """No G magnitude anywhere: every row flagged with its reason, none dropped (no crash)."""
+    no_g = stars[:3].copy()
+    no_g.remove_column("phot_g_mean_mag")
+    result = giantfm.predict(no_g, progress=False)
+    assert len(result) == 3 and result["flag"].all() and result["teff"].mask.all()
+    assert all("no G magnitude" in r for r in result["reason"])
+
+
+def test_star_with_no_token_the_model_reads_gets_no_answer():
+    from giantfm import vocab
+    from giantfm.tokens import TokenBatch
+    high_order = vocab.token_id("bp50")   # the bundled model reads BP/RP orders < 32 only
+    batch = TokenBatch(np.array([[high_order], [vocab.token_id("teff")]]),
+                       np.array([[0.01], [4700.0]]), np.zeros((2, 1)), np.array([1, 2]),
+                       np.array(["", ""]))
+    result = giantfm.request(batch, "logg", progress=False)
+    assert list(result["flag"]) == [True, False]
+    assert "none of the star's tokens is an input" in result["reason"][0]
+    assert result["logg"].mask[0] and not result["logg"].mask[1]

@@ -66,3 +66,81 @@ def test_projection_is_applied_idempotent_and_band_wise():
     # BP tokens do not depend on RP
     other = tokens.from_arrays(bp=bp, rp=2 * rp, mags={"g": np.full(4, 12.0)})
     np.testing.assert_array_equal(other.value_of("bp7")[0], value)
+
+
+def test_packing_matches_a_row_by_row_reference():
+    """Each star's tokens: its kept BP, RP, colour and label tokens in that order, then
+    padding; with holes (masked coefficients, missing magnitudes and labels),
+    truncation, missing bands, stars without G and rows with a reason."""
+    rng = np.random.default_rng(4)
+    n = 300
+    bp, rp = rng.normal(size=(n, 55)), rng.normal(size=(n, 55))
+    bp_err, rp_err = np.abs(rng.normal(size=(n, 55))), np.abs(rng.normal(size=(n, 55)))
+    bp[rng.random((n, 55)) < 0.05] = np.nan
+    rp[rng.random(n) < 0.1] = np.nan
+    bp_err[rng.random((n, 55)) < 0.05] = np.nan
+    g = rng.uniform(8, 17, n)
+    g[rng.random(n) < 0.05] = np.nan
+    mags = {"g": g, "bp": g + 0.5, "rp": np.where(rng.random(n) < 0.1, np.nan, g - 0.7)}
+    nrel = rng.integers(0, 56, n).astype(float)
+    nrel[rng.random(n) < 0.1] = np.nan
+    teff = np.where(rng.random(n) < 0.3, np.nan, rng.uniform(4000, 5000, n))
+    reason = np.where(rng.random(n) < 0.05, "flagged", "").astype(object)
+    batch = tokens.from_arrays(bp=bp, rp=rp, bp_err=bp_err, rp_err=rp_err, mags=mags,
+                               labels={"teff": teff}, bp_n_relevant=nrel, project=False,
+                               reason=reason)
+    flux = tokens.g_flux(g)
+    inverse = (1.0 / flux).astype(np.float32)
+    for i in range(n):
+        expected = []                                   # (id, value, error)
+        if reason[i] == "" and np.isfinite(flux[i]):
+            for c, e, ids, limit in ((bp, bp_err, vocab.BP_IDS, nrel[i]),
+                                     (rp, rp_err, vocab.RP_IDS, 55)):
+                limit = limit if np.isfinite(limit) and limit > 0 else 55
+                for k in range(55):
+                    if np.isfinite(c[i, k]) and k < limit:
+                        err = np.float32(abs(e[i, k])) * inverse[i] if np.isfinite(e[i, k]) else 0
+                        expected.append((ids[k], np.float32(c[i, k]) * inverse[i], err))
+        no_g = not np.isfinite(flux[i]) and (np.isfinite(bp[i]).any() or np.isfinite(rp[i]).any())
+        if reason[i] == "" and not no_g:
+            for name, value in (("bp_rp", mags["bp"][i] - mags["rp"][i]),
+                                ("g_rp", g[i] - mags["rp"][i]),
+                                ("teff", tokens.to_token_scale("teff", teff[i])[0])):
+                if np.isfinite(value):
+                    expected.append((vocab.token_id(name), np.float32(value), 0))
+        count = len(expected)
+        assert batch.n_tokens[i] == count, i
+        if count:
+            ids, values, errors = map(np.array, zip(*expected))
+            np.testing.assert_array_equal(batch.ids[i, :count], ids)
+            np.testing.assert_array_equal(batch.values[i, :count], values.astype(np.float32))
+            np.testing.assert_array_equal(batch.errors[i, :count], errors.astype(np.float32))
+        assert not batch.ids[i, count:].any() and not batch.values[i, count:].any()
+        assert not batch.errors[i, count:].any()
+        if reason[i]:
+            assert batch.reason[i] == "flagged"
+        elif no_g:
+            assert "G magnitude" in batch.reason[i]
+    assert batch.ids.shape[1] == batch.n_tokens.max()
+
+
+def test_projection_in_blocks_and_of_any_leading_axes():
+    from giantfm.xp import project_coefficients
+    from giantfm.xp.projection import _BLOCK, projectors
+    rng = np.random.default_rng(6)
+    c, e = rng.normal(size=(2 * _BLOCK + 3, 55)), np.abs(rng.normal(size=(2 * _BLOCK + 3, 55)))
+    c[_BLOCK + 1, 4] = np.nan
+    p = projectors()[1]
+    projected, projected_err = project_coefficients(c, e, "rp")
+    with np.errstate(invalid="ignore"):
+        expected = c @ p.T
+    np.testing.assert_allclose(projected, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.isnan(projected[_BLOCK + 1]).all()
+    assert np.isfinite(np.delete(projected, _BLOCK + 1, axis=0)).all()
+    np.testing.assert_allclose(projected_err, np.sqrt(e ** 2 @ (p ** 2).T), rtol=1e-12)
+    cube, cube_err = project_coefficients(c[:12].reshape(3, 4, 55), e[:12].reshape(3, 4, 55), "rp")
+    np.testing.assert_allclose(cube.reshape(12, 55), projected[:12], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cube_err.reshape(12, 55), projected_err[:12], rtol=1e-12)
+    one, none = project_coefficients(c[0], band="rp")
+    assert one.shape == (55,) and none is None
+    np.testing.assert_allclose(one, projected[0], rtol=1e-12, atol=1e-12)

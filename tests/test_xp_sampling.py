@@ -422,3 +422,52 @@ def test_library_round_trip():
     fit = flux_to_coefficients(flux, flux_err, grid, design="instrument")
     again, _ = coefficients_to_flux(fit.bp, fit.rp, wavelength=grid, design="instrument")
     assert np.median(np.abs(again - flux) / flux_err) < 1e-4
+
+
+@pytest.mark.parametrize("grid", [None, np.array([700.0, 400.0, 640.0, 900.0, 636.0, 500.0])])
+def test_blocked_products_match_the_plain_formula(grid):
+    """The blocked, band-restricted products against the docstring's formula with full
+    (55, m) matrices, over several blocks of mixed groups: both bands, one band (missing
+    or masked), neither, a band without errors, non-finite errors."""
+    _, data = _read_datalink()
+    rng = np.random.default_rng(5)
+    n = 1300                                 # more than two blocks of stars
+    bp = data["bp_coefficients"][0] * rng.uniform(0.5, 2.0, (n, 1))
+    rp = data["rp_coefficients"][0] * rng.uniform(0.5, 2.0, (n, 1))
+    bp_err = data["bp_coefficient_errors"][0] * rng.uniform(0.5, 2.0, (n, 55))
+    rp_err = data["rp_coefficient_errors"][0] * rng.uniform(0.5, 2.0, (n, 55))
+    bp[rng.random(n) < 0.1] = np.nan
+    rp[rng.random(n) < 0.1] = np.nan
+    bp[3, 7] = np.nan                        # one masked coefficient: BP absent
+    bp_err[20, 5], rp_err[21, 0] = np.nan, np.inf
+    bp_design, rp_design = basis.design_matrices(grid)
+    bp_weight, rp_weight = basis.merge_weights(grid)
+    wl = basis.check_wavelength(grid)
+    has_bp, has_rp = np.isfinite(bp).all(axis=1), np.isfinite(rp).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        both_f = np.nan_to_num(bp) @ (bp_design * bp_weight) + np.nan_to_num(rp) @ (
+            rp_design * rp_weight)
+        both_v = bp_err ** 2 @ (bp_design * bp_weight) ** 2 + rp_err ** 2 @ (
+            rp_design * rp_weight) ** 2
+        bp_f, bp_v = np.nan_to_num(bp) @ bp_design, bp_err ** 2 @ bp_design ** 2
+        rp_f, rp_v = np.nan_to_num(rp) @ rp_design, rp_err ** 2 @ rp_design ** 2
+    bp_f[:, wl >= 643] = bp_v[:, wl >= 643] = np.nan
+    rp_f[:, wl <= 635] = rp_v[:, wl <= 635] = np.nan
+    pick = [(has_bp & has_rp)[:, None], (has_bp & ~has_rp)[:, None], (has_rp & ~has_bp)[:, None]]
+    expected_flux = np.select(pick, [both_f, bp_f, rp_f], np.nan)
+    expected_err = np.sqrt(np.select(pick, [both_v, bp_v, rp_v], np.nan))
+    with np.errstate(invalid="ignore"):
+        flux, flux_err = coefficients_to_flux(bp, rp, bp_err, rp_err, wavelength=grid)
+    for ours, ref in ((flux, expected_flux), (flux_err, expected_err)):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(ref))
+        ok = np.isfinite(ref)
+        np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-12,
+                                   atol=1e-13 * np.nanmax(np.abs(ref[ok])))
+    # Errors of one band only: the other band's samples have no error.
+    with np.errstate(invalid="ignore"):
+        _, rp_only_err = coefficients_to_flux(bp, rp, None, rp_err, wavelength=grid)
+    both = has_bp & has_rp
+    np.testing.assert_array_equal(np.isnan(rp_only_err[both]),
+                                  np.broadcast_to(np.any(bp_design * bp_weight != 0, axis=0),
+                                                  (both.sum(), wl.size)))

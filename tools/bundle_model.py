@@ -1,7 +1,8 @@
 """Bundle a trained model into ``giantfm/data/model/`` with its model card.
 
 Copies the weights and config of a trained model folder, adds what `predict`
-needs to know about the labels it was trained on -- the label model's
+needs to know about the labels it was trained on -- where the training labels
+lie (`giantfm.generate_spectrum` flags requests outside), the label model's
 calibration domain (mass and age are masked outside it) and its scatter
 against asteroseismology (added in quadrature to the network's mass and age
 errors, so that they are uncertainties on the seismic scale) -- and writes a
@@ -17,14 +18,15 @@ from pathlib import Path
 from astropy.table import Table
 
 from giantfm import __version__
-from giantfm.train.dataset import load_arrays
+from giantfm.train.dataset import label_support, load_arrays
 
 DEST = Path("giantfm/data/model")
 
 
 def main(model_dir, dataset, eval_dir, name, training_note):
     model_dir, eval_dir = Path(model_dir), Path(eval_dir)
-    attrs = load_arrays(dataset)["attrs"]
+    arrays = load_arrays(dataset)
+    attrs = arrays["attrs"]
     validation = attrs["label_model"]["validation"]
     chosen = validation[validation["chosen"]]
     domain = validation["domain"]
@@ -39,7 +41,8 @@ def main(model_dir, dataset, eval_dir, name, training_note):
         label_domain={f: [lo, hi]
                       for f, lo, hi in zip(domain["features"], domain["low"], domain["high"])},
         label_floor={"mass_fractional": chosen["mass_fractional"]["overall"]["scatter"],
-                     "log10_age": chosen["log_age"]["overall"]["scatter"]})
+                     "log10_age": chosen["log_age"]["overall"]["scatter"]},
+        label_support=label_support(arrays))
     config["metadata"] = metadata
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_dir / "weights.pt", DEST / "weights.pt")

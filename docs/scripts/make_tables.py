@@ -11,6 +11,9 @@ Inputs, all optional except the package itself:
   (``giantfm evaluate ... --out DIR`` puts it in ``DIR/metrics.ecsv``; copy it
   here) -> ``accuracy_headline.rst``, ``accuracy_experiments.rst``,
   ``calibration.rst``, ``comparison.rst`` and ``metrics_all.csv``
+- ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.generative``
+  writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
+  ``generative_physics.rst``
 - ``RESULTS/bench_*.ecsv``: benchmark results, one table per file, any
   columns; ``meta['title']`` and ``meta['machine']`` are shown when present
   -> ``performance.rst``
@@ -68,7 +71,8 @@ def list_table(header, rows, *, title=None, widths=None):
     lines.append("")
     for row in [header, *rows]:
         for k, cell in enumerate(row):
-            text = str(cell).replace("\n", " ") or " "
+            # "|" would start an RST substitution reference
+            text = str(cell).replace("\n", " ").replace("|", "\\|") or " "
             lines.append(f"   {'* -' if k == 0 else '  -'} {text}")
     return "\n".join(lines) + "\n"
 
@@ -215,6 +219,45 @@ def performance_rst(results):
     return "\n".join(parts)
 
 
+def generative_rst(table):
+    """The inpainting, generation and physics tables from ``generative.ecsv``.
+
+    Returns ``{name: rst}`` for ``generative_<name>.rst``.
+    """
+    out = {}
+    inpainting = table[table["experiment"] == "inpainting"]
+    cases = list(dict.fromkeys(inpainting["case"]))
+    metrics = list(dict.fromkeys(inpainting["metric"]))
+    rows = []
+    for metric in metrics:
+        sel = inpainting[inpainting["metric"] == metric]
+        value = {row["case"]: f"{row['value']:.3g}" for row in sel}
+        rows.append([metric.replace("_", " "), *(value.get(c, "") for c in cases),
+                     sel["description"][0]])
+    n = inpainting["n"][0] if len(inpainting) else 0
+    out["inpainting"] = list_table(["metric", *(c.replace("_", " ") for c in cases),
+                                    "definition"], rows,
+                                   title=f"Inpainting, {n} test-split stars") + "\n"
+    generation = table[table["experiment"] == "generation"]
+    metrics = list(dict.fromkeys(generation["metric"]))
+    rows = []
+    for case in dict.fromkeys(generation["case"]):
+        sel = generation[generation["case"] == case]
+        value = {row["metric"]: f"{row['value']:.3g}" for row in sel}
+        system, sample = case.rsplit("; ", 1)
+        rows.append([system, sample, str(sel["n"][0]), *(value.get(m, "--") for m in metrics)])
+    out["generation"] = list_table(["system (conditioned on)", "stars", "N",
+                                    *(m.replace("_", " ") for m in metrics)], rows,
+                                   title="Generation from the test stars' labels") + "\n"
+    physics = table[table["experiment"] == "physics"]
+    rows = [[row["case"], row["metric"].replace("_", " "),
+             f"{row['value']:.3g}" + (f" {row['unit']}" if row["unit"] else ""),
+             str(row["n"]), row["description"]] for row in physics]
+    out["physics"] = list_table(["check", "metric", "value", "N", "definition"], rows,
+                                title="Physics checks") + "\n"
+    return out
+
+
 def _cell(value):
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -258,6 +301,19 @@ def main(argv=None):
             _write(out / f"{name}.rst", missing)
         _write(out / "comparison.rst", comparison_rst(None) + "\n" + missing)
         _write(out / "metrics_all.csv", "note\nno evaluation results yet\n")
+    generative_file = results / "generative.ecsv"
+    if generative_file.is_file():
+        from astropy.table import Table
+
+        for name, text in generative_rst(Table.read(generative_file,
+                                                    format="ascii.ecsv")).items():
+            _write(out / f"generative_{name}.rst", text)
+    else:
+        missing = _note("No generative evaluation yet: run ``python -m giantfm.train.generative "
+                        "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
+                        "``docs/results/generative.ecsv``.")
+        for name in ("inpainting", "generation", "physics"):
+            _write(out / f"generative_{name}.rst", missing)
     _write(out / "performance.rst", performance_rst(results))
     return 0
 

@@ -135,6 +135,11 @@ class TrainedModel:
             raise ValueError(f"row {rows[r]} has a non-finite value for token "
                              f"{vocab.NAMES[ids[r, c]]!r}; absent tokens must be padding (id 0)")
         counts = keep.sum(axis=1)
+        if not counts.all():
+            # stars with no token this model reads get no answer (NaN), not the prior
+            read = counts > 0
+            rows, ids, values, keep, counts = rows[read], ids[read], values[read], keep[read], \
+                counts[read]
         if not keep.all():
             # Left-pack each row and sort the stars by token count, so that every network
             # call trims its padding and calls without padding run unmasked (faster).
@@ -285,6 +290,8 @@ def _take_columns(array, columns):
     """``array[:, columns]`` for a boolean ``columns``, copied as contiguous runs
     (measured ~10x faster than fancy indexing for the few runs real layouts have)."""
     edges = np.flatnonzero(np.diff(np.r_[0, columns.astype(np.int8), 0]))
+    if not len(edges):  # no column kept (no usable star, or no token the model reads)
+        return array[:, :0]
     return np.concatenate([array[:, a:b] for a, b in zip(edges[::2], edges[1::2])], axis=1)
 
 

@@ -6,8 +6,14 @@ for one or more of its tokens (Leung & Bovy 2024):
 - targets: ``n_targets`` distinct tokens the star has, drawn with per-token
   weights (label tokens are up-weighted by default: a star has ~115 XP and
   colour tokens but only a few labels, and uniform draws would starve them);
+- generation stars: a fraction ``p_generation`` of the stars shows only its
+  condition tokens (labels and A_K, `GENERATION_CONDITIONS`) and is asked for
+  XP coefficients only -- the labels -> spectrum case of
+  `giantfm.generate_spectrum`, which random subsets of ~120 tokens almost
+  never produce (a model trained without it generated spectra 2x worse than
+  the XGBoost labels -> coefficients baseline);
 - inputs: the star's input tokens (`ModelConfig.input_ids`), with all its label
-  tokens hidden for a fraction ``p_hide_labels`` of the stars (the spectrum ->
+  tokens hidden for a fraction ``p_hide_labels`` of the other stars (the spectrum ->
   labels case users want), each target hidden unless a coin with probability
   ``p_target_visible`` says otherwise (so "identity" requests are learned but
   do not dominate), shuffled, cropped to the context length, and cut to a
@@ -51,6 +57,8 @@ __all__ = ["TrainConfig", "TokenSampler", "train", "gaussian_nll", "main"]
 
 #: Default up-weighting of the label tokens as training targets (see the module docstring).
 LABEL_TARGET_WEIGHT = 20.0
+#: The inputs of generation stars (see the module docstring).
+GENERATION_CONDITIONS = vocab.LABEL_NAMES + ("a_k",)
 
 
 @dataclasses.dataclass
@@ -84,6 +92,9 @@ class TrainConfig:
         Probability that a star shows none of its label tokens as inputs.
     p_target_visible : float
         Probability that a target may also appear among the inputs.
+    p_generation : float
+        Probability that a star is a generation star: condition tokens in, XP
+        coefficients out.
     target_weights : dict, optional
         ``{token name: weight}`` for drawing targets; tokens not named weigh 1,
         label tokens (`giantfm.vocab.LABEL_NAMES`) weigh ``LABEL_TARGET_WEIGHT``
@@ -114,6 +125,7 @@ class TrainConfig:
     min_input_tokens: int = 4
     p_hide_labels: float = 0.5
     p_target_visible: float = 0.25
+    p_generation: float = 0.2
     target_weights: dict = None
     seed: int = 0
     bf16: bool = True
@@ -133,7 +145,8 @@ class TrainConfig:
         for name in ("learning_rate", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("p_hide_labels", "p_target_visible", "min_learning_rate_ratio"):
+        for name in ("p_hide_labels", "p_target_visible", "p_generation",
+                     "min_learning_rate_ratio"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], "
                                  f"got {getattr(self, name)!r}")
@@ -194,8 +207,14 @@ class TokenSampler:
         lut = torch.zeros(vocab.N_TOKENS, dtype=torch.bool)
         lut[vocab.token_ids(vocab.LABEL_NAMES)] = True
         self.label_lut = lut.to(device)
-        self.weight_lut = torch.as_tensor(train_config.weight_table(), dtype=torch.float32,
-                                          device=device)
+        lut = torch.zeros(vocab.N_TOKENS, dtype=torch.bool)
+        lut[vocab.token_ids(GENERATION_CONDITIONS)] = True
+        self.condition_lut = lut.to(device)
+        weights = torch.as_tensor(train_config.weight_table(), dtype=torch.float32)
+        self.log_weight_lut = torch.log(weights).to(device)
+        xp_weights = torch.zeros(vocab.N_TOKENS)
+        xp_weights[np.concatenate([vocab.BP_IDS, vocab.RP_IDS])] = 1.0
+        self.log_xp_weight_lut = torch.log(xp_weights).to(device)
 
     def __len__(self):
         return len(self.ids)
@@ -217,10 +236,13 @@ class TokenSampler:
             return torch.rand(shape, generator=generator, device=device)
 
         present = ids != vocab.PAD_ID
-        # Targets: weighted draw without replacement by Gumbel top-k.
+        generate = uniform(n, 1) < cfg.p_generation
+        # Targets: weighted draw without replacement by Gumbel top-k (XP only for
+        # generation stars).
         n_targets = min(cfg.n_targets, length)
         gumbel = -torch.log(-torch.log(uniform(n, length).clamp_min(1e-12)))
-        keys = torch.log(self.weight_lut[ids]) + gumbel
+        keys = torch.where(generate, self.log_xp_weight_lut[ids], self.log_weight_lut[ids]) \
+            + gumbel
         keys = keys.masked_fill(~present, -math.inf)
         top, target_pos = keys.topk(n_targets, dim=1)
         target_valid = torch.isfinite(top)
@@ -231,7 +253,8 @@ class TokenSampler:
         # Inputs: the star's input tokens, labels hidden for some stars, targets hidden
         # unless visible by chance.
         allowed = present & self.input_lut[ids]
-        hide_labels = uniform(n, 1) < cfg.p_hide_labels
+        allowed &= ~generate | self.condition_lut[ids]
+        hide_labels = (uniform(n, 1) < cfg.p_hide_labels) & ~generate
         allowed &= ~(hide_labels & self.label_lut[ids])
         hide_target = target_valid & (uniform(n, n_targets) >= cfg.p_target_visible)
         allowed.scatter_(1, target_pos, allowed.gather(1, target_pos) & ~hide_target)

@@ -49,6 +49,7 @@ INPUT_SETS = {
     "xp5_colours": _BP[:5] + _RP[:5] + vocab.COLOUR_NAMES,
     "xp25_54": _BP[25:] + _RP[25:],
     "labels": ("teff", "logg", "m_h", "alpha_m"),
+    "labels_ak": ("teff", "logg", "m_h", "alpha_m", "a_k"),
 }
 
 #: Targets of the labels -> spectrum baseline.

@@ -43,11 +43,12 @@ from pathlib import Path
 import numpy as np
 
 from ..utils import atomic_write
+from ..vocab import LABEL_NAMES
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_CUTS", "SPLITS", "SOURCES", "MASS_SOURCES",
            "resolve_repeats", "assign_split", "recover_coefficients", "coefficient_error_template",
            "estimate_coefficient_errors", "build_dataset",
-           "write_dataset", "load_arrays", "load_dataset", "main"]
+           "write_dataset", "load_arrays", "load_dataset", "label_support", "main"]
 
 #: Version of the file layout written by `write_dataset`.
 FORMAT_VERSION = 1
@@ -777,6 +778,48 @@ def load_dataset(path):
             per_star[key] = data[key][sel]
         out["labels"][name] = per_star
     return out
+
+
+def label_support(arrays, split="train", *, min_count=5):
+    """Where a model trained on this dataset has seen labels (recorded when it is bundled).
+
+    `giantfm.generate_spectrum` warns about and flags requests outside it
+    (see `giantfm.generation.check_label_support`).
+
+    Parameters
+    ----------
+    arrays : dict
+        `load_arrays` output.
+    split : str
+        The split the model learned from.
+    min_count : int
+        Fewest training stars a Teff-log g cell needs to count as covered.
+
+    Returns
+    -------
+    dict
+        ``ranges``: ``{label: [p0.5, p99.5]}`` of the split's labels (and
+        ``a_k``); ``kiel``: ``teff_edges`` (100 K), ``logg_edges`` (0.1 dex),
+        ``counts`` (stars per cell) and ``min_count``.
+    """
+    sel = arrays["split"] == SPLITS[split]
+    labels = {name: np.asarray(arrays["labels"][name][sel], dtype=float)
+              for name in (*LABEL_NAMES, "a_k")}
+    ranges = {}
+    for name, value in labels.items():
+        value = value[np.isfinite(value)]
+        if len(value):
+            low, high = np.percentile(value, [0.5, 99.5])
+            # no extinction is inside what the model learned (many stars have A_K ~ 0.001)
+            ranges[name] = [min(float(low), 0.0) if name == "a_k" else float(low), float(high)]
+    teff_edges = np.arange(3000.0, 8001.0, 100.0)
+    logg_edges = np.round(np.arange(-0.5, 5.51, 0.1), 2)
+    both = np.isfinite(labels["teff"]) & np.isfinite(labels["logg"])
+    counts, _, _ = np.histogram2d(labels["teff"][both], labels["logg"][both],
+                                  bins=(teff_edges, logg_edges))
+    return {"ranges": ranges,
+            "kiel": {"teff_edges": teff_edges.tolist(), "logg_edges": logg_edges.tolist(),
+                     "counts": counts.astype(int).tolist(), "min_count": int(min_count)}}
 
 
 def main(argv=None):

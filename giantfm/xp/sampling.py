@@ -9,6 +9,7 @@ flux divided by a star's median flux gives coefficients divided by it).
 """
 import contextlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -21,6 +22,12 @@ __all__ = ["coefficients_to_flux", "flux_to_coefficients", "XPFit", "correlation
 # Stars per block in the batched products: bounds the (block, 55, n_wavelength)
 # temporaries to a few tens of MB.
 _BLOCK = 512
+# Stars per block of the uncorrelated products of `coefficients_to_flux`: a block's flux
+# and variance (512 x 343 x 8 bytes = 1.4 MB each) stay in the core's cache from the
+# products through the square root. Measured for 100,000 stars (one BLAS thread, 2 shared
+# cores, load average 2.6): 330 ms in blocks of 256 or 1,024 stars, 520 ms in blocks of
+# 4,096, 960-1,570 ms for the former whole-array products with the full (55, 343) matrices.
+_FLUX_BLOCK = 512
 
 
 def correlation_matrix(packed, n=N_COEFFICIENTS):
@@ -73,18 +80,34 @@ def _coefficient_array(x, name, n_stars=None):
     return a, single
 
 
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries (None without threadpoolctl).
+
+    Made once: entering its ``limit`` then costs 9 us, against 400 us for a
+    fresh ``threadpool_limits`` that inspects the process each time.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
 def _single_threaded_blas():
     """Limit BLAS to one thread (when threadpoolctl is installed).
 
-    The per-star fits are many 110x110 inversions, which gain nothing from BLAS
-    threads; measured here (2 cores, shared), OpenBLAS's two threads made them
-    up to 40x slower (20 against 790 spectra/s) through contention.
+    For the many small products here -- 110x110 inversions per star, the
+    blocked products of `coefficients_to_flux` and of the token projection --
+    BLAS threads gain little and lose much: measured here (2 cores, shared),
+    OpenBLAS's two threads made the per-star fits up to 40x slower (20 against
+    790 spectra/s) and the blocked flux products 11x slower (15,000 against
+    171,000 spectra/s) through contention.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    controller = _blas_controller()
+    if controller is None:
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _band_variance(design, err, corr):
@@ -107,6 +130,121 @@ def _band_covariance(design, err, corr):
     if corr is None:
         return np.swapaxes(scaled, 1, 2) @ scaled
     return np.swapaxes(scaled, 1, 2) @ (corr @ scaled)
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One band's share of the flux of a group of stars: ``coefficients @ design``."""
+
+    band: str
+    design: np.ndarray      # (55, m); weighted by the merge when both bands enter
+    support: np.ndarray     # (m,) bool: the samples the band contributes to
+    columns: slice          # the contiguous samples the blocked products compute
+    matrix: np.ndarray      # design[:, columns], C-contiguous for BLAS
+    squared: np.ndarray     # matrix ** 2: variance of uncorrelated coefficients
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to compute the flux of stars with a given set of bands."""
+
+    terms: tuple            # one `_Term` per band (BP first)
+    blank: np.ndarray       # (m,) bool: samples GaiaXPy sets to NaN, or None
+
+
+def _term(band, design, columns):
+    matrix = np.ascontiguousarray(design[:, columns])
+    arrays = (design, np.any(design != 0, axis=0), matrix, matrix ** 2)
+    for a in arrays:                # cached by `_plans`: shared by all calls
+        a.setflags(write=False)
+    return _Term(band, arrays[0], arrays[1], columns, *arrays[2:])
+
+
+@lru_cache(maxsize=16)
+def _plans(grid, design):
+    """`_Plan` for stars with both bands, BP only and RP only, on a grid.
+
+    ``grid`` is None (the default grid) or the bytes of the float64 grid in nm.
+    Merged, BP has weight zero above 643 nm and RP below 635 nm (on GaiaXPy's
+    grids): BP's products run from the first sample to its last non-zero
+    column and RP's from its first non-zero column to the last sample, which
+    halves the work against the full (55, m) products and still covers every
+    sample (a zero column inside a range adds an exact zero).
+    """
+    wavelength = None if grid is None else np.frombuffer(grid)
+    wl = check_wavelength(wavelength)
+    m = wl.size
+    bp_design, rp_design = design_matrices(wavelength, design)
+    bp_weight, rp_weight = merge_weights(wavelength, design)
+    bp_merged, rp_merged = bp_design * bp_weight, rp_design * rp_weight
+    bp_used = np.flatnonzero(np.any(bp_merged != 0, axis=0))
+    rp_used = np.flatnonzero(np.any(rp_merged != 0, axis=0))
+    rp_start = int(rp_used[0]) if rp_used.size else m
+    bp_stop = max(int(bp_used[-1]) + 1 if bp_used.size else 0, rp_start)
+    both = _Plan((_term("bp", bp_merged, slice(0, bp_stop)),
+                  _term("rp", rp_merged, slice(rp_start, m))), None)
+    everything = slice(0, m)
+    return (both, _Plan((_term("bp", bp_design, everything),), wl >= BP_RANGE[1]),
+            _Plan((_term("rp", rp_design, everything),), wl <= RP_RANGE[0]))
+
+
+def _merged_products(terms, inputs, out, squared=False):
+    """``out = sum(inputs[i] @ terms[i].matrix)`` over each term's columns.
+
+    The first term's columns start at sample 0 and the last term's end at the
+    last sample, overlapping in between (`_plans`); the products are written
+    straight into ``out`` and only the overlap is added.
+    """
+    last = terms[-1]
+    np.matmul(inputs[-1], last.squared if squared else last.matrix, out=out[:, last.columns])
+    if len(terms) == 2:
+        first = terms[0]
+        overlap = slice(last.columns.start, first.columns.stop)
+        saved = out[:, overlap].copy()
+        np.matmul(inputs[0], first.squared if squared else first.matrix,
+                  out=out[:, first.columns])
+        out[:, overlap] += saved
+
+
+def _uncorrelated_products(plan, coeffs, errs, rows, flux, flux_err):
+    """Flux and uncorrelated errors of one group of stars, block by block.
+
+    ``rows`` selects the group (a slice for all stars, else a boolean mask);
+    results go into ``flux`` and ``flux_err`` (None without errors). A block
+    of all stars is computed in place in the outputs; a block of some is
+    gathered, computed in a scratch block and scattered back.
+    """
+    picked = None if isinstance(rows, slice) else np.flatnonzero(rows)
+    n_rows = len(flux) if picked is None else picked.size
+    for start in range(0, n_rows, _FLUX_BLOCK):
+        block = slice(start, start + _FLUX_BLOCK)
+        take = block if picked is None else picked[block]
+        out = flux[take] if picked is None else np.empty((len(take), flux.shape[1]))
+        _merged_products(plan.terms, [coeffs[t.band][take] for t in plan.terms], out)
+        if plan.blank is not None:
+            out[:, plan.blank] = np.nan
+        if picked is not None:
+            flux[take] = out
+        if flux_err is None:
+            continue
+        out = flux_err[take] if picked is None else np.empty_like(out)
+        # A band without errors enters as zero, and its samples become NaN below.
+        squares = [np.square(errs[t.band][take]) if t.band in errs
+                   else np.zeros((len(out), N_COEFFICIENTS)) for t in plan.terms]
+        _merged_products(plan.terms, squares, out, squared=True)
+        nonfinite = ~np.isfinite(sum(s.sum(axis=1) for s in squares))
+        if nonfinite.any():
+            # A non-finite error reaches every sample in the full products (NaN * 0 is
+            # NaN, as in GaiaXPy), not only the samples of its band's columns.
+            out[nonfinite] = sum(s[nonfinite] @ t.design ** 2 for s, t in zip(squares, plan.terms))
+        for t in plan.terms:
+            if t.band not in errs:
+                out[:, t.support] = np.nan
+        if plan.blank is not None:
+            out[:, plan.blank] = np.nan
+        np.sqrt(out, out=out)
+        if picked is not None:
+            flux_err[take] = out
 
 
 def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr=None,
@@ -175,8 +313,7 @@ def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr
     ((343,), True)
     """
     wl = check_wavelength(wavelength)
-    bp_design, rp_design = design_matrices(wavelength, design)
-    bp_weight, rp_weight = merge_weights(wavelength, design)
+    plans = _plans(None if wavelength is None else wl.tobytes(), design)
     n = None
     coeffs, single = {}, False
     for name, value in (("bp", bp), ("rp", rp)):
@@ -199,44 +336,50 @@ def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr
                 raise ValueError(f"{name}_corr has {len(corrs[name])} rows for {n} stars")
 
     m = wl.size
-    flux = np.full((n, m), np.nan)
-    flux_err = np.full((n, m), np.nan) if errs else None
+    flux = np.empty((n, m))
+    flux_err = np.empty((n, m)) if errs else None
     covariance = np.full((n, m, m), np.nan) if errs and return_covariance else None
+    neither = ~(has["bp"] | has["rp"])
+    if neither.any():
+        flux[neither] = np.nan
+        if errs:
+            flux_err[neither] = np.nan
     # Stars grouped by the bands they have. Two bands are merged with GaiaXPy's weights
     # (folded into the design matrices: one product per band); a single band enters with
     # weight one, and GaiaXPy blanks the samples it does not cover.
-    groups = ((has["bp"] & has["rp"], {"bp": bp_design * bp_weight, "rp": rp_design * rp_weight},
-               None),
-              (has["bp"] & ~has["rp"], {"bp": bp_design}, wl >= BP_RANGE[1]),
-              (has["rp"] & ~has["bp"], {"rp": rp_design}, wl <= RP_RANGE[0]))
-    for rows, designs, blank in groups:
+    groups = zip((has["bp"] & has["rp"], has["bp"] & ~has["rp"], has["rp"] & ~has["bp"]), plans)
+    for rows, plan in groups:
         if not rows.any():
             continue
         sel = slice(None) if rows.all() else rows
-        group_flux = sum(coeffs[band][sel] @ matrix for band, matrix in designs.items())
-        if blank is not None:
-            group_flux[:, blank] = np.nan
+        if not (return_covariance or any(term.band in corrs for term in plan.terms)):
+            with _single_threaded_blas():
+                _uncorrelated_products(plan, coeffs, errs, sel, flux, flux_err)
+            continue
+        group_flux = sum(coeffs[term.band][sel] @ term.design for term in plan.terms)
+        if plan.blank is not None:
+            group_flux[:, plan.blank] = np.nan
         flux[sel] = group_flux
         if not errs:
             continue
         var = np.zeros_like(group_flux)
         cov = np.zeros((len(group_flux), m, m)) if return_covariance else None
-        for band, matrix in designs.items():
-            if band not in errs:
+        for term in plan.terms:
+            if term.band not in errs:
                 # Coefficients without errors: the band's error is unknown where it contributes.
-                var[:, np.any(matrix != 0, axis=0)] = np.nan
+                var[:, term.support] = np.nan
                 continue
-            corr = corrs[band][sel] if band in corrs else None
-            var += _band_variance(matrix, errs[band][sel], corr)
+            corr = corrs[term.band][sel] if term.band in corrs else None
+            var += _band_variance(term.design, errs[term.band][sel], corr)
             if return_covariance:
-                cov += _band_covariance(matrix, errs[band][sel], corr)
-        if blank is not None:
-            var[:, blank] = np.nan
+                cov += _band_covariance(term.design, errs[term.band][sel], corr)
+        if plan.blank is not None:
+            var[:, plan.blank] = np.nan
         flux_err[sel] = np.sqrt(var)
         if return_covariance:
-            if blank is not None:
-                cov[:, blank, :] = np.nan
-                cov[:, :, blank] = np.nan
+            if plan.blank is not None:
+                cov[:, plan.blank, :] = np.nan
+                cov[:, :, plan.blank] = np.nan
             covariance[sel] = cov
     if single:
         flux = flux[0]
