@@ -33,7 +33,6 @@ and ``meta['machine']``, and the projections beside it as
 """
 import argparse
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -46,6 +45,7 @@ from astropy.table import Table, vstack
 
 import giantfm
 from giantfm import scale
+from results import machine_description, save_table
 
 GAIA_XP_SOURCES = 220_000_000
 
@@ -158,34 +158,27 @@ def main(argv=None):
           f"{cores:.0f} cores reading and tokenising to be fed at that rate)")
 
     if args.save:
-        machine = (f"{platform.node()}: {os.cpu_count()} CPU cores "
-                   f"({platform.processor() or platform.machine()}), device {args.device}, "
-                   f"load average {load:.2f} at start")
-        table.meta["title"] = (f"Gaia scale: predict_files throughput against dask workers "
-                               f"({args.files} files x {args.stars_per_file} stars, "
-                               f"{args.format})")
-        table.meta["machine"] = machine
+        machine = f"{machine_description(load=load)}, device {args.device}"
         for name, fmt in (("seconds", ".2f"), ("stars_per_s", ".0f"),
                           ("stars_per_s_per_worker", ".0f"), ("peak_rss_mb_per_worker", ".0f"),
                           ("startup_s", ".1f")):
             table[name].info.format = fmt
-        table.write(args.save, format="ascii.ecsv", overwrite=True)
+        save_table(table, args.save, machine=machine,
+                   title=(f"Gaia scale: predict_files throughput against dask workers "
+                          f"({args.files} files x {args.stars_per_file} stars, {args.format})"))
         projection = Table(rows=[(what, hours, hours / 24) for what, hours in projections],
                            names=("on", "hours", "days"))
         projection["hours"].info.format = ".2f"
         projection["days"].info.format = ".2f"
-        projection.meta["title"] = (
-            f"Gaia scale: projected time for {GAIA_XP_SOURCES / 1e6:.0f} M stars, from "
-            f"{per_worker:,.0f} stars/s per CPU worker (measured) and {args.gpu_rate:,.0f} "
-            f"stars/s network on one GPU (H100 bf16, benchmarks/bench_model.py; the GPU also "
-            f"needs ~{cores:.0f} CPU cores reading and tokenising at {per_core_tokens:,.0f} "
-            "stars/s each)")
-        projection.meta["machine"] = machine
         path = Path(args.save)
-        projection_path = path.with_name(f"{path.stem}_projection{path.suffix}")
-        projection.write(projection_path, format="ascii.ecsv", overwrite=True)
-        print(f"saved {projection_path}")
-        print(f"saved {args.save}")
+        save_table(projection, path.with_name(f"{path.stem}_projection{path.suffix}"),
+                   machine=machine,
+                   title=(f"Gaia scale: projected time for {GAIA_XP_SOURCES / 1e6:.0f} M stars, "
+                          f"from {per_worker:,.0f} stars/s per CPU worker (measured) and "
+                          f"{args.gpu_rate:,.0f} stars/s network on one GPU (H100 bf16, "
+                          f"benchmarks/bench_model.py; the GPU also needs ~{cores:.0f} CPU "
+                          f"cores reading and tokenising at {per_core_tokens:,.0f} stars/s "
+                          "each)"))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,12 @@ from astropy.table import Table
 from giantfm.utils import atomic_write
 
 
-def machine_description(device=None):
-    """CPU model, core count and load average (and the GPU's name when ``device`` is one)."""
+def machine_description(device=None, load=None):
+    """CPU model, core count and load average (and the GPU's name when ``device`` is one).
+
+    ``load``: the 1-minute load average to report (e.g. taken before the run);
+    default now.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -25,7 +29,8 @@ def machine_description(device=None):
                 break
     except OSError:
         pass
-    text = f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    load = os.getloadavg()[0] if load is None else load
+    text = f"{cpu}, {os.cpu_count()} cores, load average {load:.1f}"
     if device is not None and getattr(device, "type", str(device)).startswith("cuda"):
         import torch
         text = f"{torch.cuda.get_device_name(device)}; host {text}"
@@ -33,8 +38,9 @@ def machine_description(device=None):
 
 
 def save_table(rows, path, *, title, machine, notes=None):
-    """Write ``rows`` (a list of dicts with the same keys) as an ECSV table, atomically."""
-    table = Table(rows=rows)
+    """Write ``rows`` (a `~astropy.table.Table`, or a list of dicts with the same keys)
+    as an ECSV table, atomically."""
+    table = rows if isinstance(rows, Table) else Table(rows=rows)
     table.meta.update(title=title, machine=machine,
                       date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     if notes:

@@ -157,8 +157,8 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     >>> import giantfm
     >>> stars = giantfm.examples.load()[:2]
     >>> completed = giantfm.inpaint(stars, hide="rp")
-    >>> completed["rp_inpainted"].all(), completed["bp_inpainted"].any()
-    (np.True_, np.False_)
+    >>> bool(completed["rp_inpainted"].all()), bool(completed["bp_inpainted"].any())
+    (True, False)
     """
     from .xp.readers import read_xp
 

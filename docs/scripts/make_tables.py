@@ -15,7 +15,8 @@ Inputs, all optional except the package itself:
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
 - ``RESULTS/bench_*.ecsv``: benchmark results, one table per file, any
-  columns; ``meta['title']`` and ``meta['machine']`` are shown when present
+  columns; ``meta['title']``, ``meta['machine']``, ``meta['date']`` and
+  ``meta['notes']`` are shown when present
   -> ``performance.rst``
 
 Where an input is missing the page gets a note saying which command produces
@@ -212,7 +213,10 @@ def performance_rst(results):
         title = table.meta.get("title", path.stem)
         parts.append(f"{title}\n{'~' * len(title)}\n")
         if "machine" in table.meta:
-            parts.append(f"Machine: {table.meta['machine']}\n")
+            parts.append(f"Machine: {table.meta['machine']}"
+                         + (f" ({table.meta['date']})" if "date" in table.meta else "") + "\n")
+        if "notes" in table.meta:
+            parts.append(f"{table.meta['notes']}\n")
         rows = [[_cell(row[c]) for c in table.colnames] for row in table]
         header = [f"{c} [{table[c].unit}]" if table[c].unit else c for c in table.colnames]
         parts.append(list_table(header, rows) + "\n")

@@ -209,21 +209,26 @@ def generation(model, batch, rows, *, baselines=(), giant=None, batch_size=None)
 
 
 # ---------------------------------------------------------------------------- physics checks
+def _request_along(model, name, grid, m_h, target):
+    """``target`` requested from ``name`` along ``grid`` at fixed [M/H] (vocabulary units)."""
+    from ..prediction import request
+
+    result = request({name: grid, "m_h": np.full(len(grid), m_h)}, target, model=model,
+                     progress=False)
+    return result[target].unmasked.value
+
+
 def kiel_sweep(model, train_labels, rows, *, metallicities=(-1.0, -0.5, 0.0, 0.3),
                logg_grid=None):
     """Teff requested along log g at fixed [M/H], against the training giants.
 
     Returns ``{m_h: (logg_grid, model_teff, data_median_teff)}``.
     """
-    from ..prediction import request
-
     logg_grid = np.round(np.arange(1.0, 3.41, 0.1), 2) if logg_grid is None else logg_grid
     teff, logg, m_h = (np.asarray(train_labels[k], dtype=float) for k in ("teff", "logg", "m_h"))
     out = {}
     for feh in metallicities:
-        res = request({"logg": logg_grid, "m_h": np.full(len(logg_grid), feh)}, "teff",
-                      model=model, progress=False)
-        pred = res["teff"].unmasked.value
+        pred = _request_along(model, "logg", logg_grid, feh, "teff")
         near = np.abs(m_h - feh) < 0.15
         median = np.full(len(logg_grid), np.nan)
         for k, g in enumerate(logg_grid):
@@ -278,10 +283,13 @@ def extinction_sweep(model, rows, *, teff=4750.0, logg=2.5, m_h=0.0, alpha_m=0.0
                              model=model)
     wavelength = spec.spectral_axis.to_value(u.nm)
     flux = spec.flux.value
-    curves = -2.5 * np.log10(flux[1:] / flux[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # NaN where a generated flux is not positive (the far blue of a cool giant)
+        curves = -2.5 * np.log10(flux[1:] / flux[0])
     a = a_k[1:]
     x = (wavelength * u.nm).to(u.micron)
-    pix = (wavelength >= fit_range[0]) & (wavelength <= fit_range[1])
+    pix = (wavelength >= fit_range[0]) & (wavelength <= fit_range[1]) \
+        & np.isfinite(curves).all(axis=0)
 
     def model_curves(p):
         rv, r = p[0], p[1]
@@ -326,15 +334,11 @@ def mass_age_sweep(model, train_labels, rows, *, metallicities=(-0.5, 0.0, 0.3),
     """
     from scipy.stats import spearmanr
 
-    from ..prediction import request
-
     mass_grid = np.round(np.arange(0.9, 2.51, 0.1), 2) if mass_grid is None else mass_grid
     mass, age, m_h = (np.asarray(train_labels[k], dtype=float) for k in ("mass", "age", "m_h"))
     out = {}
     for feh in metallicities:
-        res = request({"mass": mass_grid, "m_h": np.full(len(mass_grid), feh)}, "age",
-                      model=model, progress=False)
-        pred = res["age"].unmasked.value
+        pred = _request_along(model, "mass", mass_grid, feh, "age")
         rho = spearmanr(mass_grid, pred).statistic
         slope = np.polyfit(np.log10(mass_grid), np.log10(pred), 1)[0]
         sel = (np.abs(m_h - feh) < 0.15) & np.isfinite(mass) & np.isfinite(age) & (age > 0) \
