@@ -72,10 +72,14 @@ def list_table(header, rows, *, title=None, widths=None):
     lines.append("")
     for row in [header, *rows]:
         for k, cell in enumerate(row):
-            # "|" would start an RST substitution reference
-            text = str(cell).replace("\n", " ").replace("|", "\\|") or " "
+            text = _escape(str(cell).replace("\n", " ")) or " "
             lines.append(f"   {'* -' if k == 0 else '  -'} {text}")
     return "\n".join(lines) + "\n"
+
+
+def _escape(text):
+    """``text`` with "|" escaped: it would start an RST substitution reference."""
+    return text.replace("|", "\\|")
 
 
 def _note(text):
@@ -216,7 +220,7 @@ def performance_rst(results):
             parts.append(f"Machine: {table.meta['machine']}"
                          + (f" ({table.meta['date']})" if "date" in table.meta else "") + "\n")
         if "notes" in table.meta:
-            parts.append(f"{table.meta['notes']}\n")
+            parts.append(f"{_escape(table.meta['notes'])}\n")
         rows = [[_cell(row[c]) for c in table.colnames] for row in table]
         header = [f"{c} [{table[c].unit}]" if table[c].unit else c for c in table.colnames]
         parts.append(list_table(header, rows) + "\n")
