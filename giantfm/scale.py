@@ -14,7 +14,7 @@ batching:
 * `predict_catalog` -- an `lsdb` catalogue (HATS, HEALPix-partitioned Parquet)
   with Gaia XP coefficient and photometry columns -> a lazy `lsdb` catalogue
   with the prediction columns added, to cross-match, filter and write with
-  lsdb's own tools (``to_hats``).
+  lsdb's own tools (``write_catalog``, formerly ``to_hats``).
 
 Memory is bounded: a worker holds one input file at a time (Parquet inputs
 only one block of ``chunk_rows`` rows, read row group by row group), predicts
@@ -948,7 +948,7 @@ def predict_catalog(catalog, *, device=None, batch_size=None, model=None, prefix
     Returns
     -------
     `lsdb.Catalog`
-        Lazy: nothing is computed until ``.compute()``, ``.to_hats()``,
+        Lazy: nothing is computed until ``.compute()``, ``.write_catalog()``,
         ``.head()`` ... Every row of ``catalog``, in place, with the added
         columns ``teff``, ``teff_err`` [K], ``logg``, ``logg_err``
         [dex(cm s-2)], ``m_h``, ``m_h_err``, ``alpha_m``, ``alpha_m_err``
