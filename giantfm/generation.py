@@ -300,7 +300,12 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
         [M/H] and [alpha/M] [dex], mass [solMass], age [Gyr] and the K-band
         extinction A_K [mag] (the ``a_k`` token, APOGEE's targeting
         extinction, on which the model was trained). Plain numbers are in
-        these units; NaN leaves a label out for that star.
+        these units; NaN leaves a label out for that star. Labels left out
+        are averaged over as in the training set: give ``extinction``
+        (0 for none), or the spectrum is an average over the extinctions of
+        the training stars with those labels, which change with Teff (with the
+        bundled model the blue-to-red flux ratio of a log g 2.5 giant then
+        barely changes from 4450 to 4750 K, while at fixed A_K it rises 17 %).
     phot_g_mean_mag : float, array or Quantity, optional
         Gaia G magnitude (broadcast like the labels). Given: absolute flux in
         W m^-2 nm^-1; otherwise flux per unit G-band flux (`RELATIVE_FLUX_UNIT`,
