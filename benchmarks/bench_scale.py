@@ -33,9 +33,7 @@ and ``meta['machine']``, and the projections beside it as
 """
 import argparse
 import os
-import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,11 +64,6 @@ def make_inputs(folder, n_files, n_stars, fmt):
     return paths
 
 
-def _peak_rss_mb():
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 ** 2 if sys.platform == "darwin" else 1024)
-
-
 def _load_model(device):
     from giantfm.prediction import get_model
     get_model(device=device)
@@ -91,14 +84,14 @@ def run_workers(n_workers, paths, out, device):
         manifest = scale.predict_files(paths, out, client=client, device=device, resume=False,
                                        progress=False)
         seconds = time.perf_counter() - start
-        peak = max(client.run(_peak_rss_mb).values())
     finally:
         client.close()
         cluster.close()
     failed = manifest[manifest["status"] != "done"]
     if len(failed):
         raise RuntimeError(f"{len(failed)} files failed: {list(failed['error'])}")
-    return int(manifest["rows_out"].sum()), seconds, startup, peak
+    # the manifest records each worker's peak resident memory after each of its files
+    return int(manifest["rows_out"].sum()), seconds, startup, float(manifest["peak_rss_mb"].max())
 
 
 def tokenize_rate(paths):

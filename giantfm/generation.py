@@ -27,7 +27,7 @@ from astropy.table import QTable
 from astropy.utils.exceptions import AstropyUserWarning
 
 from . import tokens, vocab
-from .prediction import _in_unit, get_model
+from .prediction import _batch_size, _in_unit, get_model
 
 __all__ = ["inpaint", "generate_spectrum", "XP_NAMES", "RELATIVE_FLUX_UNIT",
            "ABSOLUTE_FLUX_UNIT", "check_label_support"]
@@ -49,8 +49,6 @@ _ARCHIVE_MAGNITUDES = {"g": "phot_g_mean_mag", "bp": "phot_bp_mean_mag",
 
 def _request_coefficients(batch, model, device, batch_size):
     """Network means and standard deviations of all 110 coefficients, token scale."""
-    from .prediction import _batch_size
-
     net = get_model(device=device, model=model)
     mean, std = net.request(batch, list(XP_NAMES), batch_size=_batch_size(batch_size),
                             progress=False)

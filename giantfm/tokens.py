@@ -122,6 +122,23 @@ class TokenBatch:
         error = np.where(has, self.errors[rows, col], np.nan)
         return value, error
 
+    def values_of(self, names):
+        """Token-scale values and errors of ``names`` for every star, one column per name.
+
+        Returns two float64 arrays (n_stars, len(names)), NaN where a star lacks
+        the token (`value_of` for many names at once, without a loop over them).
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        column = np.full(vocab.N_TOKENS, -1)
+        column[vocab.token_ids(names)] = np.arange(len(names))
+        col = column[self.ids.astype(np.intp)]
+        rows, slots = np.nonzero(col >= 0)
+        values = np.full((len(self), len(names)), np.nan)
+        errors = np.full((len(self), len(names)), np.nan)
+        values[rows, col[rows, slots]] = self.values[rows, slots]
+        errors[rows, col[rows, slots]] = self.errors[rows, slots]
+        return values, errors
+
     def without(self, names):
         """A copy with the tokens ``names`` removed (e.g. to hide labels before predicting)."""
         drop = np.isin(self.ids, vocab.token_ids(names))

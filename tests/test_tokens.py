@@ -144,3 +144,14 @@ def test_projection_in_blocks_and_of_any_leading_axes():
     one, none = project_coefficients(c[0], band="rp")
     assert one.shape == (55,) and none is None
     np.testing.assert_allclose(one, projected[0], rtol=1e-12, atol=1e-12)
+
+
+def test_values_of_matches_value_of_per_name():
+    batch = tokens.from_arrays(labels={"teff": ([4500.0, np.nan, 4800.0], [50.0, 0.0, 60.0]),
+                                       "logg": [2.5, 3.0, np.nan]})
+    values, errors = batch.values_of(["logg", "teff", "mass"])
+    for k, name in enumerate(("logg", "teff", "mass")):
+        value, error = batch.value_of(name)
+        np.testing.assert_array_equal(values[:, k], value)
+        np.testing.assert_array_equal(errors[:, k], error)
+    assert np.isnan(values[:, 2]).all()

@@ -116,13 +116,7 @@ def feature_matrix(batch, names):
         Token-scale values; NaN where a star lacks the token and in the whole row
         of a star whose ``reason`` marks it unusable.
     """
-    names = input_names(names)
-    column = np.full(vocab.N_TOKENS, -1)
-    column[vocab.token_ids(names)] = np.arange(len(names))
-    col = column[batch.ids.astype(np.intp)]
-    features = np.full((len(batch), len(names)), np.nan, dtype=np.float32)
-    rows, slots = np.nonzero(col >= 0)
-    features[rows, col[rows, slots]] = batch.values[rows, slots]
+    features = batch.values_of(input_names(names))[0].astype(np.float32)
     features[batch.reason != ""] = np.nan
     return features
 

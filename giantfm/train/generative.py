@@ -50,6 +50,7 @@ from .. import vocab
 from ..generation import XP_NAMES
 from ..utils import atomic_write
 from ..xp.basis import DEFAULT_WAVELENGTH
+from .evaluate import _keep_tokens
 
 __all__ = ["inpainting", "generation", "kiel_sweep", "extinction_sweep", "mass_age_sweep",
            "evaluate_generative", "INPAINTING_CASES", "main"]
@@ -76,19 +77,6 @@ def _mad_std(x):
     return float(median_abs_deviation(x, scale="normal")) if len(x) else np.nan
 
 
-def _dense(batch, names):
-    """Token-scale values and errors of ``names`` for every star (NaN where absent)."""
-    lut = np.full(vocab.N_TOKENS, -1)
-    lut[vocab.token_ids(names)] = np.arange(len(names))
-    column = lut[batch.ids]
-    rows, cols = np.nonzero(column >= 0)
-    values = np.full((len(batch), len(names)), np.nan)
-    errors = np.full((len(batch), len(names)), np.nan)
-    values[rows, column[rows, cols]] = batch.values[rows, cols]
-    errors[rows, column[rows, cols]] = batch.errors[rows, cols]
-    return values, errors
-
-
 def _flux(coefficients, errors=None):
     """Sampled flux (token scale: per unit G flux) of (n, 110) coefficients on the default grid."""
     from ..xp.sampling import coefficients_to_flux
@@ -98,13 +86,9 @@ def _flux(coefficients, errors=None):
                                 None if errors is None else errors[:, _N:])
 
 
-def _keep_only(batch, names):
-    """``batch`` with only the tokens ``names`` (others become padding)."""
-    from ..tokens import TokenBatch
-
-    keep = np.isin(batch.ids, vocab.token_ids(names))
-    return TokenBatch(np.where(keep, batch.ids, vocab.PAD_ID), batch.values, batch.errors,
-                      batch.source_id, batch.reason)
+def _keep_names(batch, names):
+    """``batch`` with only the tokens ``names`` (as the evaluation's experiments keep theirs)."""
+    return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(names)))
 
 
 def _row(rows, experiment, case, metric, value, unit="", n=0, description=""):
@@ -118,14 +102,14 @@ def inpainting(model, batch, rows, *, batch_size=None):
 
     Returns ``{case: (mean, std)}`` (n, 110) token-scale predictions, for figures.
     """
-    truth, truth_err = _dense(batch, XP_NAMES)
+    truth, truth_err = batch.values_of(XP_NAMES)
     complete = np.isfinite(truth).all(axis=1)
     if not complete.all():
         raise ValueError(f"{int((~complete).sum())} stars lack some XP coefficient; "
                          "inpainting is scored on stars with all 110")
     flux_true, flux_err = _flux(truth, truth_err)
     wavelength = DEFAULT_WAVELENGTH
-    inputs = _keep_only(batch, XP_NAMES + vocab.COLOUR_NAMES)
+    inputs = _keep_names(batch, XP_NAMES + vocab.COLOUR_NAMES)
     out = {}
     for case, (hidden, (lo, hi)) in INPAINTING_CASES.items():
         mean, std = model.request(inputs.without(hidden), list(XP_NAMES), batch_size=batch_size)
@@ -169,8 +153,8 @@ def _chi2(flux, flux_true, flux_err, extra_err=None):
 
 def generation(model, batch, rows, *, baselines=(), giant=None, batch_size=None):
     """Spectra from each star's labels against its observed spectrum; append metric rows."""
-    truth, truth_err = _dense(batch, XP_NAMES)
-    labels, _ = _dense(batch, _GENERATION_LABELS + ("a_k",))
+    truth, truth_err = batch.values_of(XP_NAMES)
+    labels, _ = batch.values_of(_GENERATION_LABELS + ("a_k",))
     have = np.isfinite(truth).all(axis=1) & np.isfinite(labels[:, :4]).all(axis=1)
     flux_true, flux_err = _flux(truth[have], truth_err[have])
     samples = {"all": np.ones(int(have.sum()), bool)}
@@ -180,7 +164,7 @@ def generation(model, batch, rows, *, baselines=(), giant=None, batch_size=None)
                for names in (_GENERATION_LABELS, _GENERATION_LABELS + ("a_k",))}
     results = {}
     for system, names in systems.items():
-        mean, std = model.request(_keep_only(batch[np.flatnonzero(have)], names),
+        mean, std = model.request(_keep_names(batch[np.flatnonzero(have)], names),
                                   list(XP_NAMES), batch_size=batch_size)
         flux, flux_sigma = _flux(mean, std)
         results[system] = (flux, flux_sigma)
@@ -420,7 +404,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     from .. import plotting
     from .evaluate import _save
 
-    truth, truth_err = _dense(batch, XP_NAMES)
+    truth, truth_err = batch.values_of(XP_NAMES)
     flux_true, flux_err = _flux(truth, truth_err)
     stars = np.linspace(0, len(batch) - 1, 3).astype(int)
     fig, axes = plt.subplots(len(stars), len(inpainted), figsize=(12, 8), sharex=True,
