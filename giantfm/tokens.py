@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import vocab
+from .xp.noise import load_noise_model, photometric_errors
 from .xp.projection import _project
 
 __all__ = ["TokenBatch", "from_arrays", "tokenize", "g_flux", "to_token_scale",
@@ -184,8 +185,8 @@ def _column(x, n, what):
     return x
 
 
-def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels=None,
-                bp_n_relevant=None, rp_n_relevant=None, truncate=True, project=True,
+def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_errors=None,
+                labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=True, project=True,
                 source_id=None, reason=None):
     """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
 
@@ -195,11 +196,18 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
         Gaia DR3 XP coefficients in the archive's units (e-/s); NaN or masked
         entries become absent tokens. A whole band may be None.
     bp_err, rp_err : array (n, 55), optional
-        Their standard errors (zero where not given).
+        Their standard errors. Where they are not given (None, NaN, or not
+        positive) a coefficient gets the default error model of
+        `giantfm.xp.noise.XPNoiseModel.median_errors`: the typical Gaia DR3
+        error of a star with that band's flux.
     mags : dict, optional
         Magnitudes by short name: ``g``, ``bp``, ``rp`` (Gaia), ``j``, ``h``,
         ``k`` (2MASS). ``g`` is needed to normalise coefficients: without it
         (NaN) the star's coefficients are left out and ``reason`` says so.
+    mag_errors : dict, optional
+        Their errors (mag), by the same names; where not given, those of
+        `giantfm.xp.noise.photometric_errors`. A colour token's error is the
+        quadrature sum of its two magnitudes' errors.
     labels : dict, optional
         ``{name: value}`` or ``{name: (value, error)}`` in vocabulary units
         (e.g. ``teff`` in K, ``age`` in Gyr); NaN values are absent tokens.
@@ -239,11 +247,19 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
     # each star has, their token ids, and the values and errors to gather from (times
     # ``scale`` per star where not None). They are packed in this order.
     segments = []
+    raw = {band: None if coeffs is None else np.ma.filled(np.ma.asarray(coeffs, dtype=float),
+                                                          np.nan)
+           for band, coeffs in (("bp", bp), ("rp", rp))}
+    zeroth = {band: np.full(n, np.nan) if c is None or c.ndim != 2 or c.shape[0] != n
+              else c[:, 0] for band, c in raw.items()}
+    default_errors = dict(zip(("bp", "rp"), load_noise_model().median_errors(zeroth["bp"],
+                                                                              zeroth["rp"])))
+    xp_snr = {}
     for band, coeffs, errs, nrel, band_ids in (("bp", bp, bp_err, bp_n_relevant, vocab.BP_IDS),
                                                ("rp", rp, rp_err, rp_n_relevant, vocab.RP_IDS)):
         if coeffs is None:
             continue
-        c = np.ma.filled(np.ma.asarray(coeffs, dtype=float), np.nan)
+        c = raw[band]
         if c.ndim != 2 or c.shape[0] != n:
             raise ValueError(f"{band} coefficients must be an (n_stars, n_coefficients) array, "
                              f"got shape {c.shape} for {n} stars")
@@ -252,10 +268,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
                 f"{band.upper()} has {c.shape[1]} coefficients per star; this model knows Gaia "
                 f"DR3 XP spectra with {vocab.N_COEFFICIENTS} per band (Gaia DR4 has 51 BP "
                 "coefficients on a different basis and is not supported)")
-        e = (np.zeros_like(c) if errs is None
+        e = (np.full_like(c, np.nan) if errs is None
              else np.ma.filled(np.ma.asarray(errs, dtype=float), np.nan))
         if e.shape != c.shape:
             raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
+        with np.errstate(invalid="ignore"):
+            e = np.where(e > 0, e, default_errors[band])
+            xp_snr[band] = np.abs(c[:, 0]) / e[:, 0]
         keep = np.isfinite(c) & np.isfinite(flux)[:, None]
         if truncate and nrel is not None:
             nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
@@ -271,11 +290,19 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, labels
                           "no G magnitude: XP coefficients cannot be normalised", reason)
 
     # Tokens every star has at most once (colours and labels): one column each.
+    mag_error, _ = photometric_errors(mag, xp_snr)
+    for name, error in (mag_errors or {}).items():
+        if name not in mag:
+            raise ValueError(f"unknown magnitude name {name!r} in mag_errors; expected g, bp, "
+                             "rp, j, h, k")
+        given = _column(error, n, f"error of magnitude {name!r}")
+        with np.errstate(invalid="ignore"):
+            mag_error[name] = np.where(given > 0, given, mag_error[name])
     names, scalar_values, scalar_errors = [], [], []
     for name, (m1, m2) in _COLOURS.items():
         names.append(name)
         scalar_values.append(mag[m1] - mag[m2])
-        scalar_errors.append(np.zeros(n))
+        scalar_errors.append(np.hypot(mag_error[m1], mag_error[m2]))
     for name, item in labels.items():
         value, error = item if isinstance(item, tuple) else (item, None)
         value, error = to_token_scale(name, _column(value, n, f"label {name!r}"),

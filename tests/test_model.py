@@ -178,11 +178,11 @@ def test_out_of_memory_retries_smaller(trained, test_stars, monkeypatch):
     forward = model.network.forward
     calls = []
 
-    def flaky(ids, values, requests):
+    def flaky(ids, values, requests, *errors):
         calls.append(len(ids))
         if len(ids) > 16:
             raise torch.OutOfMemoryError("synthetic")
-        return forward(ids, values, requests)
+        return forward(ids, values, requests, *errors)
     monkeypatch.setattr(model.network, "forward", flaky)
     with pytest.warns(RuntimeWarning, match=r"retrying with batch_size=\d+") as record:
         got, _ = model.request(batch, ["teff"], batch_size=64)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from giantfm import tokens, vocab
+from giantfm.xp.noise import load_noise_model, photometric_errors
 
 
 def test_from_arrays_normalises_truncates_and_keeps_rows():
@@ -91,11 +92,17 @@ def test_packing_matches_a_row_by_row_reference():
                                reason=reason)
     flux = tokens.g_flux(g)
     inverse = (1.0 / flux).astype(np.float32)
+    # errors not given get the default error model; colours the photometric error model
+    default = dict(zip(("bp", "rp"), load_noise_model().median_errors(bp[:, 0], rp[:, 0])))
+    given = {"bp": np.where(bp_err > 0, bp_err, default["bp"]), "rp": rp_err}
+    mag_error, _ = photometric_errors(
+        {name: mags.get(name, np.full(n, np.nan)) for name in ("g", "bp", "rp", "j", "h", "k")},
+        {band: np.abs(c[:, 0]) / given[band][:, 0] for band, c in (("bp", bp), ("rp", rp))})
     for i in range(n):
         expected = []                                   # (id, value, error)
         if reason[i] == "" and np.isfinite(flux[i]):
-            for c, e, ids, limit in ((bp, bp_err, vocab.BP_IDS, nrel[i]),
-                                     (rp, rp_err, vocab.RP_IDS, 55)):
+            for c, e, ids, limit in ((bp, given["bp"], vocab.BP_IDS, nrel[i]),
+                                     (rp, given["rp"], vocab.RP_IDS, 55)):
                 limit = limit if np.isfinite(limit) and limit > 0 else 55
                 for k in range(55):
                     if np.isfinite(c[i, k]) and k < limit:
@@ -103,11 +110,13 @@ def test_packing_matches_a_row_by_row_reference():
                         expected.append((ids[k], np.float32(c[i, k]) * inverse[i], err))
         no_g = not np.isfinite(flux[i]) and (np.isfinite(bp[i]).any() or np.isfinite(rp[i]).any())
         if reason[i] == "" and not no_g:
-            for name, value in (("bp_rp", mags["bp"][i] - mags["rp"][i]),
-                                ("g_rp", g[i] - mags["rp"][i]),
-                                ("teff", tokens.to_token_scale("teff", teff[i])[0])):
+            for name, value, error in (
+                    ("bp_rp", mags["bp"][i] - mags["rp"][i],
+                     np.hypot(mag_error["bp"][i], mag_error["rp"][i])),
+                    ("g_rp", g[i] - mags["rp"][i], np.hypot(mag_error["g"][i], mag_error["rp"][i])),
+                    ("teff", tokens.to_token_scale("teff", teff[i])[0], 0)):
                 if np.isfinite(value):
-                    expected.append((vocab.token_id(name), np.float32(value), 0))
+                    expected.append((vocab.token_id(name), np.float32(value), np.float32(error)))
         count = len(expected)
         assert batch.n_tokens[i] == count, i
         if count:

@@ -109,12 +109,12 @@ class TrainedModel:
     def _prepare(self, batch):
         """The usable rows' input tokens, compacted and grouped by token count.
 
-        Returns the rows' positions in ``batch``, their token ids and token-scale
-        values (padding where a token is not read) and their token counts.
+        Returns the rows' positions in ``batch``, their token ids, token-scale
+        values and errors (padding where a token is not read) and their token counts.
         """
         if not isinstance(batch, TokenBatch):
             raise TypeError(f"expected a giantfm.tokens.TokenBatch, got {type(batch).__name__}")
-        ids, values = batch.ids, batch.values
+        ids, values, errors = batch.ids, batch.values, batch.errors
         if ids.size and (ids.min() < 0 or ids.max() >= vocab.N_TOKENS):
             bad = np.argwhere((ids < 0) | (ids >= vocab.N_TOKENS))[0]
             raise ValueError(f"row {bad[0]} has token id {ids[tuple(bad)]}, outside this "
@@ -122,13 +122,14 @@ class TrainedModel:
         ok = batch.ok
         rows = np.flatnonzero(ok)
         if len(rows) < len(ids):
-            ids, values = ids[rows], values[rows]
+            ids, values, errors = ids[rows], values[rows], errors[rows]
         keep = self._input_lut[ids]
         # Columns no star reads (high XP orders in fixed-layout inputs, padding) go first:
         # cheap, and often all the compaction needed.
         columns = keep.any(axis=0)
         if not columns.all():
-            ids, values, keep = (_take_columns(a, columns) for a in (ids, values, keep))
+            ids, values, errors, keep = (_take_columns(a, columns)
+                                         for a in (ids, values, errors, keep))
         bad = keep & ~np.isfinite(values)
         if bad.any():
             r, c = np.argwhere(bad)[0]
@@ -138,18 +139,19 @@ class TrainedModel:
         if not counts.all():
             # stars with no token this model reads get no answer (NaN), not the prior
             read = counts > 0
-            rows, ids, values, keep, counts = rows[read], ids[read], values[read], keep[read], \
-                counts[read]
+            rows, ids, values, errors, keep, counts = (a[read] for a in (rows, ids, values,
+                                                                         errors, keep, counts))
         if not keep.all():
             # Left-pack each row and sort the stars by token count, so that every network
             # call trims its padding and calls without padding run unmasked (faster).
             order = np.argsort(~keep, axis=1, kind="stable")
             ids = np.take_along_axis(np.where(keep, ids, vocab.PAD_ID), order, axis=1)
             values = np.take_along_axis(np.where(keep, values, 0), order, axis=1)
+            errors = np.take_along_axis(np.where(keep, errors, 0), order, axis=1)
             by_count = np.argsort(counts, kind="stable")
-            rows, ids, values, counts = rows[by_count], ids[by_count], values[by_count], \
-                counts[by_count]
-        return rows, ids, values, counts
+            rows, ids, values, errors, counts = (a[by_count] for a in (rows, ids, values,
+                                                                      errors, counts))
+        return rows, ids, values, errors, counts
 
     def request(self, batch, names, batch_size=None, progress=None):
         """Ask the network for ``names`` given each star's tokens.
@@ -196,7 +198,8 @@ class TrainedModel:
         n, k = len(batch), len(names)
         mean = np.full((n, k), np.nan)
         std = np.full((n, k), np.nan)
-        rows, ids, values, counts = self._prepare(batch)
+        rows, ids, values, errors, counts = self._prepare(batch)
+        with_errors = self.config.error_inputs
         if len(rows) == 0:
             return mean, std
 
@@ -220,13 +223,15 @@ class TrainedModel:
                 ids_t = torch.as_tensor(ids[start:stop, :width]).to(self.device).long()
                 val_t = torch.as_tensor(values[start:stop, :width]).to(self.device)
                 val_t = (val_t - self._median[ids_t]) / self._scale[ids_t]
+                err_t = (torch.as_tensor(errors[start:stop, :width]).to(self.device)
+                         / self._scale[ids_t]) if with_errors else None
                 try:
-                    mu, logvar = self.network(ids_t, val_t, req.expand(stop - start, k))
+                    mu, logvar = self.network(ids_t, val_t, req.expand(stop - start, k), err_t)
                 except torch.OutOfMemoryError:
                     if batch_size == 1:
                         raise
                     batch_size = max(batch_size // 2, 1)
-                    del ids_t, val_t
+                    del ids_t, val_t, err_t
                     torch.cuda.empty_cache()
                     warnings.warn(f"out of memory on {self.device}; retrying with "
                                   f"batch_size={batch_size}", RuntimeWarning, stacklevel=2)

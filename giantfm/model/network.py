@@ -1,9 +1,14 @@
 """The token-set transformer: embedding, encoder, request decoder.
 
-A star is an unordered set of tokens ``(name, value)``. Each input token is
-embedded as ``act(E[name] * value + B[name])`` (values already standardised,
-see `giantfm.model.normalisation`); there is no positional encoding, so the
-order of the tokens carries no meaning. One learned *register* token is added
+A star is an unordered set of tokens ``(name, value, error)``. Each input token
+is embedded as ``act(E[name] * value + B[name] + N[name] * u(error))`` (values
+and errors already standardised, see `giantfm.model.normalisation`), where
+``u = log10(error + 0.001) + 2`` tells the network how well the value is known:
+a faint star's noisy coefficients, or a label given with its uncertainty, are
+then not read as if they were exact. ``N`` starts at zero, so a network
+without error inputs (``ModelConfig.error_inputs=False``, the models saved
+before they existed) is the same network with ``N = 0``. There is no
+positional encoding, so the order of the tokens carries no meaning. One learned *register* token is added
 to every star: it gives attention somewhere to go when a star has few tokens
 and keeps a star with no tokens at all well defined (it then gets the learned
 population answer), so no row ever attends over an empty set.
@@ -29,6 +34,10 @@ from .. import vocab
 __all__ = ["ModelConfig", "TokenSetTransformer", "PRESETS"]
 
 _ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+# The error input u = log10(error + ERROR_FLOOR) + ERROR_OFFSET of a standardised error:
+# about -1 for an exact (or unknown) value, 0 at 1 % of the token's spread, 2 at all of it.
+ERROR_FLOOR = 1e-3
+ERROR_OFFSET = 2.0
 
 
 def dataclass_from_dict(cls, d):
@@ -69,6 +78,9 @@ class ModelConfig:
         Dropout in attention outputs and feed-forward layers during training.
     n_tokens : int
         Vocabulary size the embedding tables are built for.
+    error_inputs : bool
+        Embed each input token's error as well as its value (see the module
+        docstring). Configurations saved without this field load with False.
     """
 
     d_model: int = 64
@@ -81,6 +93,7 @@ class ModelConfig:
     activation: str = "gelu"
     dropout: float = 0.0
     n_tokens: int = vocab.N_TOKENS
+    error_inputs: bool = True
 
     def __post_init__(self):
         for name in ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "ff_mult",
@@ -99,6 +112,9 @@ class ModelConfig:
                              f"got {self.activation!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.error_inputs, bool):
+            raise ValueError(f"ModelConfig.error_inputs must be True or False, "
+                             f"got {self.error_inputs!r}")
         if self.n_tokens != vocab.N_TOKENS:
             raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} does not match this "
                              f"giantfm's vocabulary of {vocab.N_TOKENS} tokens")
@@ -109,8 +125,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """Build from a dict; unknown keys are refused by name."""
-        return dataclass_from_dict(cls, d)
+        """Build from a dict; unknown keys are refused by name.
+
+        A dict without ``error_inputs`` (saved before the field existed)
+        describes a network without error inputs.
+        """
+        return dataclass_from_dict(cls, {"error_inputs": False, **d})
 
     @classmethod
     def from_preset(cls, name_or_json):
@@ -229,8 +249,13 @@ class TokenSetTransformer(nn.Module):
                                      for _ in range(config.n_decoder_layers))
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d),
                                   _ACTIVATIONS[config.activation](), nn.Linear(d, 2))
+        if config.error_inputs:
+            # N[name], made last and from zeros (no random draws), so that the other
+            # weights start exactly as in a network without error inputs
+            self.error_embedding = nn.Embedding.from_pretrained(
+                torch.zeros(config.n_tokens, d), freeze=False)
 
-    def encode(self, ids, values):
+    def encode(self, ids, values, errors=None):
         """Encoder output and attention mask for a padded batch.
 
         Parameters
@@ -239,6 +264,9 @@ class TokenSetTransformer(nn.Module):
             Token ids, 0 = padding (anywhere in the row).
         values : Tensor (n, L)
             Standardised values (ignored at padding).
+        errors : Tensor (n, L), optional
+            Standardised errors (0 = unknown); ignored by a network without
+            error inputs.
 
         Returns
         -------
@@ -247,8 +275,14 @@ class TokenSetTransformer(nn.Module):
             True for real tokens and the register; None when no row has padding.
         """
         present = ids != vocab.PAD_ID
-        x = self.embed_act(self.name_embedding(ids) * values.unsqueeze(-1).to(
-            self.name_embedding.weight.dtype) + self.value_bias(ids))
+        dtype = self.name_embedding.weight.dtype
+        x = self.name_embedding(ids) * values.unsqueeze(-1).to(dtype) + self.value_bias(ids)
+        if self.config.error_inputs:
+            if errors is None:
+                errors = torch.zeros_like(values)
+            u = torch.log10(errors.clamp_min(0) + ERROR_FLOOR) + ERROR_OFFSET
+            x = x + self.error_embedding(ids) * u.unsqueeze(-1).to(dtype)
+        x = self.embed_act(x)
         n = ids.shape[0]
         x = torch.cat([self.register.expand(n, 1, -1).to(x.dtype), x], dim=1)
         # Without padding the fused kernels run unmasked, which is faster (and the usual
@@ -267,7 +301,7 @@ class TokenSetTransformer(nn.Module):
         out = self.head(q)
         return out[..., 0], out[..., 1]
 
-    def forward(self, ids, values, request_ids):
+    def forward(self, ids, values, request_ids, errors=None):
         """Encode once, answer all ``request_ids`` (n, k): returns (mean, log_var), each (n, k)."""
-        memory, mask = self.encode(ids, values)
+        memory, mask = self.encode(ids, values, errors)
         return self.decode(memory, mask, request_ids)

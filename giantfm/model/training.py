@@ -224,11 +224,15 @@ class TokenSampler:
 
         Returns
         -------
-        dict with ``input_ids``, ``input_values`` (B, C), ``target_ids``,
-        ``target_values``, ``target_errors``, ``target_valid`` (B, T).
+        dict with ``input_ids``, ``input_values``, ``input_errors`` (B, C),
+        ``target_ids``, ``target_values``, ``target_errors``, ``target_valid`` (B, T).
         """
+        return self.sample_arrays(self.ids[index], self.values[index], self.errors[index],
+                                  generator)
+
+    def sample_arrays(self, ids, values, errors, generator):
+        """`sample` for stars given as standardised (B, L) tensors (e.g. augmented copies)."""
         cfg = self.cfg
-        ids, values, errors = self.ids[index], self.values[index], self.errors[index]
         n, length = ids.shape
         device = ids.device
 
@@ -272,15 +276,18 @@ class TokenSampler:
         keep = torch.arange(width, device=device)[None, :] < n_keep[:, None]
         input_ids = torch.where(keep, ids.gather(1, chosen), vocab.PAD_ID)
         input_values = torch.where(keep, values.gather(1, chosen), 0.0)
+        input_errors = torch.where(keep, errors.gather(1, chosen), 0.0)
         return {"input_ids": input_ids, "input_values": input_values,
+                "input_errors": input_errors,
                 "target_ids": target_ids, "target_values": target_values,
                 "target_errors": target_errors, "target_valid": target_valid}
 
 
 def _as_arrays(data, what):
+    """(ids, values, errors) of the stars with tokens, and their rows in ``data``."""
     if isinstance(data, TokenBatch):
-        ok = data.ok
-        return data.ids[ok], data.values[ok], data.errors[ok]
+        ok = np.flatnonzero(data.ok)
+        return (data.ids[ok], data.values[ok], data.errors[ok]), ok
     try:
         ids, values, errors = data
     except (TypeError, ValueError):
@@ -297,8 +304,8 @@ def _as_arrays(data, what):
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"{what}: row {r} token {vocab.NAMES[ids[r, c]]!r} has a non-finite "
                          "value or error")
-    keep = present.any(axis=1)
-    return ids[keep], values[keep], errors[keep]
+    keep = np.flatnonzero(present.any(axis=1))
+    return (ids[keep], values[keep], errors[keep]), keep
 
 
 def _to_device(ids, values, errors, normalisation, device):
@@ -335,7 +342,8 @@ def _autocast(device, cfg):
 
 def _loss(network, batch, device, cfg):
     with _autocast(device, cfg):
-        mean, log_var = network(batch["input_ids"], batch["input_values"], batch["target_ids"])
+        mean, log_var = network(batch["input_ids"], batch["input_values"], batch["target_ids"],
+                                batch["input_errors"])
     nll = gaussian_nll(mean.float(), log_var.float(), batch["target_values"],
                        batch["target_errors"])
     valid = batch["target_valid"]
@@ -370,7 +378,8 @@ def _evaluate(network, sampler, cfg, device, seed):
         with _autocast(device, cfg):
             mean, log_var = network(torch.where(inputs, ids, vocab.PAD_ID),
                                     torch.where(inputs, values, 0.0),
-                                    label_ids.expand(len(index), -1))
+                                    label_ids.expand(len(index), -1),
+                                    torch.where(inputs, errors, 0.0))
         nll = gaussian_nll(mean.float(), log_var.float(), values.gather(1, pos),
                            errors.gather(1, pos))
         label_sum += torch.where(has, nll, 0.0).sum(dim=0)
@@ -398,8 +407,11 @@ def _write_metrics(path, rows):
     atomic_write(path, write)
 
 
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
 def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=None,
-          device=None, init=None):
+          device=None, init=None, augment=None, resume=False, stop_after_minutes=None):
     """Train a model and return the best one (lowest validation ``monitor``).
 
     Parameters
@@ -412,14 +424,32 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     train_config : `TrainConfig`, optional
         Optimisation settings (default: ``TrainConfig()``).
     out_dir : path-like, optional
-        Where ``best/``, ``last/`` and ``metrics.csv`` are written (created if
-        needed); None writes nothing.
+        Where ``best/``, ``last/``, ``metrics.csv`` and the checkpoint are
+        written (created if needed); None writes nothing.
     device : str or `torch.device`, optional
         See `giantfm.model.select_device`.
     init : path-like, optional
-        A saved model to start from (fine-tuning): its sizes replace
-        ``model_config`` and its weights the random initialisation; the
+        A saved model to start from (fine-tuning): its weights replace the
+        random initialisation and its sizes ``model_config``, except that a
+        ``model_config`` which only adds error inputs to it is kept, the new
+        weights starting at zero (the same network as the saved one); the
         normalisation is still computed from ``train_batch``.
+    augment : callable, optional
+        ``augment(rows, rng) -> TokenBatch``: the training stars ``rows``
+        (positions in ``train_batch``) as the network should see them at this
+        step, in token scale -- e.g. faint copies with realistic noise
+        (`giantfm.train.augment.FaintCopies`). ``rng`` is a
+        `numpy.random.Generator` seeded from ``TrainConfig.seed`` (and saved in
+        checkpoints). None: the stars as given.
+    resume : bool, optional
+        Continue the run in ``out_dir`` from its checkpoint (written after
+        every epoch): weights, optimiser, learning-rate schedule, random
+        states, the best model and the metrics so far, so that one run can
+        span several sittings. The configurations must be those of the run.
+    stop_after_minutes : float, optional
+        End this sitting cleanly after the first epoch that passes this much
+        wall time (the run continues with ``resume``); unlike
+        ``TrainConfig.max_minutes`` it does not end the run or shape the schedule.
 
     Returns
     -------
@@ -432,18 +462,22 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         raise TypeError(f"model_config must be a ModelConfig, got {type(model_config).__name__}")
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"train_config must be a TrainConfig, got {type(cfg).__name__}")
+    if resume and out_dir is None:
+        raise ValueError("resume needs the out_dir of the run to continue")
     device = select_device(device)
-    train_arrays = _as_arrays(train_batch, "train_batch")
-    val_arrays = _as_arrays(val_batch, "val_batch")
+    train_arrays, train_rows = _as_arrays(train_batch, "train_batch")
+    val_arrays, _ = _as_arrays(val_batch, "val_batch")
     if len(train_arrays[0]) == 0 or len(val_arrays[0]) == 0:
         raise ValueError("train_batch and val_batch must each hold at least one star with tokens")
     out_dir = None if out_dir is None else Path(out_dir)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = _read_checkpoint(out_dir, model_config, cfg) if resume else None
 
-    if init is not None:
-        from .core import load_model
-        network = load_model(init, device="cpu").network
+    if checkpoint is not None:
+        network = TokenSetTransformer(model_config)
+    elif init is not None:
+        network = _network_from(init, model_config)
         model_config = network.config
     else:
         with torch.random.fork_rng(devices=[]):
@@ -463,29 +497,47 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     n_train = len(train_sampler)
     steps_per_epoch = cfg.steps_per_epoch or math.ceil(n_train / cfg.batch_size)
     started = time.perf_counter()
+    before = 0.0 if checkpoint is None else checkpoint["elapsed_s"]
+
+    def elapsed():
+        return before + time.perf_counter() - started
     time_used = None if cfg.max_minutes is None else \
-        (lambda: (time.perf_counter() - started) / (60 * cfg.max_minutes))
+        (lambda: elapsed() / (60 * cfg.max_minutes))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, _lr_lambda(cfg.epochs * steps_per_epoch, cfg.warmup_steps,
                               cfg.min_learning_rate_ratio, time_used))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    metadata = {"train_config": dataclasses.asdict(cfg), "n_train": n_train,
+                "n_val": len(val_sampler), "device": str(device),
+                "augmentation": getattr(augment, "description", None)}
+    model = TrainedModel(network, normalisation, device=device, metadata=metadata)
+    rows, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
+    if checkpoint is not None:
+        network.load_state_dict(checkpoint["network"])
+        optimiser.load_state_dict(checkpoint["optimiser"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["generator"])
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        rows, best, stale = checkpoint["rows"], checkpoint["best"], checkpoint["stale"]
+        best_state = checkpoint["best_state"]
+        model.metadata.update(checkpoint["metadata"])
+        first_epoch = checkpoint["epoch"] + 1
+    network.train()
 
     bar = None
     if cfg.progress or cfg.progress is None:
         try:
             from tqdm.auto import tqdm
-            bar = tqdm(total=cfg.epochs, unit="epoch", desc="training")
+            bar = tqdm(total=cfg.epochs, initial=first_epoch - 1, unit="epoch", desc="training")
         except ImportError:
             if cfg.progress:
                 raise ImportError("progress=True needs tqdm (pip install tqdm)") from None
 
-    metadata = {"train_config": dataclasses.asdict(cfg), "n_train": n_train,
-                "n_val": len(val_sampler), "device": str(device)}
-    model = TrainedModel(network, normalisation, device=device, metadata=metadata)
-    network.train()
-    rows, best, best_state, stale = [], math.inf, None, 0
-    out_of_time = False
-    for epoch in range(1, cfg.epochs + 1):
+    sitting_start = time.perf_counter()
+    out_of_time = finished = False
+    for epoch in range(first_epoch, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         total = torch.zeros((), device=device)
         count = torch.zeros((), dtype=torch.long, device=device)
@@ -494,7 +546,14 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         for step in range(steps_per_epoch):
             start = (step * cfg.batch_size) % n_train
             index = order[start:start + cfg.batch_size]
-            loss, n = _loss(network, train_sampler.sample(index, generator), device, cfg)
+            if augment is None:
+                batch = train_sampler.sample(index, generator)
+            else:
+                copies = augment(train_rows[index.cpu().numpy()], rng)
+                batch = train_sampler.sample_arrays(
+                    *_to_device(copies.ids, copies.values, copies.errors, normalisation, device),
+                    generator)
+            loss, n = _loss(network, batch, device, cfg)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
@@ -503,8 +562,7 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
             total += loss.detach() * n
             count += n
             seen += len(index)
-            if cfg.max_minutes is not None and \
-                    time.perf_counter() - started > 60 * cfg.max_minutes:
+            if cfg.max_minutes is not None and elapsed() > 60 * cfg.max_minutes:
                 out_of_time = True
                 break
         train_loss = float(total / count.clamp_min(1))
@@ -514,7 +572,7 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         row = {"epoch": epoch, "steps": epoch * steps_per_epoch,
                "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                **metrics, "samples_per_s": seen / train_time,
-               "elapsed_s": time.perf_counter() - started, "best": int(improved)}
+               "elapsed_s": elapsed(), "best": int(improved)}
         rows.append(row)
         if improved:
             best, stale = metrics[cfg.monitor], 0
@@ -524,14 +582,25 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
                 model.save(out_dir / "best")
         else:
             stale += 1
+        finished = out_of_time or (cfg.patience and stale >= cfg.patience) or epoch == cfg.epochs
         if out_dir is not None:
             model.save(out_dir / "last", metadata={"last_epoch": epoch})
             _write_metrics(out_dir / "metrics.csv", rows)
+            _write_checkpoint(out_dir, {
+                "epoch": epoch, "network": network.state_dict(),
+                "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(), "numpy_rng": rng.bit_generator.state,
+                "rows": rows, "best": best, "stale": stale, "best_state": best_state,
+                "metadata": dict(model.metadata), "elapsed_s": elapsed(), "finished": finished,
+                "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg)})
         if bar is not None:
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{metrics['val_loss']:.3f}",
                             best=f"{best:.3f}")
             bar.update()
-        if out_of_time or (cfg.patience and stale >= cfg.patience):
+        if finished:
+            break
+        if stop_after_minutes is not None and \
+                time.perf_counter() - sitting_start > 60 * stop_after_minutes:
             break
     if bar is not None:
         bar.close()
@@ -539,8 +608,52 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         network.load_state_dict(best_state)
     model.metadata.pop("last_epoch", None)
     model.metadata["epochs_run"] = len(rows)
+    model.metadata["finished"] = bool(finished)
     network.eval()
     return model
+
+
+def _network_from(init, model_config):
+    """The network of the saved model ``init``, with error inputs added when asked for."""
+    from .core import load_model
+
+    saved = load_model(init, device="cpu").network
+    wanted = dataclasses.replace(saved.config, error_inputs=model_config.error_inputs)
+    if wanted == saved.config:
+        return saved
+    network = TokenSetTransformer(wanted)
+    missing, unexpected = network.load_state_dict(saved.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("error_embedding.") for key in missing):
+        raise ValueError(f"cannot start from {init}: its weights do not fit {wanted}")
+    return network
+
+
+def _write_checkpoint(out_dir, state):
+    atomic_write(out_dir / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
+
+
+def _read_checkpoint(out_dir, model_config, cfg):
+    """The checkpoint of the run in ``out_dir``, checked to belong to these configurations."""
+    path = out_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["finished"]:
+        raise ValueError(f"the run in {out_dir} has finished (epoch {state['epoch']}): "
+                         "nothing to resume")
+    if state["model_config"] != model_config.to_dict():
+        raise ValueError(f"the run in {out_dir} has model config {state['model_config']}, "
+                         f"not {model_config.to_dict()}")
+    mine = dataclasses.asdict(cfg)
+    theirs = dict(state["train_config"])
+    for key in ("progress",):  # settings that do not change the run itself
+        mine.pop(key)
+        theirs.pop(key)
+    if theirs != mine:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ValueError(f"the run in {out_dir} was started with other training settings "
+                         f"({', '.join(changed)}): resume it with the same ones")
+    return state
 
 
 def _read_dataset(path):

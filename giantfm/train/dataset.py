@@ -50,8 +50,9 @@ __all__ = ["FORMAT_VERSION", "DEFAULT_CUTS", "SPLITS", "SOURCES", "MASS_SOURCES"
            "estimate_coefficient_errors", "build_dataset",
            "write_dataset", "load_arrays", "load_dataset", "label_support", "main"]
 
-#: Version of the file layout written by `write_dataset`.
-FORMAT_VERSION = 1
+#: Version of the file layout written by `write_dataset` (2: the ``xp/`` and ``mags/``
+#: groups of the stars' raw inputs, and colour tokens with errors).
+FORMAT_VERSION = 2
 #: Split codes of the ``split`` dataset.
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: ``source`` values.
@@ -527,9 +528,14 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
                                                          **(label_model_options or {}))
         say(f"  label model in {time.time() - t0:.1f} s")
         label_model_info["validation"] = validation
-        pred = model.predict(features)
-        use = pred["in_domain"] & xp_giant
-        lab["in_label_domain"] = pred["in_domain"].astype(float)
+        pred = model.predict(features, domain=False)
+        inside = model.domain.contains(features)
+        # The box of the calibration ranges is where `predict` answers with mass and age
+        # (its label_domain), so the giants in it get training labels; the label model's
+        # stricter neighbour test is recorded in in_label_domain.
+        in_box = np.all((features >= model.domain.low) & (features <= model.domain.high), axis=1)
+        use = (inside | in_box) & xp_giant & np.isfinite(pred["mass"])
+        lab["in_label_domain"] = inside.astype(float)
         for name in ("mass", "mass_err", "age", "age_err"):
             lab[name] = np.where(use, pred[name], np.nan)
         lab["mass_source"] = np.where(use, MASS_SOURCES["labelmodel"], MASS_SOURCES["none"])
@@ -567,10 +573,15 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
                             labels=token_labels, bp_n_relevant=bp_nrel, rp_n_relevant=rp_nrel,
                             source_id=source_id)
 
+    # ---- the raw inputs of the XP stars, from which training makes faint copies
+    xp_inputs = {"bp": bp, "rp": rp, "bp_err": bp_err, "rp_err": rp_err,
+                 "bp_n_relevant": np.full(n_xp, -1) if bp_nrel is None else bp_nrel,
+                 "rp_n_relevant": np.full(n_xp, -1) if rp_nrel is None else rp_nrel}
+
     # ---- label-only seismic stars
     blocks = [{"tokens": xp_tokens, "labels": lab, "apogee_id": xp_ids,
                "source": np.full(n_xp, SOURCES["xp"]), "giant": xp_giant,
-               "source_id": source_id}]
+               "source_id": source_id, "xp": xp_inputs, "mags": mags}]
     n_label_only = 0
     if label_only:
         extra = calibration[~np.isin(np.asarray(calibration["apogee_id"]).astype(str), xp_ids)]
@@ -589,11 +600,16 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
         lo_tokens = from_arrays(mags={"j": j, "h": h, "k": k},
                                 labels={name: (lo[name], lo[f"{name}_err"]) for name in
                                         ("teff", "logg", "m_h", "alpha_m", "mass", "age")})
+        no_xp = {name: np.full((n_label_only,) + value.shape[1:], -1 if value.ndim == 1 else
+                               np.nan) for name, value in xp_inputs.items()}
+        no_mags = {"g": np.full(n_label_only, np.nan), "bp": np.full(n_label_only, np.nan),
+                   "rp": np.full(n_label_only, np.nan), "j": j, "h": h, "k": k}
         blocks.append({"tokens": lo_tokens, "labels": lo, "apogee_id": ids,
                        "source": np.full(n_label_only, SOURCES["seismic"]),
                        "giant": (lo["logg"] < cut["giant_logg_max"])
                        & (lo["teff"] < cut["giant_teff_max"]),
-                       "source_id": np.full(n_label_only, -1, dtype=np.int64)})
+                       "source_id": np.full(n_label_only, -1, dtype=np.int64),
+                       "xp": no_xp, "mags": no_mags})
 
     tokens = TokenBatch.concatenate([b["tokens"] for b in blocks])
     apogee_id = np.concatenate([b["apogee_id"] for b in blocks])
@@ -608,6 +624,9 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
         "source_id": np.concatenate([b["source_id"] for b in blocks]).astype(np.int64),
         "giant": np.concatenate([b["giant"] for b in blocks]).astype(bool),
         "labels": labels,
+        "xp": {name: np.concatenate([b["xp"][name] for b in blocks]) for name in xp_inputs},
+        "mags": {name: np.concatenate([b["mags"][name] for b in blocks])
+                 for name in ("g", "bp", "rp", "j", "h", "k")},
     }
     counts = _counts(arrays)
     counts["xp_stars"], counts["label_only_stars"] = int(n_xp), int(n_label_only)
@@ -700,6 +719,14 @@ def write_dataset(path, arrays, attrs):
                               **packed)
             h5.create_dataset("source_id", data=arrays["source_id"].astype(np.int64), **packed)
             h5.create_dataset("giant", data=arrays["giant"].astype(bool), **packed)
+            for group_name, bits in (("xp", _VALUE_BITS), ("mags", _VALUE_BITS)):
+                group = h5.create_group(group_name)
+                for name, values in arrays[group_name].items():
+                    if np.issubdtype(np.asarray(values).dtype, np.integer):
+                        group.create_dataset(name, data=np.asarray(values, np.int16), **packed)
+                    else:
+                        group.create_dataset(name, data=_round_mantissa(
+                            values, _ERROR_BITS if name.endswith("_err") else bits), **packed)
             group = h5.create_group("labels")
             for name, values in arrays["labels"].items():
                 dtype = _INT_LABELS.get(name, np.float32)
@@ -725,8 +752,12 @@ def load_arrays(path):
 
     Returns a dict with the top-level datasets (``ids``, ``values``,
     ``errors``, ``split``, ``source``, ``apogee_id``, ``source_id``,
-    ``giant``), ``labels`` (a dict of per-star arrays) and ``attrs`` (JSON
-    attributes decoded). Refuses files of another `FORMAT_VERSION`.
+    ``giant``), ``labels`` (a dict of per-star arrays), ``xp`` and ``mags``
+    (the stars' raw inputs: coefficients ``bp``, ``rp`` with ``bp_err``,
+    ``rp_err`` in the archive's units, ``*_n_relevant`` (-1: not given), and
+    magnitudes ``g, bp, rp, j, h, k``; NaN where absent) when the file has
+    them, and ``attrs`` (JSON attributes decoded). Refuses files of another
+    `FORMAT_VERSION`.
     """
     import h5py
 
@@ -736,7 +767,9 @@ def load_arrays(path):
             raise ValueError(f"{path}: dataset format version {version}, this reader knows "
                              f"{FORMAT_VERSION}; rebuild it with python -m giantfm.train.dataset")
         out = {name: h5[name][()] for name in h5 if isinstance(h5[name], h5py.Dataset)}
-        out["labels"] = {name: h5["labels"][name][()] for name in h5["labels"]}
+        for group in ("labels", "xp", "mags"):
+            if group in h5:
+                out[group] = {name: h5[group][name][()] for name in h5[group]}
         attrs = {}
         for key, value in h5.attrs.items():
             if isinstance(value, bytes):
@@ -757,6 +790,8 @@ def load_dataset(path):
         ``train``, ``val``, ``test``: `~giantfm.tokens.TokenBatch`
         (``source_id`` set); ``labels``: ``{split: {name: array}}`` with the
         per-star label arrays and ``apogee_id``, ``source``, ``giant``;
+        ``inputs``: ``{split: {"xp": {...}, "mags": {...}}}``, the raw inputs
+        of `load_arrays` (empty dicts when the file has none);
         ``attrs``: the file's attributes. Refuses a file built with another
         vocabulary version.
     """
@@ -768,7 +803,7 @@ def load_dataset(path):
         raise ValueError(f"{path} was built with vocabulary version "
                          f"{data['attrs'].get('vocab_version')}, this giantfm has "
                          f"{VOCAB_VERSION}; rebuild it")
-    out = {"attrs": data["attrs"], "labels": {}}
+    out = {"attrs": data["attrs"], "labels": {}, "inputs": {}}
     for name, code in SPLITS.items():
         sel = data["split"] == code
         out[name] = TokenBatch(data["ids"][sel], data["values"][sel], data["errors"][sel],
@@ -777,6 +812,10 @@ def load_dataset(path):
         for key in ("apogee_id", "source", "giant"):
             per_star[key] = data[key][sel]
         out["labels"][name] = per_star
+        out["inputs"][name] = {group: {key: np.asarray(value[sel], dtype=np.float64
+                                                       if value.dtype.kind == "f" else np.int64)
+                                       for key, value in data.get(group, {}).items()}
+                               for group in ("xp", "mags")}
     return out
 
 

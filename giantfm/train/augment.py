@@ -1,0 +1,117 @@
+"""Training that knows about noise: faint copies of the training stars, made at every step.
+
+The training library stops at G = 15 and its spectra are brighter and cleaner
+than most Gaia XP spectra. `FaintCopies` shows the network each training star
+as Gaia DR3 would have published it at a random fainter magnitude: a
+`giantfm.xp.noise.faint_copy` (coefficients and magnitudes scaled, errors,
+correlated noise and ``n_relevant_bases`` from the noise model, 2MASS bands
+lost below detection), tokenised by `giantfm.tokens.from_arrays` exactly as
+`giantfm.predict` tokenises an archive table. A share of the stars is shown as
+it is in the dataset, so that the bright, complete spectra stay in the
+training distribution. Label tokens are carried over unchanged.
+
+The copies are made from the raw inputs the dataset keeps for its XP stars
+(coefficients and errors in the archive's units, magnitudes; see
+`giantfm.train.dataset.load_dataset`), not from the tokens: projected
+coefficients of high order are linear mixtures of the low orders, many times
+larger than the archive's own, and would pass the truncation rule of the
+noise model where the archive's coefficients do not.
+"""
+import numpy as np
+
+from .. import vocab
+from ..tokens import TokenBatch, from_arrays, from_token_scale
+from ..xp.noise import faint_copy, load_noise_model
+from ..xp.readers import XPCoefficients
+
+__all__ = ["FaintCopies", "FAINT_LIMIT"]
+
+#: The faintest G of Gaia DR3 XP spectra.
+FAINT_LIMIT = 17.65
+
+_CARRIED = tuple(vocab.LABEL_NAMES) + ("a_k",)
+
+
+class FaintCopies:
+    """Callable augmentation for `giantfm.model.training.train` (``augment=``).
+
+    Parameters
+    ----------
+    batch : `giantfm.tokens.TokenBatch`
+        The training stars in token scale, as stored in the dataset.
+    inputs : dict
+        Their raw inputs, ``{"xp": {...}, "mags": {...}}`` as
+        `giantfm.train.dataset.load_dataset` gives them per split.
+    g_range : (float, float), optional
+        A copy's G is drawn uniformly between the star's own G (at least the
+        lower end) and the upper end.
+    p_native : float, optional
+        Fraction of the stars shown as stored, without a copy.
+    model : `giantfm.xp.noise.XPNoiseModel`, optional
+        Default: the bundled noise model.
+    """
+
+    def __init__(self, batch, inputs, *, g_range=(10.0, FAINT_LIMIT), p_native=0.25,
+                 model=None):
+        if not 0 <= p_native <= 1:
+            raise ValueError(f"p_native must be in [0, 1], got {p_native!r}")
+        low, high = g_range
+        if not low < high:
+            raise ValueError(f"g_range must be (low, high) with low < high, got {g_range!r}")
+        xp, mags = inputs.get("xp") or {}, inputs.get("mags") or {}
+        if "bp" not in xp or "g" not in mags:
+            raise ValueError("the dataset has no raw XP inputs to make faint copies from: "
+                             "rebuild it with this giantfm (giantfm build-dataset)")
+        n = len(batch)
+        for name, value in (*xp.items(), *mags.items()):
+            if len(value) != n:
+                raise ValueError(f"inputs {name!r} has {len(value)} rows for {n} stars")
+        self.batch, self.xp, self.mags = batch, xp, mags
+        self.g_range, self.p_native = (float(low), float(high)), float(p_native)
+        self.model = load_noise_model() if model is None else model
+        self.has_xp = (np.isfinite(xp["bp"]).all(axis=1) & np.isfinite(xp["rp"]).all(axis=1)
+                       & np.isfinite(mags["g"]))
+        carried, carried_errors = batch.values_of(_CARRIED)
+        self.labels = {}
+        for k, name in enumerate(_CARRIED):
+            self.labels[name] = from_token_scale(name, carried[:, k], carried_errors[:, k])
+        self.description = (f"faint copies (giantfm.xp.noise.faint_copy) at G uniform in "
+                            f"[max(G, {low:g}), {high:g}] for {1 - p_native:.0%} of the XP stars")
+
+    def copies(self, rows, target_g, rng):
+        """Token batch of faint copies of the stars ``rows`` at ``target_g`` (XP stars only)."""
+        rows = np.asarray(rows)
+        xp = XPCoefficients(
+            source_id=self.batch.source_id[rows], bp=self.xp["bp"][rows], rp=self.xp["rp"][rows],
+            bp_err=self.xp["bp_err"][rows], rp_err=self.xp["rp_err"][rows],
+            bp_n_relevant=self.xp["bp_n_relevant"][rows],
+            rp_n_relevant=self.xp["rp_n_relevant"][rows],
+            mags={name: m[rows] for name, m in self.mags.items()})
+        copy = faint_copy(xp, target_g, rng=rng, model=self.model)
+        labels = {name: (value[rows], error[rows]) for name, (value, error) in self.labels.items()}
+        return from_arrays(bp=copy.bp, rp=copy.rp, bp_err=copy.bp_err, rp_err=copy.rp_err,
+                           mags=copy.mags, labels=labels, bp_n_relevant=copy.bp_n_relevant,
+                           rp_n_relevant=copy.rp_n_relevant, source_id=copy.source_id)
+
+    def draw_g(self, rows, rng):
+        """Target G per star of ``rows``: NaN (as stored) or a fainter G (see the class)."""
+        rows = np.asarray(rows)
+        low, high = self.g_range
+        start = np.maximum(self.mags["g"][rows], low)
+        target = start + rng.random(len(rows)) * np.clip(high - start, 0, None)
+        native = (rng.random(len(rows)) < self.p_native) | ~self.has_xp[rows]
+        return np.where(native, np.nan, target)
+
+    def __call__(self, rows, rng):
+        """The stars ``rows`` as the network sees them at this step (token scale)."""
+        rows = np.asarray(rows)
+        target = self.draw_g(rows, rng)
+        faint = np.isfinite(target)
+        if not faint.any():
+            return self.batch[rows]
+        parts = [self.batch[rows[~faint]], self.copies(rows[faint], target[faint], rng)]
+        stacked = TokenBatch.concatenate(parts)
+        order = np.empty(len(rows), dtype=np.int64)
+        order[np.flatnonzero(~faint)] = np.arange((~faint).sum())
+        order[np.flatnonzero(faint)] = (~faint).sum() + np.arange(faint.sum())
+        return stacked[order]
