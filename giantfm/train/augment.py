@@ -24,7 +24,7 @@ from ..tokens import TokenBatch, from_arrays, from_token_scale
 from ..xp.noise import faint_copy, load_noise_model
 from ..xp.readers import XPCoefficients
 
-__all__ = ["FaintCopies", "FAINT_LIMIT"]
+__all__ = ["FaintCopies", "with_faint_copies", "FAINT_LIMIT"]
 
 #: The faintest G of Gaia DR3 XP spectra.
 FAINT_LIMIT = 17.65
@@ -115,3 +115,24 @@ class FaintCopies:
         order[np.flatnonzero(~faint)] = np.arange((~faint).sum())
         order[np.flatnonzero(faint)] = (~faint).sum() + np.arange(faint.sum())
         return stacked[order]
+
+
+def with_faint_copies(batch, inputs, n_copies=1, *, seed=0, g_range=(10.0, FAINT_LIMIT)):
+    """A fixed sample: the stars as stored, then ``n_copies`` faint copies of each XP star.
+
+    For what cannot augment as it trains (the XGBoost baselines) and for a
+    validation set that covers every magnitude: each copy's G is drawn as in
+    `FaintCopies` (seeded, so the same sample at every call).
+
+    Returns
+    -------
+    `giantfm.tokens.TokenBatch`
+        ``len(batch) + n_copies * n_xp`` rows: ``batch`` first.
+    """
+    copies = FaintCopies(batch, inputs, g_range=g_range, p_native=0.0)
+    rows = np.flatnonzero(copies.has_xp)
+    rng = np.random.default_rng(seed)
+    parts = [batch]
+    for _ in range(int(n_copies)):
+        parts.append(copies.copies(rows, copies.draw_g(rows, rng), rng))
+    return TokenBatch.concatenate(parts)

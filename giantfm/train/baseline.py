@@ -420,6 +420,11 @@ def main(argv=None):
     parser.add_argument("--grid", type=json.loads, default=None,
                         help="hyperparameter grid as JSON, e.g. '{\"max_depth\": [4, 6]}' "
                         "(default: DEFAULT_GRID for the labels, one point for generation)")
+    parser.add_argument("--augment", type=int, default=0, metavar="N",
+                        help="also fit on N faint copies of each training XP star, and "
+                             "validate on the validation stars plus one faint copy each "
+                             "(giantfm.train.augment.with_faint_copies): the baseline for "
+                             "accuracy against magnitude")
     parser.add_argument("--nthread", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -429,11 +434,18 @@ def main(argv=None):
     grid = args.grid
     if grid is None and args.targets == "generation":
         grid = {"max_depth": (6,), "learning_rate": (0.1,), "n_estimators": (1000,)}
-    baseline = fit_baseline(data["train"], data["val"], targets, args.features, grid=grid,
+    train, val = data["train"], data["val"]
+    if args.augment:
+        from .augment import with_faint_copies
+        train = with_faint_copies(train, data["inputs"]["train"], args.augment, seed=args.seed)
+        val = with_faint_copies(val, data["inputs"]["val"], 1, seed=args.seed + 1)
+    baseline = fit_baseline(train, val, targets, args.features, grid=grid,
                             nthread=args.nthread, seed=args.seed,
+                            name=f"{args.features}_faint{args.augment}" if args.augment else None,
                             progress=functools.partial(print, flush=True))
     # Which build of the dataset this is: evaluation warns when it scores another one.
-    baseline.info.update(dataset=str(args.dataset), dataset_created=data["attrs"].get("created"))
+    baseline.info.update(dataset=str(args.dataset), dataset_created=data["attrs"].get("created"),
+                         faint_copies=args.augment)
     baseline.save(args.out)
     print(f"saved to {args.out} after {baseline.info['fit_seconds']} s")
     return 0

@@ -568,6 +568,13 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     # ---- XP tokens
     token_labels = {name: (lab[name], lab[f"{name}_err"]) for name in
                     ("teff", "logg", "m_h", "alpha_m", "mass", "age")}
+    # A label-model mass or age is a function of the star's APOGEE labels, not a measurement
+    # with noise of its own: as a training target it gets error 0, so that the network's
+    # uncertainty measures how well the spectrum gives that function (the label model's
+    # scatter against asteroseismology is added at prediction, `label_floor`).
+    from_label_model = lab["mass_source"] == MASS_SOURCES["labelmodel"]
+    for name in ("mass", "age"):
+        token_labels[name] = (lab[name], np.where(from_label_model, 0.0, lab[f"{name}_err"]))
     token_labels["a_k"] = (lab["a_k"], np.zeros(n_xp))
     xp_tokens = from_arrays(bp=bp, rp=rp, bp_err=bp_err, rp_err=rp_err, mags=mags,
                             labels=token_labels, bp_n_relevant=bp_nrel, rp_n_relevant=rp_nrel,

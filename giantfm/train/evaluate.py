@@ -271,7 +271,7 @@ def _score(system, experiment, names, mean, std, test):
             truth = test.labels.get(column)
             if truth is None:
                 continue
-            truth_err = test.labels.get(f"{column}_err", np.full_like(truth, np.nan))
+            truth_err = reference_error(reference, test.labels, column, truth)
             truth_tok, truth_err_tok = to_token_scale(name, truth, truth_err)
             for sample, select in samples.items():
                 m = metrics(pred[select], truth[select])
@@ -287,6 +287,18 @@ def _score(system, experiment, names, mean, std, test):
                              "pred_err_median": float(np.median(err)) if err.size
                              else math.nan})
     return rows
+
+
+def reference_error(reference, labels, column, truth):
+    """The error of a reference value in the z-scores.
+
+    Label-model masses and ages are functions of the APOGEE labels that the
+    network learns with target error 0 (their scatter against asteroseismology
+    is the separate ``label_floor``), so they enter z without an error.
+    """
+    if reference == "label_model":
+        return np.zeros_like(truth)
+    return labels.get(f"{column}_err", np.full_like(truth, np.nan))
 
 
 def _as_baselines(baseline):
@@ -448,11 +460,12 @@ def _figures(out_dir, test, names, mean, std, title):
     pred, truth, z = {}, {}, {}
     for k, name in enumerate(names):
         pred[name] = from_token_scale(name, mean[giant, k])[0]
-        column = REFERENCES[name][0][1]
+        reference, column = REFERENCES[name][0]
         missing = np.full(giant.size, np.nan)
         truth[name] = test.labels.get(column, missing)[giant]
         truth_tok, truth_err_tok = to_token_scale(
-            name, truth[name], test.labels.get(f"{column}_err", missing)[giant])
+            name, truth[name],
+            reference_error(reference, test.labels, column, missing)[giant])
         z[name] = calibration(mean[giant, k], std[giant, k], truth_tok, truth_err_tok)["z"]
 
     def unit(name):

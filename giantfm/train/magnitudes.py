@@ -1,0 +1,209 @@
+"""Accuracy against magnitude: the test split moved to fainter G with the XP noise model.
+
+The library's stars are G 5.7-15, most Gaia giants are fainter. At each level
+G = L the test stars are replaced by their `giantfm.xp.noise.faint_copy` at G =
+max(L, their own G), seeded, with errors, noise, truncation and the 2MASS
+detection limit of a real DR3 source of that brightness; ``native`` is the
+split as stored (the library's own spectra, all 55 + 55 coefficients). Every
+system then sees what `giantfm.predict` sees of an archive table: the XP
+coefficient and colour tokens.
+
+Per level, label and system (the model, and XGBoost baselines -- fairest when
+fitted on faint copies too, ``giantfm baseline --augment``) the test giants
+give ``sigma`` (MAD-std of prediction minus reference), ``bias`` (median), the
+calibration ``z_sigma`` (MAD-std of z, see `giantfm.train.evaluate.calibration`)
+and ``coverage``: the fraction of the giants with a reference value that get a
+prediction, mass and age being masked, as `giantfm.predict` masks them, where
+the predicted Teff, log g, [M/H] and [alpha/M] leave the label domain. Mass
+and age are also reported for the red-clump-like and the other giants
+separately (``sample`` ``rc`` / ``rgb``: the Teff-log g cut of Bovy et al.
+2014, ``1.8 <= logg <= 0.0018 (Teff - Teff_ref) + 2.5`` with ``Teff_ref = 4607
+- 382.5 [M/H]`` on the APOGEE labels; the test split has no seismic
+evolutionary states).
+"""
+import math
+
+import numpy as np
+
+from .. import vocab
+from ..tokens import TokenBatch, from_token_scale, to_token_scale
+from .augment import FaintCopies
+from .evaluate import REFERENCES, calibration, experiment_inputs, metrics, reference_error
+
+__all__ = ["DEFAULT_LEVELS", "parse_levels", "degraded_inputs", "red_clump_like",
+           "evaluate_by_magnitude"]
+
+#: The levels of ``giantfm evaluate --magnitudes`` by default.
+DEFAULT_LEVELS = ("native", 14.0, 15.0, 16.0, 17.0, 17.65)
+
+
+def parse_levels(text):
+    """``'native,14,15'`` -> ``('native', 14.0, 15.0)``, refusing anything else by name."""
+    levels = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if item == "native":
+            levels.append(item)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"magnitude level {item!r} is neither 'native' nor a G "
+                             "magnitude") from None
+        if not 3.0 <= value <= 21.0:
+            raise ValueError(f"magnitude level {value:g} lies outside G 3-21")
+        levels.append(value)
+    if not levels:
+        raise ValueError("no magnitude levels given, e.g. native,14,15,16,17,17.65")
+    return tuple(levels)
+
+
+def degraded_inputs(batch, inputs, level, *, seed=0):
+    """The input tokens of the stars at one level (XP coefficients and colours only).
+
+    Parameters
+    ----------
+    batch : `~giantfm.tokens.TokenBatch`
+        The stars as stored.
+    inputs : dict
+        Their raw inputs (``{"xp": ..., "mags": ...}`` of
+        `giantfm.train.dataset.load_dataset`).
+    level : 'native' or float
+        G of the copies (stars fainter than it are copied at their own G).
+    seed : int
+        Seeds the copies; the same seed gives the same copies at every call.
+
+    Returns
+    -------
+    `~giantfm.tokens.TokenBatch`
+        One row per star, in order.
+    """
+    if level != "native":
+        copies = FaintCopies(batch, inputs, p_native=0.0)
+        rows = np.flatnonzero(copies.has_xp)
+        rng = np.random.default_rng([seed, int(round(100 * float(level)))])
+        target = np.maximum(float(level), copies.mags["g"][rows])
+        faint = copies.copies(rows, target, rng)
+        parts = [batch[np.flatnonzero(~copies.has_xp)], faint]
+        stacked = TokenBatch.concatenate(parts)
+        order = np.empty(len(batch), dtype=np.int64)
+        order[np.flatnonzero(~copies.has_xp)] = np.arange((~copies.has_xp).sum())
+        order[rows] = (~copies.has_xp).sum() + np.arange(len(rows))
+        batch = stacked[order]
+    return experiment_inputs(batch, "xp_colours")
+
+
+def red_clump_like(teff, logg, m_h):
+    """The Teff-log g part of the Bovy et al. (2014) red-clump selection (boolean array)."""
+    teff, logg, m_h = (np.asarray(a, dtype=float) for a in (teff, logg, m_h))
+    teff_ref = 4607.0 - 382.5 * m_h
+    with np.errstate(invalid="ignore"):
+        return (logg >= 1.8) & (logg <= 0.0018 * (teff - teff_ref) + 2.5)
+
+
+def _domain_mask(pred, domain):
+    """True where the predicted labels lie inside the label domain (mass and age answered)."""
+    inside = np.ones(len(next(iter(pred.values()))), dtype=bool)
+    for name, (low, high) in domain.items():
+        with np.errstate(invalid="ignore"):
+            inside &= (pred[name] >= low) & (pred[name] <= high)
+    return inside
+
+
+def _rows(system, level, names, mean, std, labels, giant, domain):
+    pred = {name: from_token_scale(name, mean[:, k])[0] for k, name in enumerate(names)}
+    inside = _domain_mask(pred, domain) if domain and all(n in pred for n in domain) else None
+    rc = red_clump_like(labels["teff"], labels["logg"], labels["m_h"])
+    samples = {"giants": giant, "rc": giant & rc, "rgb": giant & ~rc}
+    out = []
+    for k, name in enumerate(names):
+        reference, column = REFERENCES[name][0]
+        truth = labels.get(column)
+        if truth is None:
+            continue
+        value, sigma = mean[:, k].copy(), std[:, k].copy()
+        if name in ("mass", "age") and inside is not None:
+            value[~inside] = np.nan
+            sigma[~inside] = np.nan
+        truth_tok, truth_err_tok = to_token_scale(
+            name, truth, reference_error(reference, labels, column, truth))
+        for sample, select in samples.items():
+            if sample != "giants" and name not in ("mass", "age"):
+                continue
+            scored = select & np.isfinite(truth)
+            answered = scored & np.isfinite(value)
+            m = metrics(from_token_scale(name, value[scored])[0], truth[scored])
+            c = calibration(value[scored], sigma[scored], truth_tok[scored],
+                            truth_err_tok[scored])
+            out.append({"system": system, "level": str(level), "label": name,
+                        "unit": str(vocab.VOCABULARY[vocab.token_id(name)].unit),
+                        "reference": reference, "sample": sample, "n": m["n"],
+                        "coverage": answered.sum() / scored.sum() if scored.any() else math.nan,
+                        "sigma": m["sigma"], "bias": m["bias"], "z_sigma": c["sigma"]})
+    return out
+
+
+def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
+                          batch_size=None, domain=None):
+    """Scores of the model and baselines on the test split at each magnitude level.
+
+    Parameters
+    ----------
+    model : object or None
+        ``request(batch, names, batch_size=None) -> (mean, std)`` in token
+        scale, such as `giantfm.model.TrainedModel`.
+    dataset_path : str or path-like
+        A dataset file with the raw XP inputs (`giantfm.train.dataset`).
+    levels : sequence
+        ``'native'`` and/or G magnitudes (see `parse_levels`).
+    baselines : sequence of `~giantfm.train.baseline.BaselineModel`
+        Scored under system ``'xgboost'`` with their name in ``inputs``.
+    seed : int
+        Seeds the faint copies (the same copies for every system).
+    batch_size : int, optional
+        Passed to ``request``.
+    domain : dict, optional
+        The label domain ``{label: (low, high)}`` outside which mass and age
+        are masked; default the model's ``metadata['label_domain']``, else the
+        dataset label model's calibration ranges.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per system, level, label and sample (``giants``; for mass
+        and age also ``rc`` and ``rgb``): ``n``, ``coverage``, ``sigma``,
+        ``bias``, ``z_sigma`` (NaN for the baselines).
+    """
+    from astropy.table import Table
+
+    from .dataset import load_dataset
+
+    data = load_dataset(dataset_path)
+    batch, inputs = data["test"], data["inputs"]["test"]
+    labels = {name: np.asarray(value, dtype=float) for name, value in data["labels"]["test"].items()
+              if name not in ("apogee_id", "source", "giant")}
+    giant = np.asarray(data["labels"]["test"]["giant"], dtype=bool)
+    if domain is None:
+        domain = (getattr(model, "metadata", None) or {}).get("label_domain")
+    if domain is None:
+        found = data["attrs"]["label_model"]["validation"]["domain"]
+        domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
+    names = list(vocab.LABEL_NAMES)
+    rows = []
+    for level in levels:
+        tokens = degraded_inputs(batch, inputs, level, seed=seed)
+        systems = [] if model is None else [("model", model, names)]
+        systems += [(f"xgboost {b.name}", b, [n for n in names if n in b.targets])
+                    for b in baselines]
+        for system, predictor, targets in systems:
+            mean = np.full((len(tokens), len(targets)), np.nan)
+            std = np.full_like(mean, np.nan)
+            ok = tokens.ok
+            if ok.any():
+                m, s = predictor.request(tokens[ok], targets, batch_size=batch_size)
+                mean[ok], std[ok] = m, s
+            rows += _rows(system, level, targets, mean, std, labels, giant, domain)
+    table = Table(rows=rows, names=list(rows[0]))
+    table.meta.update({"dataset": str(dataset_path), "seed": seed, "levels": [str(v) for v in levels],
+                       "label_domain": {k: list(v) for k, v in domain.items()}})
+    return table

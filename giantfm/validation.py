@@ -1,0 +1,148 @@
+"""The rules every input value meets before it becomes a token, checked once, row by row.
+
+`giantfm.tokens.from_arrays` -- the one place where inputs become tokens, for
+`giantfm.predict`, `giantfm.request`, `giantfm.inpaint`,
+`giantfm.generate_spectrum`, `giantfm.predict_files`, `giantfm.predict_catalog`
+and the command line alike -- applies them. A value that breaks a rule is left
+out of *its* star only (the token is absent, as a missing value is) and the
+star's notes say which column held what and why (`giantfm.flags`, reason
+``bad_value``); every other star is tokenised exactly as without it.
+
+The rules:
+
+* every value must be finite;
+* magnitudes must lie in `MAGNITUDE_RANGE` and must not be a survey's
+  missing-value sentinel (`SENTINELS`: 2MASS and many catalogues write 99 or
+  -99, others 999, 9999, -9999 for "no measurement");
+* labels must lie in their vocabulary range (`giantfm.vocab.Token.valid`, e.g.
+  Teff > 0 K, mass > 0) and must not be a sentinel;
+* errors must be finite and positive where given (a bad one is replaced: the
+  default error model for coefficients, "unknown" for labels);
+* a band's spectrum must be one a star can have: not all zero, and a positive
+  zeroth coefficient (the integral of the spectrum).
+"""
+import numpy as np
+
+from . import vocab
+from .flags import reason
+
+__all__ = ["MAGNITUDE_RANGE", "SENTINELS", "Notes", "bad_values", "note_bad", "check_spectrum",
+           "label_range"]
+
+#: Magnitudes outside this range (mag) are no star's: the brightest stars are near -1.5
+#: in G, and nothing fainter than ~21 has a Gaia XP spectrum or a 2MASS magnitude.
+MAGNITUDE_RANGE = (-2.0, 25.0)
+#: Values that catalogues write for "no measurement".
+SENTINELS = (99.0, -99.0, 99.99, -99.99, 999.0, -999.0, 9999.0, -9999.0, 99999.0, -99999.0,
+             999999.0, -999999.0)
+_SENTINELS = np.array(SENTINELS)
+
+
+class Notes:
+    """Per-star notes, collected cheaply (only the rows that have one cost anything)."""
+
+    def __init__(self, n):
+        self.n = n
+        self._rows, self._texts = [], []
+
+    def add(self, rows, texts):
+        """Add ``texts[i]`` to row ``rows[i]`` (or one text to all ``rows``)."""
+        rows = np.asarray(rows).reshape(-1)
+        if rows.size == 0:
+            return
+        texts = [texts] * rows.size if isinstance(texts, str) else list(texts)
+        self._rows.extend(rows.tolist())
+        self._texts.extend(texts)
+
+    def joined(self):
+        """One string per star: its notes joined with ``"; "`` (empty without notes)."""
+        out = np.full(self.n, "", dtype=object)
+        for row, text in zip(self._rows, self._texts):
+            out[row] = text if not out[row] else f"{out[row]}; {text}"
+        return out
+
+
+def bad_values(values, low=-np.inf, high=np.inf, *, sentinels=True, present=None):
+    """Which values break the rules, and why (see the module docstring).
+
+    Parameters
+    ----------
+    values : float array
+    low, high : float
+        The valid range (open at an infinite end, closed otherwise).
+    sentinels : bool
+        Also refuse `SENTINELS`.
+    present : bool array, optional
+        Only these values are checked (NaN is "missing", not bad, unless
+        ``present`` says it was given); default: the non-NaN ones.
+
+    Returns
+    -------
+    bad : bool array
+    why : function
+        ``why(index)`` -> the text for the value at ``index`` of ``values``.
+    """
+    values = np.asarray(values, dtype=float)
+    given = ~np.isnan(values) if present is None else np.asarray(present, bool)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        out_of_range = finite & ((values < low) | (values > high))
+        sentinel = np.isin(values, _SENTINELS) if sentinels else np.zeros(values.shape, bool)
+    bad = given & (~finite | out_of_range | sentinel)
+
+    def why(index):
+        value = values[index]
+        if not np.isfinite(value):
+            return "not finite"
+        if sentinels and value in _SENTINELS:
+            return "a catalogue's missing-value sentinel"
+        return f"outside the valid range {low:g} to {high:g}"
+    return bad, why
+
+
+def note_bad(notes, bad, why, values, column):
+    """Add a ``bad_value`` note for every True of ``bad`` (1-D, one per star)."""
+    for row in np.flatnonzero(bad):
+        notes.add(row, reason("bad_value", column=column, value=_show(values[row]),
+                              why=why(row)))
+
+
+def check_spectrum(band, coefficients, present):
+    """Stars whose ``band`` coefficients no star can have, with the reason per star.
+
+    Parameters
+    ----------
+    band : {'bp', 'rp'}
+    coefficients : array (n, 55)
+        The band's coefficients (NaN where absent).
+    present : bool array (n,)
+        Stars that have the band at all.
+
+    Returns
+    -------
+    bad : bool array (n,)
+    texts : dict
+        ``{row: reason text}`` for the bad rows.
+    """
+    c = np.where(np.isfinite(coefficients), coefficients, 0.0)
+    zero = present & ~np.any(c != 0, axis=1)
+    with np.errstate(invalid="ignore"):
+        negative = present & ~zero & ~(coefficients[:, 0] > 0)
+    texts = {}
+    for row in np.flatnonzero(zero):
+        texts[row] = reason("not_a_spectrum", band=band.upper(),
+                            detail="all its coefficients are zero")
+    for row in np.flatnonzero(negative):
+        texts[row] = reason("not_a_spectrum", band=band.upper(),
+                            detail=f"its zeroth coefficient {band}0 = "
+                                   f"{_show(coefficients[row, 0])} is not positive")
+    return zero | negative, texts
+
+
+def label_range(name):
+    """The valid range of the label ``name`` in its vocabulary unit."""
+    return vocab.VOCABULARY[vocab.token_id(name)].valid
+
+
+def _show(value):
+    return f"{value:.6g}" if np.isfinite(value) else str(value)
