@@ -178,11 +178,11 @@ def test_out_of_memory_retries_smaller(trained, test_stars, monkeypatch):
     forward = model.network.forward
     calls = []
 
-    def flaky(ids, values, requests, *errors):
+    def flaky(ids, values, requests, *args, **kwargs):
         calls.append(len(ids))
         if len(ids) > 16:
             raise torch.OutOfMemoryError("synthetic")
-        return forward(ids, values, requests, *errors)
+        return forward(ids, values, requests, *args, **kwargs)
     monkeypatch.setattr(model.network, "forward", flaky)
     with pytest.warns(RuntimeWarning, match=r"retrying with batch_size=\d+") as record:
         got, _ = model.request(batch, ["teff"], batch_size=64)
@@ -413,3 +413,33 @@ def test_fine_tune_from_saved_model(trained, tmp_path):
     start = dict(model.network.named_parameters())
     moved = [not torch.equal(p, start[k]) for k, p in tuned.network.named_parameters()]
     assert any(moved)
+
+
+def test_larger_input_errors_give_larger_uncertainties():
+    """Stars whose coefficients are measured with errors of 0.02 to 1 (known to the network):
+    the same values with larger errors must come back less certain, and calibrated."""
+    rng = np.random.default_rng(11)
+
+    def stars(n, noise=None):
+        x = rng.normal(size=(n, len(XP_NAMES)))
+        sigma = rng.uniform(0.02, 1.0, n) if noise is None else np.full(n, noise)
+        observed = x + rng.normal(size=x.shape) * sigma[:, None]
+        teff = 4600 + 300 * x[:, 0] + rng.normal(scale=20.0, size=n)
+        ids = np.zeros((n, 7), np.int16)
+        ids[:, :6] = vocab.token_ids(XP_NAMES)
+        ids[:, 6] = vocab.token_id("teff")
+        values = np.column_stack([observed, teff]).astype(np.float32)
+        errors = np.column_stack([np.repeat(sigma[:, None], 6, 1), np.full(n, 20.0)])
+        return TokenBatch(ids, values, errors.astype(np.float32)), teff
+
+    cfg = TrainConfig(epochs=30, batch_size=256, learning_rate=4e-3, warmup_steps=20,
+                      patience=0, progress=False, seed=5, p_generation=0.0)
+    model = train(stars(4000)[0], stars(600)[0], TINY, cfg, device="cpu")
+    std = {}
+    for noise in (0.05, 0.6):
+        batch, teff = stars(500, noise)
+        mean, sd = model.request(batch.without(["teff"]), ["teff"])
+        std[noise] = np.median(sd[:, 0])
+        z = (mean[:, 0] - teff) / np.hypot(sd[:, 0], 20.0)
+        assert 0.7 < median_abs_deviation(z, scale="normal") < 1.4, noise
+    assert std[0.6] > 2 * std[0.05]

@@ -153,7 +153,7 @@ class TrainedModel:
                                                                       errors, counts))
         return rows, ids, values, errors, counts
 
-    def request(self, batch, names, batch_size=None, progress=None):
+    def request(self, batch, names, batch_size=None, progress=None, embedding=False):
         """Ask the network for ``names`` given each star's tokens.
 
         The encoder runs once per star and all requests are answered from it;
@@ -172,6 +172,10 @@ class TrainedModel:
         progress : bool, optional
             Show a tqdm progress bar (when tqdm is installed). None: only for
             inputs of more than 20 network calls.
+
+        embedding : bool, optional
+            Also return each star's embedding: the encoder output at the
+            register token, float32 (n_stars, d_model), NaN where not predicted.
 
         Returns
         -------
@@ -198,10 +202,11 @@ class TrainedModel:
         n, k = len(batch), len(names)
         mean = np.full((n, k), np.nan)
         std = np.full((n, k), np.nan)
+        embedded = np.full((n, self.config.d_model), np.nan, dtype=np.float32)
         rows, ids, values, errors, counts = self._prepare(batch)
         with_errors = self.config.error_inputs
         if len(rows) == 0:
-            return mean, std
+            return (mean, std, embedded) if embedding else (mean, std)
 
         bar = None
         if progress or (progress is None and len(rows) > 20 * batch_size):
@@ -213,6 +218,8 @@ class TrainedModel:
         req = torch.as_tensor(request_ids, device=self.device)
         out_mean = np.empty((len(rows), k), dtype=np.float32)
         out_logvar = np.empty((len(rows), k), dtype=np.float32)
+        out_embedding = np.empty((len(rows), self.config.d_model), dtype=np.float32) \
+            if embedding else None
         autocast = torch.autocast(self.device.type, dtype=self.inference_dtype,
                                   enabled=self.inference_dtype != torch.float32)
         start = 0
@@ -226,7 +233,8 @@ class TrainedModel:
                 err_t = (torch.as_tensor(errors[start:stop, :width]).to(self.device)
                          / self._scale[ids_t]) if with_errors else None
                 try:
-                    mu, logvar = self.network(ids_t, val_t, req.expand(stop - start, k), err_t)
+                    outputs = self.network(ids_t, val_t, req.expand(stop - start, k), err_t,
+                                           embedding=embedding)
                 except torch.OutOfMemoryError:
                     if batch_size == 1:
                         raise
@@ -236,8 +244,10 @@ class TrainedModel:
                     warnings.warn(f"out of memory on {self.device}; retrying with "
                                   f"batch_size={batch_size}", RuntimeWarning, stacklevel=2)
                     continue
-                out_mean[start:stop] = mu.float().cpu().numpy()
-                out_logvar[start:stop] = logvar.float().cpu().numpy()
+                out_mean[start:stop] = outputs[0].float().cpu().numpy()
+                out_logvar[start:stop] = outputs[1].float().cpu().numpy()
+                if embedding:
+                    out_embedding[start:stop] = outputs[2].float().cpu().numpy()
                 if bar is not None:
                     bar.update(stop - start)
                 start = stop
@@ -246,7 +256,10 @@ class TrainedModel:
         m, s = self.normalisation.destandardise(
             request_ids[None, :], out_mean, np.exp(0.5 * out_logvar.astype(np.float64)))
         mean[rows], std[rows] = m, s
-        return mean, std
+        if not embedding:
+            return mean, std
+        embedded[rows] = out_embedding
+        return mean, std, embedded
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, half=False, metadata=None):

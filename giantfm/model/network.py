@@ -301,7 +301,13 @@ class TokenSetTransformer(nn.Module):
         out = self.head(q)
         return out[..., 0], out[..., 1]
 
-    def forward(self, ids, values, request_ids, errors=None):
-        """Encode once, answer all ``request_ids`` (n, k): returns (mean, log_var), each (n, k)."""
+    def forward(self, ids, values, request_ids, errors=None, embedding=False):
+        """Encode once, answer all ``request_ids`` (n, k): returns (mean, log_var), each (n, k).
+
+        With ``embedding`` also the encoder's output at the register token (n, d):
+        a summary of the star as the network sees it (`giantfm.results` measures
+        how unlike the training stars it is).
+        """
         memory, mask = self.encode(ids, values, errors)
-        return self.decode(memory, mask, request_ids)
+        mean, log_var = self.decode(memory, mask, request_ids)
+        return (mean, log_var, memory[:, 0]) if embedding else (mean, log_var)
