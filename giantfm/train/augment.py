@@ -47,14 +47,19 @@ class FaintCopies:
         lower end) and the upper end.
     p_native : float, optional
         Fraction of the stars shown as stored, without a copy.
+    p_untruncated : float, optional
+        Fraction of the copies that keep all their coefficients (with their
+        errors) rather than those within ``n_relevant_bases``: what
+        ``giantfm.predict(..., truncate=False)`` gives the network.
     model : `giantfm.xp.noise.XPNoiseModel`, optional
         Default: the bundled noise model.
     """
 
     def __init__(self, batch, inputs, *, g_range=(10.0, FAINT_LIMIT), p_native=0.25,
-                 model=None):
-        if not 0 <= p_native <= 1:
-            raise ValueError(f"p_native must be in [0, 1], got {p_native!r}")
+                 p_untruncated=0.5, model=None):
+        for name, p in (("p_native", p_native), ("p_untruncated", p_untruncated)):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {p!r}")
         low, high = g_range
         if not low < high:
             raise ValueError(f"g_range must be (low, high) with low < high, got {g_range!r}")
@@ -68,6 +73,7 @@ class FaintCopies:
                 raise ValueError(f"inputs {name!r} has {len(value)} rows for {n} stars")
         self.batch, self.xp, self.mags = batch, xp, mags
         self.g_range, self.p_native = (float(low), float(high)), float(p_native)
+        self.p_untruncated = float(p_untruncated)
         self.model = load_noise_model() if model is None else model
         self.has_xp = (np.isfinite(xp["bp"]).all(axis=1) & np.isfinite(xp["rp"]).all(axis=1)
                        & np.isfinite(mags["g"]))
@@ -76,10 +82,16 @@ class FaintCopies:
         for k, name in enumerate(_CARRIED):
             self.labels[name] = from_token_scale(name, carried[:, k], carried_errors[:, k])
         self.description = (f"faint copies (giantfm.xp.noise.faint_copy) at G uniform in "
-                            f"[max(G, {low:g}), {high:g}] for {1 - p_native:.0%} of the XP stars")
+                            f"[max(G, {low:g}), {high:g}] for {1 - p_native:.0%} of the XP stars, "
+                            f"{p_untruncated:.0%} of them with all coefficients")
 
-    def copies(self, rows, target_g, rng):
-        """Token batch of faint copies of the stars ``rows`` at ``target_g`` (XP stars only)."""
+    def copies(self, rows, target_g, rng, truncate=None):
+        """Token batch of faint copies of the stars ``rows`` at ``target_g`` (XP stars only).
+
+        ``truncate`` (bool, or a boolean array per star): leave out the
+        coefficients beyond ``n_relevant_bases``; None draws it per star
+        (``p_untruncated``).
+        """
         rows = np.asarray(rows)
         xp = XPCoefficients(
             source_id=self.batch.source_id[rows], bp=self.xp["bp"][rows], rp=self.xp["rp"][rows],
@@ -88,10 +100,15 @@ class FaintCopies:
             rp_n_relevant=self.xp["rp_n_relevant"][rows],
             mags={name: m[rows] for name, m in self.mags.items()})
         copy = faint_copy(xp, target_g, rng=rng, model=self.model)
+        if truncate is None:
+            truncate = rng.random(len(rows)) >= self.p_untruncated
+        truncate = np.broadcast_to(np.asarray(truncate, dtype=bool), (len(rows),))
         labels = {name: (value[rows], error[rows]) for name, (value, error) in self.labels.items()}
         return from_arrays(bp=copy.bp, rp=copy.rp, bp_err=copy.bp_err, rp_err=copy.rp_err,
-                           mags=copy.mags, labels=labels, bp_n_relevant=copy.bp_n_relevant,
-                           rp_n_relevant=copy.rp_n_relevant, source_id=copy.source_id)
+                           mags=copy.mags, labels=labels,
+                           bp_n_relevant=np.where(truncate, copy.bp_n_relevant, -1),
+                           rp_n_relevant=np.where(truncate, copy.rp_n_relevant, -1),
+                           source_id=copy.source_id)
 
     def draw_g(self, rows, rng):
         """Target G per star of ``rows``: NaN (as stored) or a fainter G (see the class)."""

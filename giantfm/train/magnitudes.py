@@ -58,7 +58,7 @@ def parse_levels(text):
     return tuple(levels)
 
 
-def degraded_inputs(batch, inputs, level, *, seed=0):
+def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
     """The input tokens of the stars at one level (XP coefficients and colours only).
 
     Parameters
@@ -72,6 +72,9 @@ def degraded_inputs(batch, inputs, level, *, seed=0):
         G of the copies (stars fainter than it are copied at their own G).
     seed : int
         Seeds the copies; the same seed gives the same copies at every call.
+    truncate : bool
+        Leave out the copies' coefficients beyond ``n_relevant_bases``, as
+        ``giantfm.predict(..., truncate=True)`` does.
 
     Returns
     -------
@@ -83,7 +86,7 @@ def degraded_inputs(batch, inputs, level, *, seed=0):
         rows = np.flatnonzero(copies.has_xp)
         rng = np.random.default_rng([seed, int(round(100 * float(level)))])
         target = np.maximum(float(level), copies.mags["g"][rows])
-        faint = copies.copies(rows, target, rng)
+        faint = copies.copies(rows, target, rng, truncate=truncate)
         parts = [batch[np.flatnonzero(~copies.has_xp)], faint]
         stacked = TokenBatch.concatenate(parts)
         order = np.empty(len(batch), dtype=np.int64)
@@ -144,7 +147,7 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
 
 
 def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
-                          batch_size=None, domain=None):
+                          batch_size=None, domain=None, truncate=True):
     """Scores of the model and baselines on the test split at each magnitude level.
 
     Parameters
@@ -162,6 +165,9 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         Seeds the faint copies (the same copies for every system).
     batch_size : int, optional
         Passed to ``request``.
+    truncate : bool, optional
+        As in `giantfm.predict`: leave out the copies' coefficients beyond
+        ``n_relevant_bases``.
     domain : dict, optional
         The label domain ``{label: (low, high)}`` outside which mass and age
         are masked; default the model's ``metadata['label_domain']``, else the
@@ -191,7 +197,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     names = list(vocab.LABEL_NAMES)
     rows = []
     for level in levels:
-        tokens = degraded_inputs(batch, inputs, level, seed=seed)
+        tokens = degraded_inputs(batch, inputs, level, seed=seed, truncate=truncate)
         systems = [] if model is None else [("model", model, names)]
         systems += [(f"xgboost {b.name}", b, [n for n in names if n in b.targets])
                     for b in baselines]
@@ -204,6 +210,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
                 mean[ok], std[ok] = m, s
             rows += _rows(system, level, targets, mean, std, labels, giant, domain)
     table = Table(rows=rows, names=list(rows[0]))
-    table.meta.update({"dataset": str(dataset_path), "seed": seed, "levels": [str(v) for v in levels],
+    table.meta.update({"dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),
+                       "levels": [str(v) for v in levels],
                        "label_domain": {k: list(v) for k, v in domain.items()}})
     return table
