@@ -4,10 +4,11 @@ A transformer foundation model (Leung & Bovy 2024; Zhang, Bu et al. 2026)
 over sets of tokens -- XP coefficients, colours, stellar labels -- that
 answers any request with a mean and an uncertainty.
 """
-try:
-    from ._version import version as __version__
-except ImportError:  # running from a source tree without setuptools_scm metadata
-    __version__ = "0.1.dev0"
+from .utils._version import package_version
+
+#: The installed version (``importlib.metadata``); a source tree that was never installed
+#: reports the fallback version "0.1.dev0".
+__version__ = package_version()
 
 from .config import conf
 # both are light: astroquery and specutils are imported only when they are used
