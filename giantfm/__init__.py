@@ -17,6 +17,7 @@ from .prediction import predict, request
 from .generation import generate_spectrum, inpaint
 # dask, distributed, lsdb and pyarrow are imported only when these run
 from .scale import predict_catalog, predict_files
+from .io.tables import read_table, write_table
 from .tokens import tokenize
 from .xp.fetch import fetch_xp
 
@@ -33,7 +34,7 @@ __citation__ = __bibtex__ = """\
 
 __all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
            "generate_spectrum", "predict_files", "predict_catalog", "load_model", "fetch_xp",
-           "tokenize", "examples"]
+           "tokenize", "examples", "read_table", "write_table"]
 
 
 def load_model(path_or_name=None, device=None):
