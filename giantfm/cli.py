@@ -8,7 +8,7 @@
                                             dask cluster, resumable (giantfm.scale)
     giantfm info                            model card, package versions, devices found
     giantfm build-dataset ...               build the training set   (giantfm.train.dataset)
-    giantfm train ...                       train a model            (giantfm.model.training)
+    giantfm train ...                       train a model            (giantfm.train.trainer)
     giantfm baseline ...                    train XGBoost baselines  (giantfm.train.baseline)
     giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluate)
 
@@ -81,7 +81,7 @@ _MODEL_CARDS = ("model/model_card.md", "model_card.md", "model/model_card.json",
 # subcommand -> (module, what it does): implemented elsewhere, imported only when used.
 _DELEGATES = {
     "build-dataset": ("giantfm.train.dataset", "build the training set (giantfm.train.dataset)"),
-    "train": ("giantfm.model.training", "train a model (giantfm.model.training)"),
+    "train": ("giantfm.train.trainer", "train a model (giantfm.train.trainer)"),
     "baseline": ("giantfm.train.baseline", "train the XGBoost baseline (giantfm.train.baseline)"),
     "evaluate": ("giantfm.train.evaluate", "evaluate a model on the test split "
                                            "(giantfm.train.evaluate)"),

@@ -391,7 +391,7 @@ def test_delegated_subcommands(monkeypatch, capsys):
 
 
 def test_delegated_subcommand_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "giantfm.model.training", None)  # import fails
+    monkeypatch.setitem(sys.modules, "giantfm.train.trainer", None)  # import fails
     status, _, err = run(["train", "--epochs", "1"], capsys)
     assert status == cli.EXIT_UNAVAILABLE
     assert err.startswith("giantfm: error: 'giantfm train' is not available")
@@ -451,6 +451,17 @@ def test_example_end_to_end_with_bundled_model(capsys):
     assert lines[0].split()[:3] == ["source_id", "apogee_id", "teff"]
     body = lines[3:3 + len(stars)]  # header, units, dashes; then one line per star
     assert [int(line.split()[0]) for line in body] == list(stars["source_id"])
+
+
+@pytest.mark.parametrize("command", ["build-dataset", "train", "baseline", "evaluate"])
+def test_delegated_help_names_the_giantfm_command(command, capsys):
+    pytest.importorskip("h5py", reason="the training commands read HDF5 training sets")
+    if command == "train":
+        pytest.importorskip("torch", reason="training needs torch")
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: giantfm {command} ")
 
 
 def test_example_compares_with_the_reference_labels(monkeypatch, capsys, fake):
