@@ -21,11 +21,7 @@ table (``meta['title']``, ``meta['machine']``: CPU model, cores, load average),
 which ``docs/scripts/make_tables.py`` turns into a table of the performance page.
 """
 import argparse
-import contextlib
-import gc
-import os
 import time
-import warnings
 from pathlib import Path
 
 from importlib.metadata import version
@@ -34,6 +30,7 @@ import numpy as np
 from astropy.table import Table
 
 from giantfm import tokens
+from giantfm.utils._gaiaxpy import quiet_gaiaxpy
 from giantfm.xp.sampling import coefficients_to_flux, flux_to_coefficients
 from results import machine_description, save_table
 
@@ -47,25 +44,6 @@ def _median_time(fn, repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
-
-
-@contextlib.contextmanager
-def _quiet():
-    """GaiaXPy writes progress bars to the stdout file descriptor and warns about
-    pandas-4 deprecations and files it leaves open: silence only those."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The 'mode.chained_assignment' option")
-        warnings.filterwarnings("ignore", message="The 'float_precision' argument")
-        warnings.filterwarnings("ignore", category=ResourceWarning)
-        saved = os.dup(1)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                gc.collect()
 
 
 def _load(n):
@@ -127,7 +105,7 @@ def main(argv=None):
              f"medians of {reps} runs"]
     try:
         import pandas as pd
-        with _quiet():
+        with quiet_gaiaxpy():
             from gaiaxpy import calibrate
     except ImportError:
         print("GaiaXPy not installed: no comparison")
@@ -140,7 +118,7 @@ def main(argv=None):
             **{f"{b}_coefficient_correlations": [np.zeros(1485)] * k for b in ("bp", "rp")},
             **{f"{b}_n_parameters": np.full(k, 55) for b in ("bp", "rp")},
             **{f"{b}_standard_deviation": np.ones(k) for b in ("bp", "rp")}})
-        with _quiet():
+        with quiet_gaiaxpy():
             t_gx = _median_time(lambda: calibrate(frame, save_file=False), reps)
             ref, _ = calibrate(frame, save_file=False)
         ours, _ = coefficients_to_flux(data["bp"][:k], data["rp"][:k])

@@ -4,10 +4,11 @@ A transformer foundation model (Leung & Bovy 2024; Zhang, Bu et al. 2026)
 over sets of tokens -- XP coefficients, colours, stellar labels -- that
 answers any request with a mean and an uncertainty.
 """
-try:
-    from ._version import version as __version__
-except ImportError:  # running from a source tree without setuptools_scm metadata
-    __version__ = "0.1.dev0"
+from .utils._version import package_version
+
+#: The installed version (``importlib.metadata``); a source tree that was never installed
+#: reports the fallback version "0.1.dev0".
+__version__ = package_version()
 
 from .config import conf
 # both are light: astroquery and specutils are imported only when they are used
@@ -16,6 +17,7 @@ from .prediction import predict, request
 from .generation import generate_spectrum, inpaint
 # dask, distributed, lsdb and pyarrow are imported only when these run
 from .scale import predict_catalog, predict_files
+from .io.tables import read_table, write_table
 from .tokens import tokenize
 from .xp.fetch import fetch_xp
 
@@ -32,7 +34,7 @@ __citation__ = __bibtex__ = """\
 
 __all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
            "generate_spectrum", "predict_files", "predict_catalog", "load_model", "fetch_xp",
-           "tokenize", "examples"]
+           "tokenize", "examples", "read_table", "write_table"]
 
 
 def load_model(path_or_name=None, device=None):

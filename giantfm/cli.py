@@ -8,24 +8,19 @@
                                             dask cluster, resumable (giantfm.scale)
     giantfm info                            model card, package versions, devices found
     giantfm build-dataset ...               build the training set   (giantfm.train.dataset)
-    giantfm train ...                       train a model            (giantfm.model.training)
+    giantfm train ...                       train a model            (giantfm.train.trainer)
     giantfm baseline ...                    train XGBoost baselines  (giantfm.train.baseline)
     giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluate)
 
 ``giantfm SUBCOMMAND --help`` describes each one. ``predict`` reads any table
-astropy reads, chosen by the file extension: FITS (``.fits``, ``.fit``,
-``.fts``), ECSV (``.ecsv``), VOTable (``.vot``, ``.votable``, ``.xml``), CSV
-(``.csv``: plain CSV, GaiaXPy-style CSV with array strings, or ECSV with comma
-delimiter), Parquet (``.parquet``, needs pyarrow), HDF5 (``.h5``, ``.hdf5``),
-each optionally gzipped (``.gz``) where astropy can read it so; the Gaia
-archive's ``XP_CONTINUOUS`` products are ECSV, VOTable or CSV files. The output
-format follows the output's extension in the same way (``.csv`` is written as
-ECSV with a comma delimiter, so that the units travel in its ``#`` header:
-``pandas.read_csv(path, comment="#")`` and
-``Table.read(path, format="ascii.ecsv")`` both read it). The output has one
-row per input row, in input order, with units; it is written to a temporary
-file in the output's directory and renamed into place, so an interrupted run
-never leaves a partial output file.
+astropy reads and writes its output in the format its extension names
+(`giantfm.io.tables`: FITS, ECSV, VOTable, CSV, Parquet, HDF5, gzipped inputs
+too). The output has one row per input row, in input order, with units; it is
+written to a temporary file in the output's directory and renamed into place,
+so an interrupted run never leaves a partial output file.
+
+This module holds the argument parsing and the handlers only: the work is done
+by the functions they call.
 
 Exit status (stable, for scripts):
 
@@ -57,17 +52,20 @@ results (``info``, ``example``).
 """
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 import traceback
-import warnings
+from importlib import metadata, resources
 from pathlib import Path
 
-from .utils import atomic_write
+from . import examples, prediction, scale
+from .config import conf
+from .io.tables import read_table, require_format_package, table_format, write_table
+from .utils._optional import HAS_DISTRIBUTED, install_hint, require
+from .utils._version import package_version, public_version
 
-__all__ = ["main", "read_table", "write_table", "table_format", "EXIT_OK", "EXIT_BAD_INPUT",
-           "EXIT_USAGE", "EXIT_OUTPUT", "EXIT_UNAVAILABLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_USAGE", "EXIT_OUTPUT",
+           "EXIT_UNAVAILABLE", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -77,27 +75,13 @@ EXIT_UNAVAILABLE = 4
 EXIT_INTERNAL = 5
 EXIT_INTERRUPTED = 130
 
-# extension -> astropy format name; ".csv" is handled by read_table/write_table
-_FORMATS = {
-    ".fits": "fits", ".fit": "fits", ".fts": "fits",
-    ".ecsv": "ascii.ecsv",
-    ".csv": "ascii.csv",
-    ".vot": "votable", ".votable": "votable", ".xml": "votable",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".h5": "hdf5", ".hdf5": "hdf5",
-}
-# optional packages some formats need: format -> (import name, pip name)
-_FORMAT_NEEDS = {"parquet": ("pyarrow", "pyarrow"), "hdf5": ("h5py", "h5py")}
-# HDF5 files can hold several tables: giantfm writes its results under this path.
-HDF5_PATH = "predictions"
-
 # Where the bundled model's card may be, relative to giantfm/data (first found is shown).
 _MODEL_CARDS = ("model/model_card.md", "model_card.md", "model/model_card.json", "model_card.json")
 
 # subcommand -> (module, what it does): implemented elsewhere, imported only when used.
 _DELEGATES = {
     "build-dataset": ("giantfm.train.dataset", "build the training set (giantfm.train.dataset)"),
-    "train": ("giantfm.model.training", "train a model (giantfm.model.training)"),
+    "train": ("giantfm.train.trainer", "train a model (giantfm.train.trainer)"),
     "baseline": ("giantfm.train.baseline", "train the XGBoost baseline (giantfm.train.baseline)"),
     "evaluate": ("giantfm.train.evaluate", "evaluate a model on the test split "
                                            "(giantfm.train.evaluate)"),
@@ -110,140 +94,6 @@ class CLIError(Exception):
     def __init__(self, message, status):
         super().__init__(message)
         self.status = status
-
-
-def table_format(path):
-    """The astropy format name for ``path``, from its extension (``.gz`` is looked through).
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    str
-        E.g. ``'fits'``, ``'ascii.ecsv'``, ``'votable'``.
-
-    Raises
-    ------
-    ValueError
-        For an extension giantfm does not know, listing the known ones.
-    """
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in _FORMATS:
-        return _FORMATS[suffixes[-1]]
-    raise ValueError(f"cannot tell the table format of {os.fspath(path)!r} from its extension; "
-                     f"known extensions: {', '.join(sorted(_FORMATS))} (optionally + .gz)")
-
-
-def _is_ecsv(path):
-    """Whether a (possibly gzipped) text file starts with the ECSV signature."""
-    from astropy.utils.data import get_readable_fileobj
-    with get_readable_fileobj(os.fspath(path)) as f:
-        return f.readline().startswith("# %ECSV")
-
-
-def read_table(path):
-    """Read a table in any format `giantfm predict` accepts (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    `~astropy.table.Table`
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        Unknown extension, or a file that cannot be read as that format
-        (the message names the file and the format).
-    """
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"input file {os.fspath(path)!r} does not exist")
-    fmt = table_format(path)
-    if fmt == "ascii.csv" and _is_ecsv(path):
-        fmt = "ascii.ecsv"
-    _require_format_package(fmt, path)
-    try:
-        table = Table.read(path, format=fmt)
-    except Exception as exc:  # astropy raises many kinds for unreadable files
-        raise ValueError(f"cannot read {os.fspath(path)!r} as {fmt}: "
-                         f"{type(exc).__name__}: {exc}") from exc
-    return table
-
-
-def _require_format_package(fmt, path):
-    if fmt in _FORMAT_NEEDS:
-        module, pip_name = _FORMAT_NEEDS[fmt]
-        if importlib.util.find_spec(module) is None:
-            raise ImportError(f"{fmt} files ({os.fspath(path)!r}) need the package {pip_name!r}: "
-                              f"pip install {pip_name}")
-
-
-def _write_kwargs(fmt):
-    if fmt == "ascii.csv":  # ECSV with commas: a CSV file whose '#' header carries the units
-        return "ascii.ecsv", {"delimiter": ","}
-    if fmt == "hdf5":
-        return fmt, {"path": HDF5_PATH, "serialize_meta": True}
-    return fmt, {}
-
-
-def write_table(table, path, *, overwrite=False):
-    """Write ``table`` to ``path`` atomically, in the format its extension names.
-
-    The table goes to a temporary file in the same directory, which is then
-    renamed onto ``path`` (`os.replace`): readers never see a half-written
-    file, and an interruption leaves no partial output behind.
-
-    Parameters
-    ----------
-    table : `~astropy.table.Table` or `~astropy.table.QTable`
-    path : str or path-like
-        Output file; its extension chooses the format (see `table_format`).
-    overwrite : bool, optional
-        Replace an existing file (default False: refuse).
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False.
-    FileNotFoundError
-        The output directory does not exist.
-    ValueError
-        Unknown extension.
-    ImportError
-        The format needs a package that is not installed.
-    """
-    path = Path(path)
-    fmt = table_format(path)
-    _require_format_package(fmt, path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output file {os.fspath(path)!r} exists; use --overwrite "
-                              "(overwrite=True) to replace it")
-    directory = path.parent
-    if not directory.is_dir():
-        raise FileNotFoundError(f"output directory {os.fspath(directory)!r} does not exist")
-    write_format, kwargs = _write_kwargs(fmt)
-
-    def write(tmp):
-        with warnings.catch_warnings():
-            # Known, harmless notes of astropy's writers about the dex(cm s-2) unit of
-            # logg and long meta keys: the unit still round-trips through astropy
-            # (serialized in the file's metadata) and long keys become HIERARCH cards.
-            warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
-            warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
-            warnings.filterwarnings("ignore", message=".*W50: Invalid unit string 'dex")
-            table.write(tmp, format=write_format, overwrite=True, **kwargs)
-    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------- subcommands
@@ -266,7 +116,7 @@ def _cmd_predict(args):
     if not os.access(out.parent, os.W_OK):
         raise CLIError(f"output directory {os.fspath(out.parent)!r} is not writable", EXIT_OUTPUT)
     try:
-        _require_format_package(table_format(out), out)
+        require_format_package(out)
     except ImportError as exc:
         raise CLIError(str(exc), EXIT_OUTPUT) from None
 
@@ -277,15 +127,13 @@ def _cmd_predict(args):
         raise CLIError(f"input file {args.input!r} has no rows", EXIT_BAD_INPUT)
 
     try:
-        predict = _predict_function()
-    except ImportError as exc:
+        result = _predict_function()(table, photometry=photometry, device=args.device,
+                                     batch_size=args.batch_size,
+                                     progress=False if args.no_progress else None)
+    except ValueError as exc:  # giantfm's input validation: the table's fault
+        raise CLIError(f"cannot predict from {args.input!r}: {exc}", EXIT_BAD_INPUT) from exc
+    except ImportError as exc:  # torch, where the model runs, is not installed
         raise CLIError(f"prediction is not available: {exc}", EXIT_UNAVAILABLE) from None
-    try:
-        result = predict(table, photometry=photometry, device=args.device,
-                         batch_size=args.batch_size, progress=False if args.no_progress else None)
-    except (ValueError, KeyError) as exc:  # giantfm's input validation: the table's fault
-        raise CLIError(f"cannot predict from {args.input!r}: {_message(exc)}",
-                       EXIT_BAD_INPUT) from exc
     if len(result) != len(table):  # the contract of predict; never write a misaligned file
         raise CLIError(f"internal error: predict returned {len(result)} rows for {len(table)} "
                        "input rows", EXIT_INTERNAL)
@@ -318,11 +166,6 @@ def _check_device(device):
         raise CLIError(f"--device: {exc}", EXIT_UNAVAILABLE) from None
 
 
-def _message(exc):
-    # KeyError's str() adds quotes around its message
-    return exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
 def _read_input(path, what):
     try:
         return read_table(path)
@@ -335,15 +178,12 @@ def _read_input(path, what):
 
 
 def _predict_function():
-    # Imported here: the model (and torch) load only when a prediction is asked for.
-    from .prediction import predict
-    return predict
+    # looked up when called (not imported by name), so that a test can stand in for predict
+    return prediction.predict
 
 
 def _cmd_predict_files(args):
     """``giantfm predict-files``: many inputs, one output each, resumable (giantfm.scale)."""
-    from . import scale
-
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise CLIError(f"output directory {args.output_dir!r} is a file", EXIT_OUTPUT)
@@ -360,19 +200,18 @@ def _cmd_predict_files(args):
         if args.workers is not None:
             raise CLIError("give --scheduler or --workers, not both", EXIT_USAGE)
         try:
-            from distributed import Client
-        except ImportError:
-            raise CLIError("--scheduler needs dask.distributed: pip install 'giantfm[scale]'",
-                           EXIT_UNAVAILABLE) from None
+            distributed = require("distributed", "--scheduler")
+        except ImportError as exc:
+            raise CLIError(str(exc), EXIT_UNAVAILABLE) from None
         try:
-            client = Client(args.scheduler, timeout="30s")
+            client = distributed.Client(args.scheduler, timeout="30s")
         except OSError as exc:
             raise CLIError(f"cannot reach the dask scheduler {args.scheduler!r}: {exc}",
                            EXIT_UNAVAILABLE) from None
-    elif client is None and importlib.util.find_spec("distributed") is None:
-        raise CLIError("running on several workers needs dask.distributed: pip install "
-                       "'giantfm[scale]' (or --workers 0 to run here, one file at a time)",
-                       EXIT_UNAVAILABLE)
+    elif client is None and not HAS_DISTRIBUTED:
+        raise CLIError(f"running on several workers needs dask.distributed: "
+                       f"{install_hint('distributed')} (or --workers 0 to run here, one file "
+                       "at a time)", EXIT_UNAVAILABLE)
     try:
         manifest = scale.predict_files(
             args.inputs, out, client=client, n_workers=args.workers or None,
@@ -411,39 +250,41 @@ def _non_negative_int(text):
     return value
 
 
-def _cmd_example(args):
-    """``giantfm example``: predict the bundled example stars and print the table."""
-    from .examples import load
+# How the example's labels are printed (the references of a label print as the label does).
+_EXAMPLE_FORMATS = {"teff": ".0f", "logg": ".2f", "m_h": ".2f", "alpha_m": ".3f", "mass": ".2f",
+                    "age": ".1f"}
 
+
+def _cmd_example(args):
+    """``giantfm example``: predict the bundled example stars, beside their reference labels."""
     _check_device(args.device)
-    stars = load()
+    stars = examples.load()
     result = _predict_function()(stars, device=args.device, progress=False)
-    if "apogee_id" in stars.colnames:
-        result.add_column(stars["apogee_id"], index=1 if "source_id" in result.colnames else 0)
-    for name, fmt in (("teff", ".0f"), ("teff_err", ".0f"), ("logg", ".2f"), ("logg_err", ".2f"),
-                      ("m_h", ".2f"), ("m_h_err", ".2f"), ("alpha_m", ".3f"),
-                      ("alpha_m_err", ".3f"), ("mass", ".2f"), ("mass_err", ".2f"),
-                      ("age", ".1f"), ("age_err", ".1f")):
-        if name in result.colnames:
-            result[name].info.format = fmt
-    columns = [c for c in result.colnames if c not in ("flag", "reason") or args.reasons]
-    lines = result[columns].pformat(max_lines=-1, max_width=-1)
-    print("\n".join(lines))
-    meta = result.meta
-    print(f"\n{len(result)} example stars (Gaia DR3 XP x APOGEE DR17, test split); model "
-          f"{meta.get('giantfm_model', '?')} {meta.get('giantfm_model_version', '')}, device "
-          f"{meta.get('device', '?')}. Compare with the APOGEE labels: "
-          "giantfm.examples.load()['apogee_teff', ...].")
+    table = examples.compare(stars, result)
+    for name, fmt in _EXAMPLE_FORMATS.items():
+        for column in (name, f"{name}_err", examples.REFERENCE_COLUMNS.get(name)):
+            if column in table.colnames:
+                table[column].info.format = fmt
+    columns = [c for c in table.colnames if c not in ("flag", "reason") or args.reasons]
+    print("\n".join(table[columns].pformat(max_lines=-1, max_width=-1)))
+    meta = table.meta
+    print(f"\n{len(table)} example stars (Gaia DR3 XP x APOGEE DR17, test split: the model never "
+          f"saw them); model {meta.get('giantfm_model', '?')} "
+          f"{public_version(meta.get('giantfm_model_version', ''))}, device "
+          f"{meta.get('device', '?')}.")
+    scatter = meta["scatter"]
+    if scatter:
+        print("Prediction - reference over these stars (scatter: MAD-std, bias: median):")
+        for name, s in scatter.items():
+            fmt, unit = _EXAMPLE_FORMATS.get(name, ".4g"), s["sigma"].unit.to_string()
+            print(f"  {name:<8} scatter {s['sigma'].value:6{fmt}}, bias {s['bias'].value:+7{fmt}} "
+                  f"{unit:<12} ({s['n']} stars, against {s['reference']})")
     return EXIT_OK
 
 
 def _cmd_info(args):
     """``giantfm info``: model card, package versions, devices."""
-    from importlib import metadata, resources
-
-    from . import __version__, conf
-
-    print(f"giantfm {__version__}")
+    print(f"giantfm {package_version()}")
     print(f"python {sys.version.split()[0]} ({sys.executable})")
     for package in ("numpy", "scipy", "astropy", "specutils", "astroquery", "matplotlib",
                     "torch", "h5py", "tqdm", "xgboost-cpu", "xgboost", "pyarrow", "gaiaxpy"):
@@ -473,7 +314,7 @@ def _devices():
     try:
         from .model import available_devices
     except ImportError as exc:
-        return f"unknown ({_message(exc)})"
+        return f"unknown ({exc})"
     return ", ".join(available_devices())
 
 
@@ -482,11 +323,11 @@ def _cmd_delegate(name, argv):
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
-            raise CLIError(f"'giantfm {name}' is not available: {module_name} is not part of "
+        if exc.name is not None and (exc.name == "giantfm" or exc.name.startswith("giantfm.")):
+            raise CLIError(f"'giantfm {name}' is not available: {exc.name} is not part of "
                            "this installation", EXIT_UNAVAILABLE) from None
         raise CLIError(f"'giantfm {name}' needs {exc.name!r}, which is not installed "
-                       "(pip install 'giantfm[train]')", EXIT_UNAVAILABLE) from None
+                       f"({install_hint(exc.name or '')})", EXIT_UNAVAILABLE) from None
     entry = getattr(module, "main", None)
     if not callable(entry):
         raise CLIError(f"'giantfm {name}' is not available: {module_name} has no main(argv)",
@@ -510,15 +351,13 @@ def _positive_int(text):
 
 def build_parser():
     """The argparse parser of ``giantfm`` (delegated subcommands parse their own options)."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="giantfm",
         description="Masses, ages, Teff, log g, [M/H] and [alpha/M] of red giants from Gaia DR3 "
                     "XP spectra.",
         epilog="Exit status: 0 ok, 1 bad input, 2 usage, 3 output not writable, "
                "4 unavailable, 5 internal error, 130 interrupted.")
-    parser.add_argument("--version", action="version", version=f"giantfm {__version__}")
+    parser.add_argument("--version", action="version", version=f"giantfm {package_version()}")
     parser.add_argument("--traceback", action="store_true",
                         help="show the Python traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -5,7 +5,7 @@ in ``~/.astropy/config/giantfm.cfg``.
 """
 from astropy import config as _config
 
-__all__ = ["Conf", "conf"]
+__all__ = ["Conf", "conf", "resolve_batch_size"]
 
 
 class Conf(_config.ConfigNamespace):
@@ -24,7 +24,8 @@ class Conf(_config.ConfigNamespace):
     )
     progress = _config.ConfigItem(
         "auto",
-        "Progress bars: 'auto' (on for large inputs when tqdm is installed), 'on' or 'off'.",
+        "Progress bars (with tqdm): 'auto' (shown when a call runs longer than 2 s), 'on' or "
+        "'off'.",
         cfgtype="string",
     )
     model = _config.ConfigItem(
@@ -35,3 +36,27 @@ class Conf(_config.ConfigNamespace):
 
 
 conf = Conf()
+
+
+def resolve_batch_size(batch_size=None):
+    """Stars per network call: ``batch_size``, or ``conf.batch_size`` when None.
+
+    Returns
+    -------
+    int or None
+        None for 0 (the device chooses).
+
+    Raises
+    ------
+    ValueError
+        For anything but an integer >= 0.
+    """
+    batch_size = conf.batch_size if batch_size is None else batch_size
+    try:
+        valid = not isinstance(batch_size, bool) and int(batch_size) == batch_size >= 0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"batch_size must be a positive integer (or 0 for automatic), "
+                         f"got {batch_size!r}")
+    return int(batch_size) or None

@@ -8,16 +8,27 @@ recovered from the library's sampled spectra with
 `giantfm.xp.flux_to_coefficients` and are laid out as the Gaia archive's
 ``xp_continuous_mean_spectrum`` table (array columns ``bp_coefficients``,
 ``bp_coefficient_errors``, ...), with Gaia and 2MASS photometry and the APOGEE
-DR17 labels (``apogee_teff``, ...) to compare against. ``tools/make_examples.py``
-rebuilds the file.
+DR17 labels (``apogee_teff``, ...) and the label model's mass and age
+(``labelmodel_mass``, ``labelmodel_age``) to compare against (`compare`).
+``tools/make_examples.py`` rebuilds the file.
 """
 from importlib import resources
 
+import numpy as np
 from astropy.table import QTable
+from astropy.utils.masked import Masked
 
-__all__ = ["load", "EXAMPLE_FILE"]
+from .utils._stats import mad_std
+from .vocab import LABEL_NAMES, SPECTROSCOPIC_LABEL_NAMES
+
+__all__ = ["load", "compare", "EXAMPLE_FILE", "REFERENCE_COLUMNS"]
 
 EXAMPLE_FILE = "examples.ecsv"
+
+#: The example stars' column that each predicted label is compared with: the APOGEE
+#: DR17 labels, and the mass and age of the label model the network learned them from.
+REFERENCE_COLUMNS = {**{name: f"apogee_{name}" for name in SPECTROSCOPIC_LABEL_NAMES},
+                     "mass": "labelmodel_mass", "age": "labelmodel_age"}
 
 
 def load():
@@ -34,3 +45,67 @@ def load():
     """
     with resources.as_file(resources.files("giantfm.data") / EXAMPLE_FILE) as path:
         return QTable.read(path, format="ascii.ecsv")
+
+
+def compare(stars, result):
+    """Predictions beside the example stars' reference labels, and their scatter.
+
+    Parameters
+    ----------
+    stars : `~astropy.table.QTable`
+        The example stars (`load`), or any table with some of their
+        reference columns (`REFERENCE_COLUMNS`).
+    result : `~astropy.table.QTable`
+        `giantfm.predict` of ``stars`` (same rows).
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        ``source_id`` and ``apogee_id`` when known, then for each label its
+        prediction, ``<label>_err`` and, where ``stars`` has it, the
+        reference column; ``flag`` and ``reason``. ``meta['scatter']`` holds,
+        per label with a reference, ``reference`` (the column), ``n`` (stars
+        with both), ``bias`` (median of prediction - reference) and ``sigma``
+        (its MAD-std), as Quantities.
+    """
+    if len(result) != len(stars):
+        raise ValueError(f"result has {len(result)} rows for {len(stars)} stars")
+    table = QTable()
+    for name in ("source_id", "apogee_id"):
+        if name in result.colnames:
+            table[name] = result[name]
+        elif name in stars.colnames:
+            table[name] = stars[name]
+    scatter = {}
+    for name in LABEL_NAMES:
+        if name not in result.colnames:
+            continue
+        for column in (name, f"{name}_err"):
+            if column in result.colnames:
+                table[column] = result[column]
+        reference = REFERENCE_COLUMNS.get(name)
+        if reference not in stars.colnames:
+            continue
+        unit = result[name].unit
+        truth = _values(stars[reference], unit)
+        table[reference] = Masked(truth << unit, mask=~np.isfinite(truth))  # NaN: none known
+        residual = _values(result[name], unit) - truth
+        residual = residual[np.isfinite(residual)]
+        scatter[name] = {"reference": reference, "n": int(residual.size),
+                         "bias": (np.median(residual) if residual.size else np.nan) * unit,
+                         "sigma": mad_std(residual) * unit}
+    for column in ("flag", "reason"):
+        if column in result.colnames:
+            table[column] = result[column]
+    table.meta.update(result.meta)
+    table.meta["scatter"] = scatter
+    return table
+
+
+def _values(column, unit):
+    """A Quantity column in ``unit`` as plain floats, NaN where masked."""
+    values = np.array(getattr(column, "unmasked", column).to_value(unit), dtype=float)
+    mask = getattr(column, "mask", None)
+    if mask is not None:
+        values[np.asarray(mask, dtype=bool)] = np.nan
+    return values

@@ -24,16 +24,19 @@ import warnings
 import numpy as np
 from astropy import units as u
 from astropy.table import QTable
-from astropy.utils.exceptions import AstropyUserWarning
 
 from . import tokens, vocab
-from .prediction import _batch_size, _in_unit, get_model
+from .exceptions import GiantfmWarning, InvalidNameError
+from .prediction import ask
+from .results import NO_PREDICTION, model_meta
+from .vocab import XP_NAMES
+from .xp.basis import DEFAULT_WAVELENGTH
+from .xp.coefficients import ARCHIVE_MAGNITUDES
+from .xp.sampling import coefficients_to_flux
 
 __all__ = ["inpaint", "generate_spectrum", "XP_NAMES", "RELATIVE_FLUX_UNIT",
            "ABSOLUTE_FLUX_UNIT", "check_label_support"]
 
-#: The 110 coefficient tokens, BP then RP, in coefficient order.
-XP_NAMES = tuple(f"{band}{i}" for band in ("bp", "rp") for i in range(vocab.N_COEFFICIENTS))
 _N = vocab.N_COEFFICIENTS
 
 #: Unit of XP sampled flux (as `giantfm.xp.coefficients_to_flux` returns it).
@@ -41,24 +44,6 @@ ABSOLUTE_FLUX_UNIT = u.W / u.m**2 / u.nm
 #: Unit of a generated spectrum without a G magnitude: flux per unit G-band flux
 #: (the coefficients' token scale, `giantfm.tokens.g_flux`, in e-/s).
 RELATIVE_FLUX_UNIT = ABSOLUTE_FLUX_UNIT / (u.electron / u.s)
-
-# Magnitudes copied into inpaint's output, so that it reads back as the input did.
-_ARCHIVE_MAGNITUDES = {"g": "phot_g_mean_mag", "bp": "phot_bp_mean_mag",
-                       "rp": "phot_rp_mean_mag", "j": "j_m", "h": "h_m", "k": "ks_m"}
-
-
-def _request_coefficients(batch, model, device, batch_size):
-    """Network means and standard deviations of all 110 coefficients, token scale."""
-    net = get_model(device=device, model=model)
-    mean, std = net.request(batch, list(XP_NAMES), batch_size=_batch_size(batch_size),
-                            progress=False)
-    return net, mean, std
-
-
-def _model_meta(net):
-    metadata = getattr(net, "metadata", {}) or {}
-    return {"giantfm_model": metadata.get("name", "custom"),
-            "giantfm_model_version": metadata.get("version", "unknown")}
 
 
 # ---------------------------------------------------------------------------- inpainting
@@ -70,7 +55,8 @@ def _hidden_masks(hide, n):
     if isinstance(hide, dict):
         unknown = set(hide) - set(masks)
         if unknown:
-            raise KeyError(f"hide has unknown key(s) {sorted(unknown)}; expected 'bp' and/or 'rp'")
+            raise InvalidNameError(f"hide has unknown key(s) {sorted(unknown)}; expected 'bp' "
+                                   "and/or 'rp'")
         for band, mask in hide.items():
             mask = np.asarray(mask)
             if mask.dtype != bool:
@@ -86,7 +72,7 @@ def _hidden_masks(hide, n):
         if name in masks:
             masks[name][:] = True
             continue
-        vocab.token_id(name)  # unknown names raise KeyError here
+        vocab.token_id(name)  # unknown names raise InvalidNameError here
         if name not in XP_NAMES:
             raise ValueError(f"hide names XP coefficients ('bp', 'rp', 'bp0'..'rp54'); "
                              f"{name!r} is not one (labels are simply left out of `labels`)")
@@ -96,7 +82,7 @@ def _hidden_masks(hide, n):
 
 
 def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spectrum=False,
-            wavelength=None, device=None, batch_size=None, model=None):
+            wavelength=None, device=None, batch_size=None, progress=None, model=None):
     """Fill in the XP coefficients a star lacks, with uncertainties.
 
     Missing coefficients are those that are NaN or masked in ``data`` (a
@@ -129,7 +115,7 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
         Also return the completed spectra as a `specutils.Spectrum`.
     wavelength : `~astropy.units.Quantity` or array, optional
         Grid of that spectrum (nm if plain numbers); default 336-1020 nm, 2 nm.
-    device, batch_size, model
+    device, batch_size, progress, model
         As for `giantfm.predict`.
 
     Returns
@@ -158,13 +144,8 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     >>> bool(completed["rp_inpainted"].all()), bool(completed["bp_inpainted"].any())
     (True, False)
     """
-    from .xp.readers import read_xp
-
-    xp = read_xp(data, correlations=False)
+    xp, mags, labels = tokens.read_inputs(data, photometry, labels)
     n = len(xp)
-    mags = dict(xp.mags)
-    if photometry is not None:
-        mags.update(tokens._photometry_for(xp, photometry))
     hidden = _hidden_masks(hide, n)
     given, inputs = {}, {}
     for band, coeffs, nrel in (("bp", xp.bp, xp.bp_n_relevant), ("rp", xp.rp, xp.rp_n_relevant)):
@@ -175,10 +156,10 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
         given[band] = keep
         inputs[band] = np.where(keep, coeffs, np.nan)
     batch = tokens.from_arrays(bp=inputs["bp"], rp=inputs["rp"], bp_err=xp.bp_err,
-                               rp_err=xp.rp_err, mags=mags,
-                               labels=tokens._labels_from(labels, n), truncate=False,
+                               rp_err=xp.rp_err, mags=mags, labels=labels, truncate=False,
                                source_id=xp.source_id, reason=xp.reason)
-    net, mean, std = _request_coefficients(batch, model, device, batch_size)
+    net, mean, std = ask(batch, XP_NAMES, device=device, model=model, batch_size=batch_size,
+                         progress=progress)
     ok = batch.ok & np.all(np.isfinite(mean), axis=1)
     flux_scale = tokens.g_flux(mags.get("g", np.full(n, np.nan)))[:, None]
 
@@ -195,30 +176,26 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
         result[f"{band}_coefficients"] = value
         result[f"{band}_coefficient_errors"] = error
         result[f"{band}_inpainted"] = fill
-    for short, name in _ARCHIVE_MAGNITUDES.items():
+    for short, name in ARCHIVE_MAGNITUDES.items():  # so that it reads back as the input did
         if short in mags:
             result[name] = mags[short] * u.mag
     reason = np.asarray(batch.reason, dtype=object).copy()
-    reason[~ok & (reason == "")] = ("no prediction: none of the star's tokens is an input of "
-                                    "this model, or the network returned a non-finite value")
+    reason[~ok & (reason == "")] = NO_PREDICTION
     result["flag"] = ~ok
     result["reason"] = reason.astype(str)
-    result.meta.update(_model_meta(net))
+    result.meta.update(model_meta(net))
     result.meta["hidden"] = "" if hide is None else repr(hide) if not isinstance(hide, dict) \
         else "boolean masks"
     if not spectrum:
         return result
     return result, _xp_spectrum(out["bp"], out["rp"], wavelength, ABSOLUTE_FLUX_UNIT,
-                                meta={"source_id": xp.source_id, **_model_meta(net)})
+                                meta={"source_id": xp.source_id, **model_meta(net)})
 
 
 def _xp_spectrum(bp, rp, wavelength, unit, meta, shape=None):
     """`specutils.Spectrum` of coefficients (value, error) per band on ``wavelength``."""
     from astropy.nddata import StdDevUncertainty
-    from specutils import Spectrum
-
-    from .xp.basis import DEFAULT_WAVELENGTH
-    from .xp.sampling import coefficients_to_flux
+    from specutils import Spectrum  # seconds to import: only when a spectrum is made
 
     grid = DEFAULT_WAVELENGTH if wavelength is None else wavelength
     grid = grid.to_value(u.nm, u.spectral()) if isinstance(grid, u.Quantity) \
@@ -284,7 +261,7 @@ def check_label_support(labels, support):
 
 def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, age=None,
                       extinction=None, *, phot_g_mean_mag=None, wavelength=None, device=None,
-                      batch_size=None, model=None, **other_tokens):
+                      batch_size=None, progress=None, model=None, **other_tokens):
     """Gaia XP spectra of stars with the given labels, with uncertainties.
 
     The network predicts all 110 DR3 XP coefficients from the labels given
@@ -311,11 +288,12 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
     wavelength : `~astropy.units.Quantity` or array, optional
         Sampling grid inside 330-1050 nm (nm if plain numbers); default
         336-1020 nm in 2 nm steps.
-    device, batch_size, model
+    device, batch_size, progress, model
         As for `giantfm.predict`.
     **other_tokens
         Other vocabulary tokens to condition on (colours such as ``j_k``,
-        ``bp_rp`` [mag]). Unknown names raise `KeyError`.
+        ``bp_rp`` [mag]). Unknown names raise `~giantfm.exceptions.InvalidNameError`
+        (a `ValueError`).
 
     Returns
     -------
@@ -329,7 +307,7 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
 
     Warns
     -----
-    `~astropy.utils.exceptions.AstropyUserWarning`
+    `~giantfm.exceptions.GiantfmWarning`
         When labels lie outside the model's training labels (ranges, or an
         empty part of the Kiel diagram); such spectra are extrapolations and
         are flagged in ``meta['flag']`` with the reason.
@@ -345,7 +323,7 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
     given = {"teff": teff, "logg": logg, "m_h": m_h, "alpha_m": alpha_m, "mass": mass,
              "age": age, "a_k": extinction}
     for name, value in other_tokens.items():
-        vocab.token_id(name)  # unknown names raise KeyError, naming the name
+        vocab.token_id(name)  # unknown names raise InvalidNameError, naming the name
         if name in XP_NAMES or name == "[pad]":
             raise ValueError(f"{name!r} cannot be a condition of generate_spectrum; to "
                              "complete partly known coefficients use giantfm.inpaint")
@@ -367,15 +345,16 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
         raise ValueError("the labels are empty arrays: nothing to generate")
 
     def flat_in_unit(value, unit, name):
-        value = _in_unit(value, unit, name).reshape(shapes[name])
+        value = tokens.value_in_unit(value, unit, name).reshape(shapes[name])
         return np.broadcast_to(value, shape).reshape(n).astype(float)
 
-    flat = {name: flat_in_unit(value, vocab.VOCABULARY[vocab.token_id(name)].unit, name)
+    flat = {name: flat_in_unit(value, vocab.token_unit(name), name)
             for name, value in given.items()}
     _check_finite_or_nan(flat)
 
     batch = tokens.from_arrays(labels=flat)
-    net, mean, std = _request_coefficients(batch, model, device, batch_size)
+    net, mean, std = ask(batch, XP_NAMES, device=device, model=model, batch_size=batch_size,
+                         progress=progress)
     metadata = getattr(net, "metadata", {}) or {}
     reason = np.asarray(batch.reason, dtype=object).astype(str)
     support = metadata.get("label_support")
@@ -387,7 +366,7 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
             warnings.warn(f"{int((outside != '').sum())} of {n} requested label sets lie outside "
                           f"the labels the model was trained on (e.g. spectrum {first}: "
                           f"{outside[first]}); their spectra are extrapolations, flagged in "
-                          "meta['flag']", AstropyUserWarning, stacklevel=2)
+                          "meta['flag']", GiantfmWarning, stacklevel=2)
     if phot_g_mean_mag is None:
         scale, unit = np.ones((n, 1)), RELATIVE_FLUX_UNIT
     else:
@@ -397,11 +376,10 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
     errors = std * scale
     bp = (coefficients[:, :_N], errors[:, :_N])
     rp = (coefficients[:, _N:], errors[:, _N:])
-    labels = QTable({name: value * vocab.VOCABULARY[vocab.token_id(name)].unit
-                     for name, value in flat.items()})
+    labels = QTable({name: value * vocab.token_unit(name) for name, value in flat.items()})
     meta = {"labels": labels, "flag": reason != "", "reason": reason,
             "bp_coefficients": bp[0], "bp_coefficient_errors": bp[1],
-            "rp_coefficients": rp[0], "rp_coefficient_errors": rp[1], **_model_meta(net)}
+            "rp_coefficients": rp[0], "rp_coefficient_errors": rp[1], **model_meta(net)}
     return _xp_spectrum(bp, rp, wavelength, unit, meta, shape=shape)
 
 

@@ -11,25 +11,27 @@ row, with no tokens and a reason, so that a batch never loses or reorders rows.
 `from_arrays` is the one place where physical inputs become tokens:
 XP coefficients are divided by the G-band flux ``10**(-0.4 (G - 25.6873668671))``
 (the Gaia DR3 G zero point, as Leung & Bovy 2024 normalise), colours are
-differences of magnitudes, and labels go to their token scale.
+differences of magnitudes (`giantfm.vocab.COLOURS`), and labels go to their
+token scale. The ways in lead to it: `tokenize` (any XP input, in two steps:
+`read_inputs`, then `from_xp`) and `from_mapping` (token names to values).
 """
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy import units as u
 
 from . import vocab
+from .exceptions import InvalidNameError
+from .xp.coefficients import SOURCE_ID_ALIASES, find_column
 from .xp.noise import load_noise_model, photometric_errors
-from .xp.projection import _project
+from .xp.projection import project_coefficients
+from .xp.readers import as_table, read_photometry, read_xp
 
-__all__ = ["TokenBatch", "from_arrays", "tokenize", "g_flux", "to_token_scale",
-           "from_token_scale", "G_ZERO_POINT"]
+__all__ = ["TokenBatch", "from_arrays", "from_xp", "from_mapping", "read_inputs", "tokenize",
+           "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "G_ZERO_POINT"]
 
 #: Gaia DR3 G-band zero point (Riello et al. 2021), magnitudes.
 G_ZERO_POINT = 25.6873668671
-
-# colour token -> (first magnitude, second magnitude)
-_COLOURS = {"bp_rp": ("bp", "rp"), "g_rp": ("g", "rp"), "j_h": ("j", "h"),
-            "j_k": ("j", "k"), "g_k": ("g", "k")}
 
 
 def g_flux(g_mag):
@@ -142,9 +144,30 @@ class TokenBatch:
 
     def without(self, names):
         """A copy with the tokens ``names`` removed (e.g. to hide labels before predicting)."""
-        drop = np.isin(self.ids, vocab.token_ids(names))
-        ids = np.where(drop, vocab.PAD_ID, self.ids)
-        return _pack(ids, self.values, self.errors, self.source_id, self.reason)
+        return self.keeping(~np.isin(self.ids, vocab.token_ids(names)))
+
+    def only(self, names, reason=None):
+        """A copy with only the tokens ``names`` (e.g. the inputs of an experiment).
+
+        ``reason``, when given, marks the stars left without tokens (see `keeping`).
+        """
+        return self.keeping(np.isin(self.ids, vocab.token_ids(names)), reason)
+
+    def keeping(self, keep, reason=None):
+        """A copy with only the tokens where ``keep`` (boolean, shaped like ``ids``).
+
+        Each row's tokens move to the front, in their order. With ``reason``,
+        a usable star left without tokens gets it as its reason.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != self.ids.shape:
+            raise ValueError(f"keep has shape {keep.shape}, expected {self.ids.shape}")
+        ids = np.where(keep, self.ids, vocab.PAD_ID)
+        rows_reason = self.reason
+        if reason is not None:
+            emptied = (self.reason == "") & ~(ids != vocab.PAD_ID).any(axis=1)
+            rows_reason = np.where(emptied, reason, self.reason)
+        return _pack(ids, self.values, self.errors, self.source_id, rows_reason)
 
     @classmethod
     def concatenate(cls, batches):
@@ -235,10 +258,11 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     reason = np.full(n, "", dtype=object) if reason is None else np.asarray(reason, dtype=object)
 
     mag = {name: _column(mags.get(name), n, f"magnitude {name!r}")
-           for name in ("g", "bp", "rp", "j", "h", "k")}
+           for name in vocab.MAGNITUDE_NAMES}
     unknown = set(mags) - set(mag)
     if unknown:
-        raise KeyError(f"unknown magnitude name(s) {sorted(unknown)}; expected g, bp, rp, j, h, k")
+        raise InvalidNameError(f"unknown magnitude name(s) {sorted(unknown)}; expected "
+                               f"{', '.join(vocab.MAGNITUDE_NAMES)}")
     flux = g_flux(mag["g"])
     # The normalisation is applied in float32, the batch's dtype, to the kept tokens only.
     inverse_flux = (1.0 / flux).astype(np.float32)
@@ -283,7 +307,7 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         if project:
             # Gaia: coefficients beyond the relevant bases are noise; they enter the
             # projection as zero, and absent coefficients likewise.
-            c, e = _project(c, e, band, keep)
+            c, e = project_coefficients(c, e, band, keep=keep)
         segments.append((keep, band_ids, c, e, inverse_flux))
         no_g = ~np.isfinite(flux) & np.isfinite(c).any(axis=1)
         reason = np.where(no_g & (reason == ""),
@@ -299,7 +323,7 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         with np.errstate(invalid="ignore"):
             mag_error[name] = np.where(given > 0, given, mag_error[name])
     names, scalar_values, scalar_errors = [], [], []
-    for name, (m1, m2) in _COLOURS.items():
+    for name, (m1, m2) in vocab.COLOURS.items():
         names.append(name)
         scalar_values.append(mag[m1] - mag[m2])
         scalar_errors.append(np.hypot(mag_error[m1], mag_error[m2]))
@@ -370,17 +394,14 @@ def _photometry_for(xp, photometry):
     found, duplicates in ``photometry`` must agree on a single row), else
     matched by row order (the lengths must agree).
     """
-    from astropy.table import Table
-    from .xp.readers import SOURCE_ID_ALIASES, _as_table, _find, read_photometry
-
-    table = photometry if isinstance(photometry, Table) else _as_table(photometry)
+    table = as_table(photometry)
     mags = read_photometry(table)
     if not mags:
         raise ValueError("photometry has no magnitude columns; expected some of "
                          "phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, j_m, h_m, ks_m "
-                         "(or the aliases in giantfm.xp.readers.PHOTOMETRY_ALIASES); got "
+                         "(or the aliases in giantfm.xp.coefficients.PHOTOMETRY_ALIASES); got "
                          f"{table.colnames[:20]}")
-    sid_name = _find(table.colnames, SOURCE_ID_ALIASES)
+    sid_name = find_column(table.colnames, SOURCE_ID_ALIASES)
     if sid_name is not None and (xp.source_id >= 0).all():
         sid = np.ma.filled(np.ma.asarray(table[sid_name]).astype(np.int64), -1)
         unique, first = np.unique(sid, return_index=True)
@@ -406,16 +427,15 @@ def _labels_from(labels, n):
     """``labels`` as the dict `from_arrays` takes (a table's label columns, with ``*_err``)."""
     if labels is None or isinstance(labels, dict):
         return labels
-    from .xp.readers import _as_table, _find
-    table = _as_table(labels)
+    table = as_table(labels)
     if len(table) != n:
         raise ValueError(f"labels has {len(table)} rows for {n} stars")
     found = {}
     for name in vocab.LABEL_NAMES:
-        column = _find(table.colnames, (name,))
+        column = find_column(table.colnames, (name,))
         if column is None:
             continue
-        error = _find(table.colnames, (f"{name}_err", f"{name}_error", f"e_{name}"))
+        error = find_column(table.colnames, (f"{name}_err", f"{name}_error", f"e_{name}"))
         value = np.ma.filled(np.ma.asarray(table[column], dtype=float), np.nan)
         found[name] = value if error is None else \
             (value, np.ma.filled(np.ma.asarray(table[error], dtype=float), np.nan))
@@ -423,6 +443,43 @@ def _labels_from(labels, n):
         raise ValueError(f"labels has none of the label columns {list(vocab.LABEL_NAMES)}; "
                          f"got {table.colnames[:20]}")
     return found
+
+
+def read_inputs(data, photometry=None, labels=None):
+    """The reading step of `tokenize`: coefficients, magnitudes and labels of the stars.
+
+    Parameters
+    ----------
+    data, photometry, labels
+        As in `tokenize`.
+
+    Returns
+    -------
+    xp : `~giantfm.xp.XPCoefficients`
+        The stars' coefficients (read without correlations).
+    mags : dict
+        Their magnitudes by short name: those found in ``data``, overridden
+        or completed by ``photometry``.
+    labels : dict or None
+        ``{name: value}`` or ``{name: (value, error)}``, as `from_arrays` takes them.
+    """
+    xp = read_xp(data, correlations=False)
+    mags = dict(xp.mags)
+    if photometry is not None:
+        mags.update(_photometry_for(xp, photometry))
+    return xp, mags, _labels_from(labels, len(xp))
+
+
+def from_xp(xp, mags=None, labels=None, truncate=True, project=True):
+    """Tokens of an `~giantfm.xp.XPCoefficients` (see `from_arrays` for the arguments).
+
+    ``mags`` defaults to the magnitudes read with the coefficients (``xp.mags``).
+    """
+    return from_arrays(bp=xp.bp, rp=xp.rp, bp_err=xp.bp_err, rp_err=xp.rp_err,
+                       mags=xp.mags if mags is None else mags, labels=labels,
+                       bp_n_relevant=xp.bp_n_relevant, rp_n_relevant=xp.rp_n_relevant,
+                       truncate=truncate, project=project, source_id=xp.source_id,
+                       reason=xp.reason)
 
 
 def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
@@ -438,7 +495,7 @@ def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
         with 2-D array columns, a file of any of these, or a
         `specutils.Spectrum` (1-D or a 2-D batch; see
         `giantfm.xp.spectrum_to_coefficients`). Photometry columns in ``data``
-        are used (`giantfm.xp.readers.PHOTOMETRY_ALIASES`).
+        are used (`giantfm.xp.coefficients.PHOTOMETRY_ALIASES`).
     photometry : `~astropy.table.Table` or table-like, optional
         Magnitudes that override or add to those in ``data``: joined on
         ``source_id`` when both have it, else taken in the same row order.
@@ -472,13 +529,61 @@ def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
     >>> from giantfm import tokenize  # doctest: +SKIP
     >>> batch = tokenize("XP_CONTINUOUS_RAW.csv", photometry=gaia_source_table)  # doctest: +SKIP
     """
-    from .xp.readers import read_xp
+    xp, mags, labels = read_inputs(data, photometry, labels)
+    return from_xp(xp, mags, labels, truncate=truncate, project=project)
 
-    xp = read_xp(data, correlations=False)
-    mags = dict(xp.mags)
-    if photometry is not None:
-        mags.update(_photometry_for(xp, photometry))
-    return from_arrays(bp=xp.bp, rp=xp.rp, bp_err=xp.bp_err, rp_err=xp.rp_err, mags=mags,
-                       labels=_labels_from(labels, len(xp)), bp_n_relevant=xp.bp_n_relevant,
-                       rp_n_relevant=xp.rp_n_relevant, truncate=truncate, project=project,
-                       source_id=xp.source_id, reason=xp.reason)
+
+def value_in_unit(value, unit, name):
+    """``value`` as a float array (at least 1-D) in ``unit``.
+
+    A `~astropy.units.Quantity` is converted (logarithmic units too, e.g.
+    ``dex(cm s-2)``); plain numbers are taken to be in ``unit`` already.
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        A Quantity whose unit does not convert to ``unit`` (``name`` says which).
+    """
+    if isinstance(value, u.Quantity):
+        try:
+            return np.atleast_1d(value.to_value(unit, equivalencies=u.logarithmic()))
+        except u.UnitConversionError:
+            raise u.UnitConversionError(f"{name} is in {value.unit}, which cannot be converted "
+                                        f"to {unit}") from None
+    return np.atleast_1d(np.asarray(value, dtype=float))
+
+
+def from_mapping(mapping):
+    """Tokens of stars given as token names and values.
+
+    Parameters
+    ----------
+    mapping : dict
+        ``{name: values}`` of vocabulary tokens (Quantities are converted to
+        the vocabulary unit, plain numbers are in it), with ``name_err``
+        entries for errors, e.g. ``{'teff': [4500, 4800] * u.K, 'logg': [2.4, 2.9]}``.
+
+    Returns
+    -------
+    `TokenBatch`
+
+    Raises
+    ------
+    InvalidNameError
+        An unknown token name, or ``name_err`` without ``name``.
+    ValueError
+        An empty mapping.
+    """
+    labels = {}
+    for name, value in mapping.items():
+        if name.endswith("_err"):
+            if name[:-4] not in mapping:
+                raise InvalidNameError(f"{name!r} is given without {name[:-4]!r}")
+            continue
+        unit = vocab.token_unit(name)
+        error = mapping.get(f"{name}_err")
+        labels[name] = (value_in_unit(value, unit, name),
+                        None if error is None else value_in_unit(error, unit, f"{name}_err"))
+    if not labels:
+        raise ValueError("inputs is empty: give at least one token, e.g. {'teff': 4500 * u.K}")
+    return from_arrays(labels=labels)

@@ -11,17 +11,40 @@ Values are carried in the *token scale* given by the ``scale`` column:
 ``log10(quantity / unit)`` (ages, whose errors are close to log-normal).
 XP coefficients are divided by the star's G-band flux (see
 `giantfm.tokens.g_flux`), which makes them dimensionless.
+
+This module is the one home of the names that the rest of giantfm groups
+tokens by: the XP coefficients (`BP_NAMES`, `RP_NAMES`, `XP_NAMES`), the
+colours and the magnitudes they are made of (`COLOURS`), and the labels
+(`LABEL_NAMES`, of which `SPECTROSCOPIC_LABEL_NAMES` come from APOGEE and
+mass and age from the label model).
 """
 from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
 
-__all__ = ["Token", "VOCABULARY", "VOCAB_VERSION", "NAMES", "N_TOKENS", "PAD_ID",
-           "token_id", "token_ids", "BP_IDS", "RP_IDS", "COLOUR_NAMES", "LABEL_NAMES",
-           "vocabulary_table"]
+from .exceptions import InvalidNameError
 
+__all__ = ["Token", "VOCABULARY", "VOCAB_VERSION", "NAMES", "N_TOKENS", "PAD_ID",
+           "token_id", "token_ids", "token_unit", "N_COEFFICIENTS", "BP_NAMES", "RP_NAMES",
+           "XP_NAMES", "BP_IDS", "RP_IDS", "MAGNITUDE_NAMES", "COLOURS", "COLOUR_NAMES",
+           "SPECTROSCOPIC_LABEL_NAMES", "LABEL_NAMES", "vocabulary_table"]
+
+#: Coefficients per band in Gaia DR3 (DR4 has 51 BP coefficients on another basis).
 N_COEFFICIENTS = 55
+#: The XP coefficient tokens of each band, in coefficient order, and both (BP first).
+BP_NAMES = tuple(f"bp{i}" for i in range(N_COEFFICIENTS))
+RP_NAMES = tuple(f"rp{i}" for i in range(N_COEFFICIENTS))
+XP_NAMES = BP_NAMES + RP_NAMES
+#: Short names of the magnitudes colours are made of: Gaia G, BP, RP and 2MASS J, H, Ks.
+MAGNITUDE_NAMES = ("g", "bp", "rp", "j", "h", "k")
+#: Colour token -> (first magnitude, second magnitude): the colour is their difference.
+COLOURS = {"bp_rp": ("bp", "rp"), "g_rp": ("g", "rp"), "j_h": ("j", "h"),
+           "j_k": ("j", "k"), "g_k": ("g", "k")}
+COLOUR_NAMES = tuple(COLOURS)
+#: The APOGEE labels, and all labels: these with mass and age (from the label model).
+SPECTROSCOPIC_LABEL_NAMES = ("teff", "logg", "m_h", "alpha_m")
+LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + ("mass", "age")
 
 
 @dataclass(frozen=True)
@@ -36,10 +59,10 @@ class Token:
 
 def _build():
     tokens = [Token("[pad]", u.dimensionless_unscaled, "linear", "padding: no token")]
-    for band, long in (("bp", "blue"), ("rp", "red")):
-        for i in range(N_COEFFICIENTS):
-            tokens.append(Token(f"{band}{i}", u.dimensionless_unscaled, "linear",
-                                f"Gaia DR3 {band.upper()} ({long}) XP coefficient {i}, "
+    for names, band, long in ((BP_NAMES, "BP", "blue"), (RP_NAMES, "RP", "red")):
+        for i, name in enumerate(names):
+            tokens.append(Token(name, u.dimensionless_unscaled, "linear",
+                                f"Gaia DR3 {band} ({long}) XP coefficient {i}, "
                                 "divided by the G-band flux"))
     tokens += [
         Token("bp_rp", u.mag, "linear", "Gaia BP - RP colour"),
@@ -66,19 +89,30 @@ N_TOKENS = len(VOCABULARY)
 PAD_ID = 0
 _ID = {name: i for i, name in enumerate(NAMES)}
 
-BP_IDS = np.array([_ID[f"bp{i}"] for i in range(N_COEFFICIENTS)])
-RP_IDS = np.array([_ID[f"rp{i}"] for i in range(N_COEFFICIENTS)])
-COLOUR_NAMES = ("bp_rp", "g_rp", "j_h", "j_k", "g_k")
-LABEL_NAMES = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
+BP_IDS = np.array([_ID[name] for name in BP_NAMES])
+RP_IDS = np.array([_ID[name] for name in RP_NAMES])
 
 
 def token_id(name):
-    """Id of the token called ``name``; a clear error for unknown names."""
+    """Id of the token called ``name``.
+
+    Raises
+    ------
+    InvalidNameError
+        (a `ValueError` and a `KeyError`) for a name not in the vocabulary,
+        listing the known ones.
+    """
     try:
         return _ID[name]
     except (KeyError, TypeError):
-        raise KeyError(f"unknown token name {name!r}; known names are bp0..bp54, "
-                       f"rp0..rp54 and {', '.join(NAMES[2 * N_COEFFICIENTS + 1:])}") from None
+        raise InvalidNameError(f"unknown token name {name!r}; known names are bp0..bp54, "
+                               f"rp0..rp54 and {', '.join(NAMES[2 * N_COEFFICIENTS + 1:])}"
+                               ) from None
+
+
+def token_unit(name):
+    """The vocabulary unit of the token called ``name`` (e.g. ``u.K`` for ``teff``)."""
+    return VOCABULARY[token_id(name)].unit
 
 
 def token_ids(names):

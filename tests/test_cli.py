@@ -17,6 +17,7 @@ from astropy.table import QTable, Table
 from astropy.utils.masked import Masked
 
 from giantfm import cli
+from giantfm.io import tables
 
 # (extension, astropy format used to write the *input* file, optional package)
 FORMATS = [
@@ -141,7 +142,7 @@ def test_csv_output_is_csv_with_units_in_header(tmp_path, capsys, fake):
     assert rows[0][:3] == ["source_id", "teff", "teff_err"]
     assert len(rows) == 1 + 5
     # and giantfm reads its own CSV output back as a table with units
-    again = cli.read_table(out)
+    again = tables.read_table(out)
     assert again["teff"].unit == u.K and len(again) == 5
 
 
@@ -161,7 +162,7 @@ def test_gzipped_input(tmp_path, capsys, fake):
     ("xp_continuous_first2000.fits", 2000),
 ])
 def test_read_table_reads_archive_products(xp_data, name, n_rows):
-    table = cli.read_table(xp_data / name)
+    table = tables.read_table(xp_data / name)
     assert len(table) == n_rows
     assert "source_id" in table.colnames
     assert "bp_coefficients" in table.colnames or "bp_coeff_0" in table.colnames
@@ -390,7 +391,7 @@ def test_delegated_subcommands(monkeypatch, capsys):
 
 
 def test_delegated_subcommand_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "giantfm.model.training", None)  # import fails
+    monkeypatch.setitem(sys.modules, "giantfm.train.trainer", None)  # import fails
     status, _, err = run(["train", "--epochs", "1"], capsys)
     assert status == cli.EXIT_UNAVAILABLE
     assert err.startswith("giantfm: error: 'giantfm train' is not available")
@@ -450,3 +451,28 @@ def test_example_end_to_end_with_bundled_model(capsys):
     assert lines[0].split()[:3] == ["source_id", "apogee_id", "teff"]
     body = lines[3:3 + len(stars)]  # header, units, dashes; then one line per star
     assert [int(line.split()[0]) for line in body] == list(stars["source_id"])
+
+
+@pytest.mark.parametrize("command", ["build-dataset", "train", "baseline", "evaluate"])
+def test_delegated_help_names_the_giantfm_command(command, capsys):
+    pytest.importorskip("h5py", reason="the training commands read HDF5 training sets")
+    if command == "train":
+        pytest.importorskip("torch", reason="training needs torch")
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: giantfm {command} ")
+
+
+def test_example_compares_with_the_reference_labels(monkeypatch, capsys, fake):
+    examples = importlib.import_module("giantfm.examples")
+    table = QTable(stars(3))
+    table["apogee_id"] = ["2M0001", "2M0002", "2M0003"]
+    table["apogee_teff"] = [4110.0, 4100.0, 4150.0] * u.K
+    monkeypatch.setattr(examples, "load", lambda: table)
+    status, out, err = run(["example"], capsys)
+    assert status == cli.EXIT_OK, err
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["source_id", "apogee_id", "teff", "teff_err", "apogee_teff"]
+    # the scatter counts the stars with a prediction and a reference (one has no G magnitude)
+    assert "teff     scatter" in out and "against apogee_teff" in out and "(2 stars" in out

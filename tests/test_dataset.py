@@ -9,7 +9,9 @@ import pytest
 from astropy.table import Table
 
 from giantfm import vocab
+from giantfm.io import dataset as dataset_file
 from giantfm.train import dataset, sources
+from giantfm.xp import recover
 
 pytest.importorskip("xgboost", reason="the label model needs xgboost (xgboost-cpu)")
 pytest.importorskip("h5py", reason="the dataset file is HDF5 (h5py)")
@@ -115,9 +117,9 @@ def test_assign_split_is_stable_and_respects_test_ids():
 
 def test_round_mantissa_precision():
     x = np.random.default_rng(0).normal(0, 1e4, 1000).astype(np.float32)
-    y = dataset._round_mantissa(x, 15)
+    y = dataset_file._round_mantissa(x, 15)
     assert np.max(np.abs(y - x) / np.abs(x)) < 2.0 ** -15
-    assert np.isnan(dataset._round_mantissa(np.array([np.nan]), 10)[0])
+    assert np.isnan(dataset_file._round_mantissa(np.array([np.nan]), 10)[0])
 
 
 @needs_shared
@@ -126,12 +128,12 @@ def test_estimated_coefficient_errors_match_archive_errors():
     from giantfm.xp.readers import read_xp
     from giantfm.xp.sampling import coefficients_to_flux
 
-    template = dataset.coefficient_error_template(
+    template = recover.coefficient_error_template(
         Table.read(SHARED / "xp" / "xp_continuous_first2000.fits"))
     xp = read_xp(SHARED / "xp" / "XP_CONTINUOUS_RAW.csv")
     _, flux_err = coefficients_to_flux(xp.bp, xp.rp, xp.bp_err, xp.rp_err, xp.bp_corr,
                                        xp.rp_corr)
-    bp_err, rp_err = dataset.estimate_coefficient_errors(flux_err, *template, design="tabulated")
+    bp_err, rp_err = recover.estimate_coefficient_errors(flux_err, *template, design="tabulated")
     for est, true in ((bp_err, xp.bp_err), (rp_err, xp.rp_err)):
         ratio = np.median(est / true, axis=1)
         assert np.all((ratio > 0.5) & (ratio < 2))
@@ -154,7 +156,7 @@ def test_archive_and_library_recovery_give_the_same_tokens():
                                  (xp.rp_err, xp.rp_corr, rp_design, rp_weight)))
     medflux = np.median(flux, axis=1)
     template = (np.ones(55), np.ones(55))
-    rbp, rrp, _, _, chi2 = dataset.recover_coefficients(
+    rbp, rrp, _, _, chi2 = recover.recover_coefficients(
         flux / medflux[:, None], np.sqrt(var) / medflux[:, None], medflux, template)
     assert np.all(chi2 < 1e-3)
     # the raw recovered BP differs from the archive's by over 1 % of bp0 (directions
@@ -193,7 +195,7 @@ def test_cuts_are_counted(built):
 
 def test_file_round_trip_and_layout(built):
     lib, _, _, out, result = built
-    data = dataset.load_arrays(out)
+    data = dataset_file.load_arrays(out)
     n = len(data["ids"])
     assert data["ids"].dtype == np.int16 and data["values"].dtype == np.float32
     assert data["errors"].dtype == np.float32 and data["split"].dtype == np.int8
@@ -208,7 +210,7 @@ def test_file_round_trip_and_layout(built):
     xp = data["source"] == dataset.SOURCES["xp"]
     row = np.flatnonzero(data["apogee_id"].astype(str) == str(lib["apogee_id"][0]))
     assert len(row) == 1 and data["labels"]["snr"][row[0]] == 150
-    batches = dataset.load_dataset(out)
+    batches = dataset_file.load_dataset(out)
     assert sum(len(batches[s]) for s in ("train", "val", "test")) == n
     assert len(batches["test"]) == 3 == int((data["split"] == 2).sum())
     assert np.all(batches["labels"]["test"]["source"] == dataset.SOURCES["xp"])
@@ -217,7 +219,7 @@ def test_file_round_trip_and_layout(built):
 
 def test_test_split_never_in_train_or_val(built):
     lib, _, _, out, _ = built
-    data = dataset.load_arrays(out)
+    data = dataset_file.load_arrays(out)
     test_ids = sources.read_test_ids(SHARED / "splits" / "test_apogee_ids.txt")
     ids = data["apogee_id"].astype(str)
     assert not np.isin(ids[data["split"] != 2], sorted(test_ids)).any()
@@ -226,7 +228,7 @@ def test_test_split_never_in_train_or_val(built):
 
 def test_tokens_of_xp_and_label_only_stars(built):
     lib, bp_true, rp_true, out, _ = built
-    data = dataset.load_arrays(out)
+    data = dataset_file.load_arrays(out)
     ids, values = data["ids"], data["values"]
     xp = data["source"] == dataset.SOURCES["xp"]
     has = {name: (ids == vocab.token_id(name)).any(axis=1)
@@ -279,7 +281,7 @@ def test_tokens_of_xp_and_label_only_stars(built):
 
 def test_cn_ages_are_evaluation_columns(built):
     lib, _, _, out, _ = built
-    data = dataset.load_arrays(out)
+    data = dataset_file.load_arrays(out)
     cn = sources.read_hasselquist2020(SHARED / "labels/hasselquist2020_cn_ages.fits")
     for star in np.asarray(lib["apogee_id"][8:10]).astype(str):
         row = np.flatnonzero(data["apogee_id"].astype(str) == star)[0]

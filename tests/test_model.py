@@ -16,6 +16,7 @@ from giantfm import vocab  # noqa: E402
 from giantfm.model import (ModelConfig, Normalisation, TrainConfig, TrainedModel,  # noqa: E402
                            load_model, select_device, train)
 from giantfm.model import core, training  # noqa: E402
+from giantfm.train import trainer  # noqa: E402
 from giantfm.tokens import TokenBatch  # noqa: E402
 
 XP_NAMES = [f"bp{i}" for i in range(4)] + [f"rp{i}" for i in range(2)]
@@ -388,16 +389,22 @@ def test_training_repeatable_on_cpu(tmp_path):
 
 
 def test_command_line(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("h5py")
+    from giantfm.io.dataset import write_dataset
+
     batch = make_stars(200, 10)[0]
     path = tmp_path / "set.h5"
-    with h5py.File(path, "w") as f:
-        f["ids"], f["values"], f["errors"] = batch.ids, batch.values, batch.errors
-        f["split"] = np.repeat(np.array([0, 1], np.int8), 100)
-    model = training.main(["--dataset", str(path), "--out", str(tmp_path / "run"),
-                           "--config", json.dumps(TINY.to_dict()), "--epochs", "1",
-                           "--train-config", '{"batch_size": 50}', "--no-progress",
-                           "--device", "cpu", "--half"])
+    n = len(batch)
+    # a training-set file as giantfm build-dataset writes one: 100 train, 100 validation stars
+    write_dataset(path, {"ids": batch.ids, "values": batch.values, "errors": batch.errors,
+                         "split": np.repeat(np.array([0, 1], np.int8), 100),
+                         "source": np.full(n, b"synthetic"), "apogee_id": np.full(n, b"-"),
+                         "source_id": batch.source_id, "giant": np.zeros(n, bool),
+                         "labels": {}}, {"created": "2026-01-01T00:00:00+00:00"})
+    model = trainer.main(["--dataset", str(path), "--out", str(tmp_path / "run"),
+                          "--config", json.dumps(TINY.to_dict()), "--epochs", "1",
+                          "--train-config", '{"batch_size": 50}', "--no-progress",
+                          "--device", "cpu", "--half"])
     assert model.metadata["n_train"] == 100 and model.metadata["n_val"] == 100
     for sub in ("best", "last", "final"):
         assert load_model(tmp_path / "run" / sub, device="cpu").config == TINY

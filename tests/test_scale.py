@@ -319,7 +319,7 @@ def test_local_cluster_multi_file_run(inputs, corrupt, client, tmp_path):
 
 def _install_crash_once(marker):
     """On a worker: make the first prediction anywhere kill its worker process."""
-    from giantfm import scale as worker_scale
+    from giantfm.scale import files as worker_scale
 
     original = getattr(worker_scale, "_original_predict_chunk", worker_scale._predict_chunk)
     worker_scale._original_predict_chunk = original
@@ -335,7 +335,7 @@ def _install_crash_once(marker):
 
 
 def _uninstall_crash():
-    from giantfm import scale as worker_scale
+    from giantfm.scale import files as worker_scale
     if hasattr(worker_scale, "_original_predict_chunk"):
         worker_scale._predict_chunk = worker_scale._original_predict_chunk
 

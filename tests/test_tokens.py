@@ -164,3 +164,16 @@ def test_values_of_matches_value_of_per_name():
         np.testing.assert_array_equal(values[:, k], value)
         np.testing.assert_array_equal(errors[:, k], error)
     assert np.isnan(values[:, 2]).all()
+
+
+def test_only_and_keeping_pack_the_kept_tokens():
+    batch = tokens.from_arrays(labels={"teff": np.array([4500.0, np.nan]),
+                                       "logg": np.array([2.5, 2.4])})
+    teff = batch.only(["teff"], reason="no teff")
+    assert teff.ids.shape == (2, 1) and teff.values[0, 0] == 4500.0
+    assert teff.reason.tolist() == ["", "no teff"] and teff.ok.tolist() == [True, False]
+    assert batch.only(["teff"]).reason[1] == ""  # without a reason the reason is kept
+    same = batch.keeping(np.ones(batch.ids.shape, bool))
+    np.testing.assert_array_equal(same.ids, batch.ids)
+    with pytest.raises(ValueError, match="keep has shape"):
+        batch.keeping(np.ones(3, bool))

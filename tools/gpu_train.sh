@@ -21,7 +21,7 @@ mkdir -p "$out" /tmp/runs
 nvidia-smi -L || true
 train_config='{"patience": 0, "batch_size": 1024}'
 for size in default large; do
-    python3 -m giantfm.model.training --dataset "$dataset" --out /tmp/runs/$size \
+    python3 -m giantfm.train.trainer --dataset "$dataset" --out /tmp/runs/$size \
         --config $size --epochs 100000 --max-minutes "$minutes" --no-progress \
         --train-config "$train_config" > /tmp/runs/$size.log 2>&1 &
 done

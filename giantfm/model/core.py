@@ -12,6 +12,7 @@ A saved model is a folder with two files:
 """
 import json
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ import torch
 from .. import vocab
 from ..tokens import TokenBatch
 from ..utils import atomic_write
+from ..utils._json import json_safe
+from ..utils._progress import progress_bar
+from ..utils._version import package_version
 from .device import select_device
 from .network import ModelConfig, TokenSetTransformer
 from .normalisation import Normalisation
@@ -29,8 +33,8 @@ __all__ = ["TrainedModel", "load_model", "BUNDLED_MODEL_DIR", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-#: Where the model shipped with giantfm lives.
-BUNDLED_MODEL_DIR = Path(__file__).parents[1] / "data" / "model"
+#: Where the model shipped with giantfm lives (package data, found as all giantfm's data is).
+BUNDLED_MODEL_DIR = resources.files("giantfm.data") / "model"
 
 # Stars per network call when the caller does not say: large enough to amortise the
 # per-call overhead, small enough for the activations to stay in memory comfortably.
@@ -38,11 +42,6 @@ _DEFAULT_BATCH = {"cpu": 1024, "cuda": 32768, "mps": 4096}
 # CUDA's memory-efficient attention kernel (used with padding masks) launches one grid
 # row per star: more than 65535 stars in a call fails with "invalid argument".
 _CUDA_MAX_BATCH = 65535
-
-
-def _giantfm_version():
-    from .. import __version__
-    return __version__
 
 
 class TrainedModel:
@@ -169,9 +168,9 @@ class TrainedModel:
         batch_size : int, optional
             Stars per network call; default depends on the device. On a CUDA
             out-of-memory error the call is retried with half as many (with a warning).
-        progress : bool, optional
-            Show a tqdm progress bar (when tqdm is installed). None: only for
-            inputs of more than 20 network calls.
+        progress : bool or {'auto', 'on', 'off'}, optional
+            A tqdm progress bar (when tqdm is installed): 'auto' shows it once
+            the call has run 2 s. None: ``giantfm.conf.progress``.
 
         embedding : bool, optional
             Also return each star's embedding: the encoder output at the
@@ -208,13 +207,7 @@ class TrainedModel:
         if len(rows) == 0:
             return (mean, std, embedded) if embedding else (mean, std)
 
-        bar = None
-        if progress or (progress is None and len(rows) > 20 * batch_size):
-            try:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=len(rows), unit="star", desc="giantfm", leave=False)
-            except ImportError:
-                bar = None
+        bar = progress_bar(len(rows), progress=progress, unit="star", desc="giantfm")
         req = torch.as_tensor(request_ids, device=self.device)
         out_mean = np.empty((len(rows), k), dtype=np.float32)
         out_logvar = np.empty((len(rows), k), dtype=np.float32)
@@ -288,12 +281,12 @@ class TrainedModel:
                     state[key] = tensor.detach().cpu().clone()
         config = {
             "format": "giantfm-model", "format_version": FORMAT_VERSION,
-            "giantfm_version": _giantfm_version(),
+            "giantfm_version": package_version(),
             "vocab_version": vocab.VOCAB_VERSION, "vocab_names": list(vocab.NAMES),
             "model_config": self.config.to_dict(),
             "normalisation": self.normalisation.to_dict(),
             "weights_dtype": "float16" if half else "float32",
-            "metadata": _json_safe(self.metadata),
+            "metadata": json_safe(self.metadata),
         }
         atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
 
@@ -313,19 +306,6 @@ def _take_columns(array, columns):
     return np.concatenate([array[:, a:b] for a, b in zip(edges[::2], edges[1::2])], axis=1)
 
 
-def _json_safe(obj):
-    """Metadata with NaN/inf floats as None and numpy scalars as Python ones (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def _read_config(path):
     try:
         with open(path / CONFIG_FILE) as f:
@@ -336,13 +316,13 @@ def _read_config(path):
         raise ValueError(f"{path / CONFIG_FILE} is not a giantfm model configuration")
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} was saved in model format {config.get('format_version')}; "
-                         f"this giantfm ({_giantfm_version()}) reads format {FORMAT_VERSION}")
+                         f"this giantfm ({package_version()}) reads format {FORMAT_VERSION}")
     if (config.get("vocab_version") != vocab.VOCAB_VERSION
             or config.get("vocab_names") != list(vocab.NAMES)):
         raise ValueError(
             f"{path} was trained with vocabulary version {config.get('vocab_version')} "
             f"({len(config.get('vocab_names') or [])} tokens) by giantfm "
-            f"{config.get('giantfm_version')}; this giantfm ({_giantfm_version()}) has vocabulary "
+            f"{config.get('giantfm_version')}; this giantfm ({package_version()}) has vocabulary "
             f"version {vocab.VOCAB_VERSION} ({vocab.N_TOKENS} tokens). Use a model trained "
             "with this version, or the giantfm version the model was made with")
     return config
@@ -365,11 +345,11 @@ def load_model(path_or_name=None, device=None):
     `TrainedModel`
     """
     if path_or_name is None or path_or_name == "bundled":
-        path = BUNDLED_MODEL_DIR
+        path = Path(BUNDLED_MODEL_DIR)  # a folder on disk: torch.load reads a real file
         if not (path / CONFIG_FILE).exists():
             raise FileNotFoundError(
                 f"no bundled model in {path}: this giantfm installation ships without trained "
-                "weights; train one (python -m giantfm.model.training) and pass its folder")
+                "weights; train one (giantfm train) and pass its folder")
     else:
         path = Path(path_or_name)
         if not path.exists():

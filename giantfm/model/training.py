@@ -26,18 +26,11 @@ Stars with different token sets (XP only, labels only, both) share a batch;
 the sampling is done on the device with vectorised torch ops (random keys plus
 top-k), with no per-star Python loop, so a GPU is not starved.
 
-Command line (needs torch, numpy, h5py and giantfm on the path)::
-
-    python -m giantfm.model.training --dataset train.h5 --out runs/x --config default
-
-writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`)
-and ``metrics.csv`` (one row per epoch) under ``--out``.
+The command line is ``giantfm train`` (`giantfm.train.trainer`).
 """
-import argparse
 import csv
 import dataclasses
 import io
-import json
 import math
 import time
 from pathlib import Path
@@ -53,7 +46,7 @@ from .device import select_device
 from .network import ModelConfig, TokenSetTransformer, dataclass_from_dict
 from .normalisation import Normalisation
 
-__all__ = ["TrainConfig", "TokenSampler", "train", "gaussian_nll", "main"]
+__all__ = ["TrainConfig", "TokenSampler", "train", "gaussian_nll"]
 
 #: Default up-weighting of the label tokens as training targets (see the module docstring).
 LABEL_TARGET_WEIGHT = 20.0
@@ -654,67 +647,3 @@ def _read_checkpoint(out_dir, model_config, cfg):
         raise ValueError(f"the run in {out_dir} was started with other training settings "
                          f"({', '.join(changed)}): resume it with the same ones")
     return state
-
-
-def _read_dataset(path):
-    import h5py
-    with h5py.File(path, "r") as f:
-        for key in ("ids", "values", "errors", "split"):
-            if key not in f:
-                raise KeyError(f"{path} has no dataset {key!r} (expected ids, values, errors, "
-                               "split)")
-        ids, values, errors = f["ids"][:], f["values"][:], f["errors"][:]
-        split = f["split"][:]
-    return {name: (ids[split == code], values[split == code], errors[split == code])
-            for name, code in (("train", 0), ("validation", 1))}
-
-
-def main(argv=None):
-    """Command-line entry point (see the module docstring)."""
-    from .network import PRESETS
-    parser = argparse.ArgumentParser(
-        prog="python -m giantfm.model.training",
-        description="Train the giantfm token-set transformer on an HDF5 training set "
-                    "(datasets ids, values, errors, split: 0 train, 1 validation).")
-    parser.add_argument("--dataset", required=True, help="HDF5 training set")
-    parser.add_argument("--out", required=True, help="output folder (best/, last/, metrics.csv)")
-    parser.add_argument("--config", default="default",
-                        help=f"model size: {', '.join(PRESETS)} or a JSON object of "
-                             "ModelConfig fields")
-    parser.add_argument("--train-config", default="{}",
-                        help="JSON object of TrainConfig fields")
-    parser.add_argument("--epochs", type=int, help="overrides TrainConfig.epochs")
-    parser.add_argument("--batch-size", type=int, help="overrides TrainConfig.batch_size")
-    parser.add_argument("--max-minutes", type=float, help="overrides TrainConfig.max_minutes")
-    parser.add_argument("--seed", type=int, help="overrides TrainConfig.seed")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: auto)")
-    parser.add_argument("--init", default=None,
-                        help="saved model folder to fine-tune from (its size replaces --config)")
-    parser.add_argument("--half", action="store_true",
-                        help="store the final best weights in float16 as final/")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-
-    model_config = ModelConfig.from_preset(args.config)
-    overrides = json.loads(args.train_config)
-    for key in ("epochs", "batch_size", "max_minutes", "seed"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    if args.no_progress:
-        overrides["progress"] = False
-    train_config = TrainConfig.from_dict(overrides)
-    data = _read_dataset(args.dataset)
-    out = Path(args.out)
-    model = train(data["train"], data["validation"], model_config, train_config, out,
-                  device=args.device, init=args.init)
-    if args.half:
-        model.save(out / "final", half=True)
-    best = model.metadata.get("best_metrics", {})
-    print(f"trained {model!r}: {model.metadata['epochs_run']} epochs, best epoch "
-          f"{model.metadata.get('best_epoch')}, " +
-          ", ".join(f"{k}={v:.4f}" for k, v in best.items()))
-    return model
-
-
-if __name__ == "__main__":
-    main()

@@ -4,9 +4,13 @@
   library from PyPI, the shared seismic and [C/N] catalogues, the DistMass VAC).
 - `giantfm.train.labelmodel`: the DistMass-like label model, APOGEE labels ->
   mass and age, calibrated on asteroseismology.
-- `giantfm.train.dataset`: the training-set builder (``python -m
-  giantfm.train.dataset``) and its readers `~giantfm.train.dataset.load_dataset`
-  / `~giantfm.train.dataset.load_arrays`.
+- `giantfm.train.dataset`: the training-set builder (``giantfm build-dataset``);
+  the file it writes is `giantfm.io.dataset`.
+- `giantfm.train.trainer`: the training driver (``giantfm train``) around
+  `giantfm.model.train`.
+- `giantfm.train.baseline`: the XGBoost baseline (``giantfm baseline``).
+- `giantfm.train.evaluate`, `giantfm.train.generative`: the evaluation of the
+  labels (``giantfm evaluate``) and of inpainting and generation.
 
 The submodules are imported explicitly (``from giantfm.train import dataset``):
 they need optional packages (h5py, xgboost) that ``import giantfm`` must not.

@@ -19,8 +19,8 @@ The same machinery fits the labels -> coefficients baseline for generation
 xgboost (the ``xgboost-cpu`` distribution) is imported only inside the functions
 that need it.
 
-Run ``python -m giantfm.train.baseline --dataset FILE --out DIR`` to fit and save
-one from a dataset file.
+Run ``giantfm baseline --dataset FILE --out DIR`` to fit and save one from a
+dataset file.
 """
 import functools
 import json
@@ -33,27 +33,30 @@ from pathlib import Path
 import numpy as np
 
 from .. import vocab
+from ..exceptions import InvalidNameError
+from ..io.dataset import load_dataset
 from ..utils import atomic_write
+from ..utils._optional import require
+from ..utils._stats import mad_std
 
 __all__ = ["INPUT_SETS", "DEFAULT_GRID", "GENERATION_TARGETS", "BaselineModel",
            "input_names", "feature_matrix", "fit_baseline", "predict_baseline",
            "load_baseline", "main"]
 
-_BP = tuple(f"bp{i}" for i in range(vocab.N_COEFFICIENTS))
-_RP = tuple(f"rp{i}" for i in range(vocab.N_COEFFICIENTS))
+_BP, _RP = vocab.BP_NAMES, vocab.RP_NAMES
 
 #: Named input token sets shared by the baseline and the evaluation experiments.
 INPUT_SETS = {
     "xp30_colours": _BP[:30] + _RP[:30] + vocab.COLOUR_NAMES,
-    "xp_colours": _BP + _RP + vocab.COLOUR_NAMES,
+    "xp_colours": vocab.XP_NAMES + vocab.COLOUR_NAMES,
     "xp5_colours": _BP[:5] + _RP[:5] + vocab.COLOUR_NAMES,
     "xp25_54": _BP[25:] + _RP[25:],
-    "labels": ("teff", "logg", "m_h", "alpha_m"),
-    "labels_ak": ("teff", "logg", "m_h", "alpha_m", "a_k"),
+    "labels": vocab.SPECTROSCOPIC_LABEL_NAMES,
+    "labels_ak": vocab.SPECTROSCOPIC_LABEL_NAMES + ("a_k",),
 }
 
 #: Targets of the labels -> spectrum baseline.
-GENERATION_TARGETS = _BP + _RP
+GENERATION_TARGETS = vocab.XP_NAMES
 
 #: Hyperparameter grid searched on the validation split; ``n_estimators`` is
 #: the cap on trees, early stopping picks the number actually kept. On the real
@@ -89,12 +92,13 @@ def input_names(inputs):
         try:
             return INPUT_SETS[inputs]
         except KeyError:
-            raise KeyError(f"unknown input set {inputs!r}; known sets are "
-                           f"{', '.join(INPUT_SETS)} (or give a list of token names)") from None
+            raise InvalidNameError(f"unknown input set {inputs!r}; known sets are "
+                                   f"{', '.join(INPUT_SETS)} (or give a list of token names)"
+                                   ) from None
     names = tuple(inputs)
     if not names:
         raise ValueError("the input set is empty")
-    vocab.token_ids(names)  # raises KeyError naming an unknown token
+    vocab.token_ids(names)  # raises InvalidNameError naming an unknown token
     if len(set(names)) != len(names):
         raise ValueError(f"the input set repeats token names: {names}")
     return names
@@ -204,7 +208,7 @@ def load_baseline(path):
     -------
     `BaselineModel`
     """
-    import xgboost
+    xgboost = require("xgboost", "loading an XGBoost baseline")
 
     path = Path(path)
     meta_file = path / _META_FILE
@@ -237,8 +241,8 @@ def _grid_points(grid):
     grid = dict(DEFAULT_GRID if grid is None else grid)
     unknown = set(grid) - set(DEFAULT_GRID)
     if unknown:
-        raise KeyError(f"unknown hyperparameter(s) {sorted(unknown)} in the grid; "
-                       f"tunable ones are {', '.join(DEFAULT_GRID)}")
+        raise InvalidNameError(f"unknown hyperparameter(s) {sorted(unknown)} in the grid; "
+                               f"tunable ones are {', '.join(DEFAULT_GRID)}")
     for key, default in DEFAULT_GRID.items():
         values = grid.get(key, default)
         grid[key] = (values,) if np.isscalar(values) else tuple(values)
@@ -286,7 +290,7 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
     ValueError
         When a target or a split has no usable stars.
     """
-    import xgboost
+    xgboost = require("xgboost", "fitting the XGBoost baseline")
 
     feature_names = input_names(features)
     targets = tuple(targets)
@@ -329,7 +333,7 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
             n_trees = booster.best_iteration + 1
             booster = booster[:n_trees]
             residual = booster.predict(d_val) * scale + centre - y_val[val_rows]
-            sigma = _mad_std(residual)
+            sigma = mad_std(residual)
             if best is None or sigma < best[0]:
                 best = (sigma, float(np.median(residual)), booster,
                         dict(max_depth=point["max_depth"],
@@ -348,14 +352,9 @@ def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours",
     return BaselineModel(feature_names, targets, boosters, hyper, scores, scaling, name, info)
 
 
-def _mad_std(residual):
-    from scipy.stats import median_abs_deviation
-    return float(median_abs_deviation(residual, scale="normal"))
-
-
 def _robust_scaling(values):
     """Median and MAD-std of ``values`` (the standard deviation, then 1, if that is 0)."""
-    scale = _mad_std(values)
+    scale = mad_std(values)
     if not scale > 0:
         scale = float(np.std(values))
     return float(np.median(values)), scale if scale > 0 else 1.0
@@ -377,13 +376,13 @@ def predict_baseline(baseline, batch, names=None):
         Token-scale predictions; NaN for stars that have none of the input tokens
         or whose ``reason`` marks them unusable.
     """
-    import xgboost
+    xgboost = require("xgboost", "predicting with the XGBoost baseline")
 
     names = baseline.targets if names is None else tuple(names)
     missing = [n for n in names if n not in baseline.boosters]
     if missing:
-        raise KeyError(f"the baseline {baseline.name!r} cannot predict {missing}; it was "
-                       f"fitted for {', '.join(baseline.targets)}")
+        raise InvalidNameError(f"the baseline {baseline.name!r} cannot predict {missing}; it "
+                               f"was fitted for {', '.join(baseline.targets)}")
     x = feature_matrix(batch, baseline.features)
     usable = np.isfinite(x).any(axis=1)
     out = np.full((len(batch), len(names)), np.nan)
@@ -398,18 +397,16 @@ def predict_baseline(baseline, batch, names=None):
 def main(argv=None):
     """Command line: fit a baseline on a dataset file's train/validation splits and save it.
 
-    ``python -m giantfm.train.baseline --dataset FILE --out DIR [--features SET]
+    ``giantfm baseline --dataset FILE --out DIR [--features SET]
     [--targets labels|generation] [--grid JSON] [--nthread N] [--seed N]``
     """
     import argparse
-
-    from .dataset import load_dataset
 
     # OpenMP threads busy-wait by default; on a shared, oversubscribed machine that made
     # 2-thread XGBoost fits tens of times slower than 1 thread (measured). Must be set
     # before xgboost loads its OpenMP runtime, hence here and not in library code.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = argparse.ArgumentParser(prog="python -m giantfm.train.baseline",
+    parser = argparse.ArgumentParser(prog="giantfm baseline",
                                      description=main.__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset HDF5 file")
     parser.add_argument("--out", required=True, help="folder to write the baseline to")

@@ -29,8 +29,8 @@ z-scores are computed in the token scale (log10 Gyr), where the model's Gaussian
 lives. Every statistic is given for the giants (the headline) and for all test
 stars.
 
-Run ``python -m giantfm.train.evaluate [--model DIR] --dataset FILE [--baseline DIR ...]
---out DIR`` (the ``giantfm evaluate`` subcommand calls `main`).
+Run ``giantfm evaluate [--model DIR] --dataset FILE [--baseline DIR ...] --out DIR``
+(which calls `main`).
 """
 import json
 import math
@@ -40,14 +40,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import vocab
+from .. import plotting, vocab
+from ..exceptions import GiantfmWarning, InvalidNameError
+from ..io.dataset import SPLITS, load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from ..utils import atomic_write
-from .baseline import INPUT_SETS
-from .dataset import SPLITS
+from ..utils._json import json_safe
+from ..utils._stats import mad_std
+from .baseline import INPUT_SETS, load_baseline
 
-__all__ = ["EXPERIMENTS", "REFERENCES", "DatasetSplit", "load_split", "metrics",
-           "calibration", "experiment_inputs", "evaluate", "main"]
+__all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "DatasetSplit", "load_split",
+           "load_baselines", "metrics", "calibration", "experiment_inputs", "evaluate",
+           "save_figure", "main"]
 
 #: Input experiments: name -> description (see the module docstring).
 EXPERIMENTS = {
@@ -69,8 +73,10 @@ REFERENCES = {
     "age": (("label_model", "age"), ("cn", "age_cn")),
 }
 
+#: The reason of a test star that has none of an experiment's input tokens.
+NO_INPUTS = "no input tokens for this experiment"
+
 _N_RANDOM = 64
-_XP_NAMES = INPUT_SETS["xp_colours"][:2 * vocab.N_COEFFICIENTS]
 
 
 @dataclass
@@ -103,8 +109,8 @@ def load_split(path, split):
     Parameters
     ----------
     path : str or path-like
-        The dataset file written by `giantfm.train.dataset` (read with its
-        `~giantfm.train.dataset.load_dataset`, which refuses other format or
+        The dataset file written by `giantfm.train.dataset` (read with
+        `giantfm.io.dataset.load_dataset`, which refuses other format or
         vocabulary versions).
     split : {'train', 'val', 'test'}
         Which stars.
@@ -113,8 +119,6 @@ def load_split(path, split):
     -------
     `DatasetSplit`
     """
-    from .dataset import load_dataset
-
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     data = load_dataset(path)
@@ -124,11 +128,6 @@ def load_split(path, split):
               if name not in ("apogee_id", "source", "giant")}
     return DatasetSplit(data[split], labels, np.asarray(per_star["giant"], dtype=bool),
                         np.asarray(per_star["apogee_id"]).astype(str), data["attrs"])
-
-
-def _mad_std(x):
-    from scipy.stats import median_abs_deviation
-    return float(median_abs_deviation(x, scale="normal"))
 
 
 def metrics(pred, truth):
@@ -157,7 +156,7 @@ def metrics(pred, truth):
     if residual.size == 0:
         return {"n": 0, "sigma": math.nan, "bias": math.nan, "p16": math.nan, "p84": math.nan}
     p16, p84 = np.percentile(residual, [16, 84])
-    return {"n": int(residual.size), "sigma": _mad_std(residual),
+    return {"n": int(residual.size), "sigma": mad_std(residual),
             "bias": float(np.median(residual)), "p16": float(p16), "p84": float(p84)}
 
 
@@ -187,7 +186,7 @@ def calibration(pred, pred_err, truth, truth_err):
     good = np.isfinite(z)
     if not good.any():
         return {"z": z, "n": 0, "sigma": math.nan, "median": math.nan}
-    return {"z": z, "n": int(good.sum()), "sigma": _mad_std(z[good]),
+    return {"z": z, "n": int(good.sum()), "sigma": mad_std(z[good]),
             "median": float(np.median(z[good]))}
 
 
@@ -197,20 +196,6 @@ def _pair(a, b, name_a, name_b):
     if a.shape != b.shape:
         raise ValueError(f"{name_a} has {a.size} entries but {name_b} has {b.size}")
     return a, b
-
-
-def _keep_tokens(batch, keep):
-    """A copy of ``batch`` with only the tokens where ``keep``; tokens moved to the front."""
-    keep = keep & (batch.ids != vocab.PAD_ID)
-    order = np.argsort(~keep, axis=1, kind="stable")
-    width = max(int(keep.sum(axis=1).max(initial=0)), 1)
-    ids = np.take_along_axis(np.where(keep, batch.ids, vocab.PAD_ID), order, axis=1)
-    values = np.take_along_axis(np.where(keep, batch.values, 0), order, axis=1)
-    errors = np.take_along_axis(np.where(keep, batch.errors, 0), order, axis=1)
-    reason = np.where((batch.reason == "") & (keep.sum(axis=1) == 0),
-                      "no input tokens for this experiment", batch.reason)
-    return TokenBatch(ids[:, :width], values[:, :width], errors[:, :width],
-                      batch.source_id, reason)
 
 
 def experiment_inputs(batch, experiment, *, seed=0):
@@ -231,19 +216,23 @@ def experiment_inputs(batch, experiment, *, seed=0):
         Same stars in the same order, holding only the experiment's tokens that
         each star has; a star left without tokens gets a ``reason``.
     """
-    if experiment not in EXPERIMENTS:
-        raise KeyError(f"unknown experiment {experiment!r}; known experiments are "
-                       f"{', '.join(EXPERIMENTS)}")
+    _check_experiment(experiment)
     if experiment == "identity":
-        return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(vocab.LABEL_NAMES)))
+        return batch.only(vocab.LABEL_NAMES, reason=NO_INPUTS)
     if experiment == "random64":
-        is_xp = np.isin(batch.ids, vocab.token_ids(_XP_NAMES))
+        is_xp = np.isin(batch.ids, vocab.token_ids(vocab.XP_NAMES))
         keys = np.where(is_xp, np.random.default_rng(seed).random(batch.ids.shape), np.inf)
         rank = np.argsort(np.argsort(keys, axis=1), axis=1)
         is_colour = np.isin(batch.ids, vocab.token_ids(vocab.COLOUR_NAMES))
         keep = (is_xp & (rank < _N_RANDOM)) | is_colour
-        return _keep_tokens(batch, keep)
-    return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(INPUT_SETS[experiment])))
+        return batch.keeping(keep, reason=NO_INPUTS)
+    return batch.only(INPUT_SETS[experiment], reason=NO_INPUTS)
+
+
+def _check_experiment(name):
+    if name not in EXPERIMENTS:
+        raise InvalidNameError(f"unknown experiment {name!r}; known experiments are "
+                               f"{', '.join(EXPERIMENTS)}")
 
 
 def _request(model, batch, names, batch_size):
@@ -281,7 +270,7 @@ def _score(system, experiment, names, mean, std, test):
                 err = pred_err[used]
                 err = err[np.isfinite(err)]
                 rows.append({"system": system, "experiment": experiment, "label": name,
-                             "unit": str(vocab.VOCABULARY[vocab.token_id(name)].unit),
+                             "unit": str(vocab.token_unit(name)),
                              "reference": reference, "sample": sample, **m,
                              "z_n": c["n"], "z_sigma": c["sigma"], "z_median": c["median"],
                              "pred_err_median": float(np.median(err)) if err.size
@@ -360,9 +349,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
     if model is None and experiments:
         raise ValueError(f"experiments {experiments} need a model, got model=None")
     for name in experiments:
-        if name not in EXPERIMENTS:
-            raise KeyError(f"unknown experiment {name!r}; known experiments are "
-                           f"{', '.join(EXPERIMENTS)}")
+        _check_experiment(name)
     test = load_split(dataset_path, "test")
     if len(test.batch) == 0:
         raise ValueError(f"{dataset_path} has no test stars (split == 2)")
@@ -383,7 +370,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
         if fitted_on is not None and fitted_on != created:
             warnings.warn(f"baseline {base.name!r} was fitted on the dataset built {fitted_on}; "
                           f"{dataset_path} was built {created}: refit it for a fair comparison",
-                          UserWarning)
+                          GiantfmWarning)
         targets = [n for n in names if n in base.targets]
         mean, std = _request(base, no_labels, targets, batch_size)
         rows += _score("xgboost", base.name, targets, mean, std, test)
@@ -422,23 +409,11 @@ def _median_ratio(num, den):
     return float(np.median(num) / np.median(den))
 
 
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def _write_table(table, out_dir):
     atomic_write(out_dir / "metrics.ecsv",
                  lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
-    document = {"meta": _json_safe(dict(table.meta)),
-                "rows": [_json_safe(dict(zip(table.colnames, row.as_void().tolist())))
+    document = {"meta": json_safe(dict(table.meta)),
+                "rows": [json_safe(dict(zip(table.colnames, row.as_void().tolist())))
                          for row in table]}
 
     def write_json(tmp):
@@ -452,8 +427,6 @@ def _figures(out_dir, test, names, mean, std, title):
     uncertainties, z histograms (giants), drawn with `giantfm.plotting` on
     pyplot-free Figures (no global state, Agg canvas)."""
     from matplotlib.figure import Figure
-
-    from .. import plotting
 
     giant = test.giant
     title = f"test giants, {title}"
@@ -469,7 +442,7 @@ def _figures(out_dir, test, names, mean, std, title):
         z[name] = calibration(mean[giant, k], std[giant, k], truth_tok, truth_err_tok)["z"]
 
     def unit(name):
-        return vocab.VOCABULARY[vocab.token_id(name)].unit.to_string()
+        return vocab.token_unit(name).to_string()
 
     ncol = 3
     nrow = -(-len(names) // ncol)
@@ -480,19 +453,19 @@ def _figures(out_dir, test, names, mean, std, title):
                             s=2, alpha=0.4, rasterized=True)
     fig.suptitle(title)
     fig.subplots_adjust(wspace=0.45, hspace=0.35)
-    _save(fig, out_dir / "one_to_one.png")
+    save_figure(fig, out_dir / "one_to_one.png")
 
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     plotting.kiel_diagram(pred["teff"], pred["logg"], color=pred["mass"], ax=fig.subplots(),
                           color_label="predicted mass [solMass]", s=3,
                           rasterized=True).set_title(title)
-    _save(fig, out_dir / "kiel.png")
+    save_figure(fig, out_dir / "kiel.png")
 
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     plotting.mass_age(pred["mass"], pred["age"], fig.subplots(), color=pred["m_h"],
                       color_label="predicted [M/H] [dex]", cmap="coolwarm", s=3,
                       rasterized=True).set_title(title)
-    _save(fig, out_dir / "age_mass.png")
+    save_figure(fig, out_dir / "age_mass.png")
 
     if not np.isfinite(std).any():
         return  # no uncertainties (the XGBoost baseline): no calibration figure
@@ -501,16 +474,19 @@ def _figures(out_dir, test, names, mean, std, title):
         plotting.calibration_histogram(z[name], fig.add_subplot(nrow, ncol, k + 1),
                                        label=name)
     fig.suptitle(title)
-    _save(fig, out_dir / "calibration.png")
+    save_figure(fig, out_dir / "calibration.png")
 
 
-def _save(fig, path):
+def save_figure(fig, path):
+    """Write a matplotlib figure to ``path`` as PNG (120 dpi), atomically."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
-def _load_baselines(paths):
-    from .baseline import load_baseline
+def load_baselines(paths):
+    """The saved baselines (`giantfm.train.baseline.load_baseline`) in ``paths``.
 
+    Each path is a baseline folder or a folder holding several (one level down).
+    """
     baselines = []
     for path in map(Path, paths):
         if (path / "baseline.json").is_file():
@@ -526,12 +502,11 @@ def _load_baselines(paths):
 def main(argv=None):
     """Command line: evaluate a saved model (and baselines) on a dataset's test split.
 
-    ``python -m giantfm.train.evaluate [--model DIR] --dataset FILE [--baseline DIR ...]
-    --out DIR``
+    ``giantfm evaluate [--model DIR] --dataset FILE [--baseline DIR ...] --out DIR``
     """
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m giantfm.train.evaluate",
+    parser = argparse.ArgumentParser(prog="giantfm evaluate",
                                      description=main.__doc__.splitlines()[0])
     parser.add_argument("--model", default=None,
                         help="saved model folder or file (without it: baselines only)")
@@ -550,7 +525,7 @@ def main(argv=None):
     if args.model is not None:
         from ..model import load_model
         model = load_model(args.model, device=args.device)
-    table = evaluate(model, args.dataset, _load_baselines(args.baseline), args.out,
+    table = evaluate(model, args.dataset, load_baselines(args.baseline), args.out,
                      experiments=args.experiments, seed=args.seed,
                      batch_size=args.batch_size, figures=not args.no_figures)
     headline = table[(table["sample"] == "giants")]

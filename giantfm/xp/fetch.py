@@ -10,6 +10,10 @@ import warnings
 
 import numpy as np
 
+from ..exceptions import GiantfmWarning
+from ..vocab import N_COEFFICIENTS
+from .coefficients import ARCHIVE_MAGNITUDES
+
 __all__ = ["fetch_xp", "MAX_IDS_PER_CALL", "PHOTOMETRY_QUERY", "MISSING_REASON"]
 
 #: The Gaia archive's limit on identifiers per DataLink call.
@@ -33,8 +37,7 @@ LEFT OUTER JOIN gaiadr3.tmass_psc_xsc_join AS xj
 LEFT OUTER JOIN gaiadr1.tmass_original_valid AS tm ON tm.designation = xj.original_psc_source_id
 """
 
-_PHOTOMETRY_COLUMNS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
-                       "j_m", "h_m", "ks_m")
+_PHOTOMETRY_COLUMNS = tuple(ARCHIVE_MAGNITUDES.values())
 
 
 def _gaia():
@@ -107,7 +110,8 @@ def _xp_tables(result):
 
 
 # widths of the archive's array columns, for a file in which every cell is empty
-_ARRAY_WIDTHS = {"coefficients": 55, "coefficient_errors": 55, "coefficient_correlations": 1485}
+_ARRAY_WIDTHS = {"coefficients": N_COEFFICIENTS, "coefficient_errors": N_COEFFICIENTS,
+                 "coefficient_correlations": N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2}
 
 
 def _to_common_form(table):
@@ -203,7 +207,7 @@ def fetch_xp(source_ids, *, photometry=True, data_release="Gaia DR3",
 
     Warns
     -----
-    astropy.utils.exceptions.AstropyUserWarning
+    `~giantfm.exceptions.GiantfmWarning`
         When some sources have no XP spectrum (the count and the first ids).
 
     Notes
@@ -213,7 +217,6 @@ def fetch_xp(source_ids, *, photometry=True, data_release="Gaia DR3",
     current working directory and removes it afterwards.
     """
     from astropy.table import MaskedColumn, Table
-    from astropy.utils.exceptions import AstropyUserWarning
 
     ids = _source_ids(source_ids)
     chunk_size = int(chunk_size)
@@ -254,14 +257,14 @@ def fetch_xp(source_ids, *, photometry=True, data_release="Gaia DR3",
     else:
         # nothing found at all: keep the columns readers look for, all absent
         for name in ("bp_coefficients", "rp_coefficients"):
-            out[name] = MaskedColumn(np.full((len(ids), 55), np.nan), mask=True)
+            out[name] = MaskedColumn(np.full((len(ids), N_COEFFICIENTS), np.nan), mask=True)
     out["reason"] = np.where(have, "", MISSING_REASON)
     n_missing = int((~have).sum())
     if n_missing:
         missing = np.unique(ids[~have])
         warnings.warn(f"{n_missing} of {len(ids)} requested sources have no Gaia DR3 XP "
                       f"spectrum in the archive (e.g. {missing[:10].tolist()}); their rows "
-                      "are masked with a reason", AstropyUserWarning)
+                      "are masked with a reason", GiantfmWarning)
     if photometry:
         phot = _photometry(gaia, unique, chunk_size)
         psid = np.asarray(phot["source_id"], dtype=np.int64)

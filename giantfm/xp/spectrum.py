@@ -15,14 +15,17 @@ says).
 
 The coefficients are normalised by the star's G-band flux. A spectrum whose
 ``meta`` carries no G magnitude (any name of
-`giantfm.xp.readers.PHOTOMETRY_ALIASES`) gets a *synthetic* G from its own
+`giantfm.xp.coefficients.PHOTOMETRY_ALIASES`) gets a *synthetic* G from its own
 coefficients: `synthetic_g` applies GaiaXPy's Gaia DR3 (Vega) G filter, a
 linear functional of the 110 coefficients (Montegriffo et al. 2023), so the
 normalisation follows from the spectrum alone.
 """
 import numpy as np
 
-from .readers import N_COEFFICIENTS, PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
+from ..vocab import N_COEFFICIENTS
+from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
+from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
+from .sampling import flux_to_coefficients
 
 __all__ = ["spectrum_to_coefficients", "synthetic_g"]
 
@@ -140,7 +143,7 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
         from the residual scatter. Masked or non-finite samples are left out
         of that star's fit. ``spectrum.meta`` may carry ``source_id`` and
         photometry under the names of
-        `giantfm.xp.readers.PHOTOMETRY_ALIASES` (one value, or one per star).
+        `giantfm.xp.coefficients.PHOTOMETRY_ALIASES` (one value, or one per star).
     correlations : bool, optional
         Also return the coefficient correlation matrices (from the fit's
         covariance; 97 kB a star).
@@ -175,10 +178,7 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     """
     from astropy import units as u
     from astropy.nddata import StdDevUncertainty
-    from specutils import Spectrum
-
-    from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
-    from .sampling import flux_to_coefficients
+    from specutils import Spectrum  # seconds to import: only when a spectrum is read
 
     if not isinstance(spectrum, Spectrum):
         raise TypeError(f"expected a specutils.Spectrum, got a {type(spectrum).__name__}")

@@ -1,4 +1,4 @@
-"""Small helpers shared by several steps of the flow."""
+"""Atomic file writes: a reader never sees a half-written file."""
 import os
 import tempfile
 from pathlib import Path
