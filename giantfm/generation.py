@@ -27,8 +27,9 @@ from astropy.table import QTable
 
 from . import tokens, vocab
 from .exceptions import GiantfmWarning, InvalidNameError
+from .flags import reason as reason_text
 from .prediction import ask
-from .results import NO_PREDICTION, model_meta
+from .results import join_reasons, model_meta
 from .vocab import XP_NAMES
 from .xp.basis import DEFAULT_WAVELENGTH
 from .xp.coefficients import ARCHIVE_MAGNITUDES
@@ -180,9 +181,9 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
         if short in mags:
             result[name] = mags[short] * u.mag
     reason = np.asarray(batch.reason, dtype=object).copy()
-    reason[~ok & (reason == "")] = NO_PREDICTION
+    reason[~ok & (reason == "")] = reason_text("not_read")
     result["flag"] = ~ok
-    result["reason"] = reason.astype(str)
+    result["reason"] = join_reasons(reason, batch.notes).astype(str)
     result.meta.update(model_meta(net))
     result.meta["hidden"] = "" if hide is None else repr(hide) if not isinstance(hide, dict) \
         else "boolean masks"
@@ -350,17 +351,16 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
 
     flat = {name: flat_in_unit(value, vocab.token_unit(name), name)
             for name, value in given.items()}
-    _check_finite_or_nan(flat)
 
     batch = tokens.from_arrays(labels=flat)
     net, mean, std = ask(batch, XP_NAMES, device=device, model=model, batch_size=batch_size,
                          progress=progress)
     metadata = getattr(net, "metadata", {}) or {}
-    reason = np.asarray(batch.reason, dtype=object).astype(str)
+    reason = join_reasons(batch.reason, batch.notes).astype(str)
     support = metadata.get("label_support")
     if support:
         outside = check_label_support(flat, support)
-        reason = np.where(reason == "", outside, reason)
+        reason = join_reasons(reason, outside).astype(str)
         if (outside != "").any():
             first = np.flatnonzero(outside != "")[0]
             warnings.warn(f"{int((outside != '').sum())} of {n} requested label sets lie outside "
@@ -381,11 +381,3 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
             "bp_coefficients": bp[0], "bp_coefficient_errors": bp[1],
             "rp_coefficients": rp[0], "rp_coefficient_errors": rp[1], **model_meta(net)}
     return _xp_spectrum(bp, rp, wavelength, unit, meta, shape=shape)
-
-
-def _check_finite_or_nan(flat):
-    for name, value in flat.items():
-        if np.isinf(value).any():
-            row = int(np.flatnonzero(np.isinf(value))[0])
-            raise ValueError(f"{name} is infinite for request {row}; give a finite value or "
-                             "NaN to leave it out")

@@ -41,7 +41,8 @@ def get_model(device=None, model=None):
     return _MODELS[key]
 
 
-def ask(batch, names, *, device=None, model=None, batch_size=None, progress=None):
+def ask(batch, names, *, device=None, model=None, batch_size=None, progress=None,
+        embedding=False):
     """The network's answers for the tokens ``names`` of every star of ``batch``.
 
     Parameters
@@ -51,17 +52,20 @@ def ask(batch, names, *, device=None, model=None, batch_size=None, progress=None
         Token names to predict.
     device, model, batch_size, progress
         See `predict`.
+    embedding : bool, optional
+        Also return each star's embedding (see `giantfm.model.TrainedModel.request`).
 
     Returns
     -------
     net : the model that answered (see `get_model`)
     mean, std : float64 arrays (n_stars, len(names))
         Token-scale means and standard deviations; NaN for unusable stars.
+    embedded : float32 array (n_stars, d), only with ``embedding``
     """
     net = get_model(device=device, model=model)
-    mean, std = net.request(batch, list(names), batch_size=resolve_batch_size(batch_size),
-                            progress=progress)
-    return net, np.asarray(mean), np.asarray(std)
+    answers = net.request(batch, list(names), batch_size=resolve_batch_size(batch_size),
+                          progress=progress, embedding=embedding)
+    return (net, *(np.asarray(a) for a in answers))
 
 
 def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, progress=None,
@@ -97,9 +101,7 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     batch = _as_batch(inputs, photometry=photometry, truncate=truncate)
     net, mean, std = ask(batch, names, device=device, model=model, batch_size=batch_size,
                          progress=progress)
-    meta = {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
-            "inputs": results.describe_inputs(batch)}
-    return results.results_table(batch, names, mean, std, meta)
+    return results.results_table(batch, names, mean, std, _meta(net, batch))
 
 
 def predict(data, *, photometry=None, device=None, batch_size=None, progress=None, truncate=True,
@@ -149,12 +151,22 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         model, its version, the device and the inputs used.
     """
     net = get_model(device=device, model=model)
-    result = request(data, PREDICTED_LABELS, photometry=photometry, device=device,
-                     batch_size=batch_size, progress=progress, truncate=truncate, model=net)
     metadata = getattr(net, "metadata", {}) or {}
+    ood = metadata.get("ood")
+    batch = _as_batch(data, photometry=photometry, truncate=truncate)
+    net, mean, std, *embedded = ask(batch, PREDICTED_LABELS, device=device, model=net,
+                                    batch_size=batch_size, progress=progress,
+                                    embedding=bool(ood))
+    result = results.results_table(batch, PREDICTED_LABELS, mean, std, _meta(net, batch))
     results.mask_outside_label_domain(result, metadata.get("label_domain", results.GIANT_DOMAIN))
     results.add_label_floor(result, metadata.get("label_floor"))
+    results.add_ood_score(result, batch, embedded[0] if embedded else None, ood)
     return result
+
+
+def _meta(net, batch):
+    return {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
+            "inputs": results.describe_inputs(batch)}
 
 
 def _as_batch(inputs, *, photometry, truncate):

@@ -11,28 +11,30 @@ their errors include that label model's scatter (`mask_outside_label_domain`,
 (`PREDICTION_COLUMNS`, `prediction_units`).
 """
 import numpy as np
+from astropy import units as u
 from astropy.table import QTable
 from astropy.utils.masked import Masked
 
 from . import vocab
+from .flags import reason as reason_text
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "mask_outside_label_domain", "add_label_floor", "model_meta",
-           "describe_inputs", "empty_result", "prediction_units", "PREDICTION_COLUMNS",
-           "GIANT_DOMAIN", "NO_PREDICTION"]
+__all__ = ["results_table", "mask_outside_label_domain", "add_label_floor", "add_ood_score",
+           "embedding_distance", "join_reasons",
+           "model_meta", "describe_inputs", "empty_result", "prediction_units",
+           "PREDICTION_COLUMNS", "GIANT_DOMAIN", "CONSISTENCY_SCALES"]
 
 #: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order.
 PREDICTION_COLUMNS = tuple(c for name in vocab.LABEL_NAMES
-                           for c in (name, f"{name}_err")) + ("flag", "reason")
+                           for c in (name, f"{name}_err")) + ("ood_score", "flag", "reason")
+
+#: The ``ood_score`` scales of the two photometric-consistency measures for a model
+#: that records none (see `add_ood_score`).
+CONSISTENCY_SCALES = {"g": 5.0, "colour": 5.0}
 
 #: Fallback domain of the mass and age labels when a model does not record the
 #: calibration domain of the label model that made its training labels.
 GIANT_DOMAIN = {"logg": (0.0, 3.5), "teff": (3500.0, 5500.0)}
-
-#: The reason of a usable star that got no answer.
-NO_PREDICTION = ("no prediction: none of the star's tokens is an input of this model, or the "
-                 "network returned a non-finite value")
-
 
 def model_meta(net):
     """Which model answered: ``giantfm_model`` (its name) and ``giantfm_model_version``."""
@@ -69,18 +71,37 @@ def results_table(batch, names, mean, std, meta):
     result = QTable()
     if (batch.source_id >= 0).any():
         result["source_id"] = batch.source_id
-    reason = np.array(batch.reason, dtype=object)
-    reason[(reason == "") & ~np.all(np.isfinite(mean), axis=1)] = NO_PREDICTION
+    failure = np.array(batch.reason, dtype=object)
+    failure[(failure == "") & ~np.all(np.isfinite(mean), axis=1)] = reason_text("not_read")
     for k, name in enumerate(names):
         value, error = from_token_scale(name, mean[:, k], std[:, k])
         unit = vocab.token_unit(name)
-        bad = ~np.isfinite(value) | (reason != "")
+        bad = ~np.isfinite(value) | (failure != "")
         result[name] = Masked(np.where(bad, np.nan, value) * unit, mask=bad)
         result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * unit, mask=bad)
-    result["flag"] = reason != ""
-    result["reason"] = reason.astype(str)
+    result["flag"] = failure != ""
+    # the notes on left-out inputs come after a failure: they are why, or the detail
+    result["reason"] = join_reasons(failure, batch.notes).astype(str)
     result.meta.update(meta)
     return result
+
+
+def join_reasons(first, second):
+    """Per star, the reasons ``first`` and ``second`` joined with ``"; "`` (empty ones left out)."""
+    first, second = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    both = (first != "") & (second != "")
+    out = np.where(first != "", first, second).astype(object)
+    out[both] = [f"{a}; {b}" for a, b in zip(first[both], second[both])]
+    return out
+
+
+def _append_reason(result, rows, texts):
+    """Add ``texts`` (one, or one per True of ``rows``) to the reason of ``rows`` and flag them."""
+    rows = np.asarray(rows, dtype=bool)
+    add = np.full(len(result), "", dtype=object)
+    add[rows] = texts
+    result["reason"] = join_reasons(result["reason"].astype(object), add).astype(str)
+    result["flag"] |= rows
 
 
 def mask_outside_label_domain(result, domain):
@@ -102,12 +123,9 @@ def mask_outside_label_domain(result, domain):
     for name in ("mass", "age"):
         for col in (name, f"{name}_err"):
             result[col].mask |= outside
-    reason = result["reason"].astype(object)
-    reason[outside] = ("outside the mass-age label domain (predicted "
-                       + ", ".join(f"{lo:.4g} <= {n} <= {hi:.4g}" for n, (lo, hi) in domain.items())
-                       + " not met): mass and age masked")
-    result["reason"] = reason.astype(str)
-    result["flag"] |= outside
+    _append_reason(result, outside, reason_text(
+        "outside_label_domain",
+        domain=", ".join(f"{lo:.4g} <= {n} <= {hi:.4g}" for n, (lo, hi) in domain.items())))
     result.meta["label_domain"] = {k: list(v) for k, v in domain.items()}
 
 
@@ -128,6 +146,69 @@ def add_label_floor(result, floor):
     result.meta["label_floor"] = dict(floor)
 
 
+def embedding_distance(embedding, ood):
+    """Mahalanobis distance of star embeddings from the training stars' (``ood`` of a model)."""
+    mean = np.asarray(ood["embedding_mean"], dtype=np.float64)
+    precision = np.asarray(ood["embedding_precision"], dtype=np.float64)
+    x = np.asarray(embedding, dtype=np.float64) - mean
+    return np.sqrt(np.einsum("ni,ij,nj->n", x, precision, x))
+
+
+def add_ood_score(result, batch, embedding=None, ood=None):
+    """Add ``ood_score``: how unlike the training stars each star's inputs are; flag above 1.
+
+    The score is the largest of three measures, each divided by its scale:
+
+    * ``|z_G|``, how far the G synthesised from the spectrum lies from the
+      measured G in units of their errors, and ``|z_colour|``, the same for
+      BP - RP (`giantfm.tokens.TokenBatch.consistency`): a spectrum of another
+      star, scaled, or with swapped bands disagrees with its photometry;
+    * the Mahalanobis distance of the star's embedding (the network's encoding
+      of its inputs, `giantfm.model.TrainedModel.request`) from those of the
+      training stars and their faint copies: inputs the network has never seen
+      the like of.
+
+    The scales are each measure's 99.5th percentile over the validation
+    giants and their faint copies (recorded with the model as
+    ``metadata['ood']`` by ``tools/bundle_model.py``,
+    `giantfm.train.ood.calibrate_ood`); a model without them gets the
+    consistency measures alone, with `CONSISTENCY_SCALES`. A score above 1
+    flags the row (its labels are kept) with a reason naming the measure.
+    """
+    ood = ood or {}
+    scales = ood.get("scales", CONSISTENCY_SCALES)
+    parts = {"g": np.abs(batch.consistency[:, 0]) / scales["g"],
+             "colour": np.abs(batch.consistency[:, 1]) / scales["colour"]}
+    if embedding is not None and "embedding_mean" in ood:
+        parts["embedding"] = embedding_distance(embedding, ood) / scales["embedding"]
+    stacked = np.column_stack(list(parts.values()))
+    known = np.isfinite(stacked).any(axis=1)
+    score = np.where(known, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=1),
+                     np.nan)
+    score[~np.asarray(batch.ok)] = np.nan
+    result.add_column(Masked(np.nan_to_num(score) * u.dimensionless_unscaled,
+                             mask=~np.isfinite(score)), name="ood_score",
+                      index=result.colnames.index("flag"))
+    result["ood_score"].info.description = ("how unlike the training stars the inputs are; "
+                                            "flagged above 1")
+    over = np.nan_to_num(score) > 1
+    names = list(parts)
+    worst = np.argmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=1)
+    details = {"g": "its spectrum and its G disagree by {:.3g} sigma",
+               "colour": "its spectrum and its BP - RP disagree by {:.3g} sigma",
+               "embedding": "its inputs lie {:.3g} times farther from the training stars than "
+                            "99.5 % of theirs"}
+    texts = []
+    for row in np.flatnonzero(over):
+        part = names[worst[row]]
+        value = abs(batch.consistency[row, worst[row]]) if part != "embedding" \
+            else stacked[row, worst[row]]
+        texts.append(reason_text("out_of_distribution", score=score[row],
+                                 detail=details[part].format(value)))
+    _append_reason(result, over, texts)
+    result.meta["ood_scales"] = dict(scales)
+
+
 def prediction_units():
     """The unit of each prediction column, as strings (``flag`` and ``reason`` have none).
 
@@ -138,18 +219,20 @@ def prediction_units():
         the units of the plain float columns `giantfm.predict_catalog` adds.
     """
     units = {}
-    for column in PREDICTION_COLUMNS[:-2]:
+    for column in PREDICTION_COLUMNS[:-3]:
         name = column[:-4] if column.endswith("_err") else column
         units[column] = vocab.token_unit(name).to_string()
+    units["ood_score"] = u.dimensionless_unscaled.to_string()
     return units
 
 
 def empty_result(rows=0):
     """A result of ``rows`` zero rows' worth: the prediction columns, with their units."""
     result = QTable()
-    for name in PREDICTION_COLUMNS[:-2]:
+    for name in PREDICTION_COLUMNS[:-3]:
         base = name[:-4] if name.endswith("_err") else name
         result[name] = np.zeros(rows) << vocab.token_unit(base)
+    result["ood_score"] = np.zeros(rows) << u.dimensionless_unscaled
     result["flag"] = np.zeros(rows, dtype=bool)
     result["reason"] = np.zeros(rows, dtype="U1")
     return result

@@ -2,13 +2,16 @@
 
 A batch of ``n`` stars is a `TokenBatch`: three ``(n, L)`` arrays -- token ids
 (`giantfm.vocab`; 0 is padding), values and errors in each token's *token
-scale* (see `giantfm.vocab`) -- plus the stars' ``source_id`` and a ``reason``
-string per star that is empty for usable stars. Each row lists its tokens first
-and pads on the right; the order of the tokens within a row carries no meaning.
-A star that cannot be tokenised (all coefficients NaN or masked, say) keeps its
-row, with no tokens and a reason, so that a batch never loses or reorders rows.
+scale* (see `giantfm.vocab`) -- plus, per star, its ``source_id``, a
+``reason`` that is empty for usable stars, ``notes`` on input values that
+were left out or replaced (`giantfm.validation`) and the ``consistency`` of
+its spectrum with its photometry. Each row lists its tokens first and pads on
+the right; the order of the tokens within a row carries no meaning. A star
+that cannot be tokenised (all coefficients NaN or masked, say) keeps its row,
+with no tokens and a reason, so that a batch never loses or reorders rows.
 
-`from_arrays` is the one place where physical inputs become tokens:
+`from_arrays` is the one place where physical inputs become tokens, and
+where every input value is checked (`giantfm.validation`), once:
 XP coefficients are divided by the G-band flux ``10**(-0.4 (G - 25.6873668671))``
 (the Gaia DR3 G zero point, as Leung & Bovy 2024 normalise), colours are
 differences of magnitudes (`giantfm.vocab.COLOURS`), and labels go to their
@@ -20,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy import units as u
 
-from . import vocab
+from . import validation, vocab
 from .exceptions import InvalidNameError
-from .xp.coefficients import SOURCE_ID_ALIASES, find_column
+from .flags import reason as reason_text
+from .xp.coefficients import ARCHIVE_MAGNITUDES, SOURCE_ID_ALIASES, find_column
 from .xp.noise import load_noise_model, photometric_errors
 from .xp.projection import project_coefficients
 from .xp.readers import as_table, read_photometry, read_xp
@@ -71,13 +75,20 @@ def from_token_scale(name, value, error=None):
 
 @dataclass
 class TokenBatch:
-    """Padded token arrays for a batch of stars (see the module docstring)."""
+    """Padded token arrays for a batch of stars (see the module docstring).
+
+    ``consistency`` (n, 2) holds, per star, its spectrum's synthetic G and
+    BP - RP minus the measured ones in units of their errors
+    (`giantfm.validation.photometric_consistency`), NaN where not known.
+    """
 
     ids: np.ndarray
     values: np.ndarray
     errors: np.ndarray
     source_id: np.ndarray = None
     reason: np.ndarray = field(default=None)
+    notes: np.ndarray = field(default=None)
+    consistency: np.ndarray = field(default=None)
 
     def __post_init__(self):
         self.ids = np.asarray(self.ids, dtype=np.int16)
@@ -94,8 +105,14 @@ class TokenBatch:
         if self.reason is None:
             self.reason = np.where(self.n_tokens > 0, "", "no usable tokens")
         self.reason = np.asarray(self.reason, dtype=object)
-        if self.source_id.shape != (n,) or self.reason.shape != (n,):
-            raise ValueError("source_id and reason must have one entry per star")
+        self.notes = np.full(n, "", dtype=object) if self.notes is None \
+            else np.asarray(self.notes, dtype=object)
+        self.consistency = np.full((n, 2), np.nan, dtype=np.float32) \
+            if self.consistency is None else np.asarray(self.consistency, dtype=np.float32)
+        if self.source_id.shape != (n,) or self.reason.shape != (n,) \
+                or self.notes.shape != (n,) or self.consistency.shape != (n, 2):
+            raise ValueError("source_id, reason, notes and consistency must have one entry "
+                             "per star")
 
     def __len__(self):
         return len(self.ids)
@@ -112,7 +129,8 @@ class TokenBatch:
 
     def __getitem__(self, rows):
         return TokenBatch(self.ids[rows], self.values[rows], self.errors[rows],
-                          self.source_id[rows], self.reason[rows])
+                          self.source_id[rows], self.reason[rows], self.notes[rows],
+                          self.consistency[rows])
 
     def value_of(self, name):
         """Token-scale value and error of ``name`` per star (NaN where absent)."""
@@ -167,7 +185,8 @@ class TokenBatch:
         if reason is not None:
             emptied = (self.reason == "") & ~(ids != vocab.PAD_ID).any(axis=1)
             rows_reason = np.where(emptied, reason, self.reason)
-        return _pack(ids, self.values, self.errors, self.source_id, rows_reason)
+        return _pack(ids, self.values, self.errors, self.source_id, rows_reason, self.notes,
+                     self.consistency)
 
     @classmethod
     def concatenate(cls, batches):
@@ -180,10 +199,12 @@ class TokenBatch:
                    np.concatenate([pad(b.values, 0) for b in batches]),
                    np.concatenate([pad(b.errors, 0) for b in batches]),
                    np.concatenate([b.source_id for b in batches]),
-                   np.concatenate([b.reason for b in batches]))
+                   np.concatenate([b.reason for b in batches]),
+                   np.concatenate([b.notes for b in batches]),
+                   np.concatenate([b.consistency for b in batches]))
 
 
-def _pack(ids, values, errors, source_id=None, reason=None):
+def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consistency=None):
     """Move each row's tokens to the front (stable), trim all-padding columns."""
     present = ids != vocab.PAD_ID
     width = max(int(present.sum(axis=1).max(initial=0)), 1)
@@ -196,7 +217,7 @@ def _pack(ids, values, errors, source_id=None, reason=None):
     padding = ids == vocab.PAD_ID
     values[padding] = 0
     errors[padding] = 0
-    return TokenBatch(ids, values, errors, source_id, reason)
+    return TokenBatch(ids, values, errors, source_id, reason, notes, consistency)
 
 
 def _column(x, n, what):
@@ -210,8 +231,15 @@ def _column(x, n, what):
 
 def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_errors=None,
                 labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=True, project=True,
-                source_id=None, reason=None):
+                source_id=None, reason=None, notes=None, columns=None):
     """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
+
+    Every value is checked first (`giantfm.validation`): one that cannot be a
+    measurement -- not finite, a catalogue's missing-value sentinel, outside
+    the range of real values -- is left out of its star only, and the star's
+    ``notes`` name the column and the value; a band that is no star's
+    spectrum makes its star unusable, with a ``reason``. Every other star is
+    tokenised exactly as it would be without the bad ones.
 
     Parameters
     ----------
@@ -219,10 +247,11 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         Gaia DR3 XP coefficients in the archive's units (e-/s); NaN or masked
         entries become absent tokens. A whole band may be None.
     bp_err, rp_err : array (n, 55), optional
-        Their standard errors. Where they are not given (None, NaN, or not
-        positive) a coefficient gets the default error model of
+        Their standard errors. Where they are not given (None or NaN) a
+        coefficient gets the default error model of
         `giantfm.xp.noise.XPNoiseModel.median_errors`: the typical Gaia DR3
-        error of a star with that band's flux.
+        error of a star with that band's flux; an error that is given but not
+        finite and positive gets it too, with a note.
     mags : dict, optional
         Magnitudes by short name: ``g``, ``bp``, ``rp`` (Gaia), ``j``, ``h``,
         ``k`` (2MASS). ``g`` is needed to normalise coefficients: without it
@@ -234,6 +263,8 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     labels : dict, optional
         ``{name: value}`` or ``{name: (value, error)}`` in vocabulary units
         (e.g. ``teff`` in K, ``age`` in Gyr); NaN values are absent tokens.
+        Values outside the token's valid range (`giantfm.vocab.Token.valid`)
+        are left out with a note.
     bp_n_relevant, rp_n_relevant : array (n,), optional
         Gaia's ``*_n_relevant_bases``. With ``truncate`` the coefficients of
         higher order are left out (they carry noise, not signal).
@@ -241,8 +272,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         Map each band's coefficients through `giantfm.xp.project_coefficients`
         (on by default): onto the part of the spectrum that a sampled XP
         spectrum determines, the input space the models are trained in.
-    source_id, reason : array (n,), optional
-        Carried through; a non-empty ``reason`` marks a row unusable.
+    source_id, reason, notes : array (n,), optional
+        Carried through; a non-empty ``reason`` marks a row unusable, ``notes``
+        are added to.
+    columns : dict, optional
+        The input's own names of the magnitudes (by short name) and of
+        ``bp``, ``rp``, ``bp_err``, ``rp_err``, for the notes; default the
+        Gaia archive's names.
     """
     mags = {} if mags is None else dict(mags)
     labels = {} if labels is None else dict(labels)
@@ -256,13 +292,20 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     if n is None:
         raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
     reason = np.full(n, "", dtype=object) if reason is None else np.asarray(reason, dtype=object)
+    note = validation.Notes(n)
+    names_of = {**ARCHIVE_MAGNITUDES, "bp": "bp_coefficients", "rp": "rp_coefficients",
+                "bp_err": "bp_coefficient_errors", "rp_err": "rp_coefficient_errors",
+                **(columns or {})}
+    magnitude_names = {**ARCHIVE_MAGNITUDES, **{k: v for k, v in (columns or {}).items()
+                                                 if k in ARCHIVE_MAGNITUDES}}
 
-    mag = {name: _column(mags.get(name), n, f"magnitude {name!r}")
-           for name in vocab.MAGNITUDE_NAMES}
-    unknown = set(mags) - set(mag)
+    unknown = set(mags) - set(vocab.MAGNITUDE_NAMES)
     if unknown:
         raise InvalidNameError(f"unknown magnitude name(s) {sorted(unknown)}; expected "
                                f"{', '.join(vocab.MAGNITUDE_NAMES)}")
+    mag = {name: validation.clean(_column(mags.get(name), n, f"magnitude {name!r}"),
+                                  magnitude_names[name], note, *validation.MAGNITUDE_RANGE)
+           for name in vocab.MAGNITUDE_NAMES}
     flux = g_flux(mag["g"])
     # The normalisation is applied in float32, the batch's dtype, to the kept tokens only.
     inverse_flux = (1.0 / flux).astype(np.float32)
@@ -271,19 +314,11 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     # each star has, their token ids, and the values and errors to gather from (times
     # ``scale`` per star where not None). They are packed in this order.
     segments = []
-    raw = {band: None if coeffs is None else np.ma.filled(np.ma.asarray(coeffs, dtype=float),
-                                                          np.nan)
-           for band, coeffs in (("bp", bp), ("rp", rp))}
-    zeroth = {band: np.full(n, np.nan) if c is None or c.ndim != 2 or c.shape[0] != n
-              else c[:, 0] for band, c in raw.items()}
-    default_errors = dict(zip(("bp", "rp"), load_noise_model().median_errors(zeroth["bp"],
-                                                                              zeroth["rp"])))
-    xp_snr = {}
-    for band, coeffs, errs, nrel, band_ids in (("bp", bp, bp_err, bp_n_relevant, vocab.BP_IDS),
-                                               ("rp", rp, rp_err, rp_n_relevant, vocab.RP_IDS)):
+    raw, kept, kept_errors = {}, {}, {}
+    for band, coeffs in (("bp", bp), ("rp", rp)):
         if coeffs is None:
             continue
-        c = raw[band]
+        c = np.ma.filled(np.ma.asarray(coeffs, dtype=float), np.nan)
         if c.ndim != 2 or c.shape[0] != n:
             raise ValueError(f"{band} coefficients must be an (n_stars, n_coefficients) array, "
                              f"got shape {c.shape} for {n} stars")
@@ -292,36 +327,63 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
                 f"{band.upper()} has {c.shape[1]} coefficients per star; this model knows Gaia "
                 f"DR3 XP spectra with {vocab.N_COEFFICIENTS} per band (Gaia DR4 has 51 BP "
                 "coefficients on a different basis and is not supported)")
+        infinite = np.isinf(c)
+        for row in np.flatnonzero(infinite.any(axis=1)):
+            index = int(np.flatnonzero(infinite[row])[0])
+            note.add(row, reason_text("bad_value", column=f"{names_of[band]}[{index}]",
+                                      value=str(c[row, index]), why="not finite"))
+        raw[band] = np.where(infinite, np.nan, c)
+    zeroth = {band: raw[band][:, 0] if band in raw else np.full(n, np.nan)
+              for band in ("bp", "rp")}
+    default_errors = dict(zip(("bp", "rp"), load_noise_model().median_errors(zeroth["bp"],
+                                                                              zeroth["rp"])))
+    xp_snr = {}
+    for band, errs, nrel, band_ids in (("bp", bp_err, bp_n_relevant, vocab.BP_IDS),
+                                       ("rp", rp_err, rp_n_relevant, vocab.RP_IDS)):
+        if band not in raw:
+            continue
+        c = raw[band]
         e = (np.full_like(c, np.nan) if errs is None
              else np.ma.filled(np.ma.asarray(errs, dtype=float), np.nan))
         if e.shape != c.shape:
             raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
-        with np.errstate(invalid="ignore"):
-            e = np.where(e > 0, e, default_errors[band])
+        bad_error = validation.check_errors(e, names_of[f"{band}_err"], "coefficient", note)
+        e = np.where(np.isnan(e) | bad_error, default_errors[band], e)
+        present = np.isfinite(c).any(axis=1)
+        not_a_spectrum, texts = validation.check_spectrum(band, c, present)
+        for row, text in texts.items():
+            if reason[row] == "":
+                reason[row] = text
+        with np.errstate(invalid="ignore", divide="ignore"):
             xp_snr[band] = np.abs(c[:, 0]) / e[:, 0]
         keep = np.isfinite(c) & np.isfinite(flux)[:, None]
         if truncate and nrel is not None:
             nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
             nrel = np.where(np.isfinite(nrel) & (nrel > 0), nrel, vocab.N_COEFFICIENTS)
             keep &= np.arange(vocab.N_COEFFICIENTS)[None, :] < nrel[:, None]
+        kept[band], kept_errors[band] = np.where(keep, c, np.nan), e
         if project:
             # Gaia: coefficients beyond the relevant bases are noise; they enter the
             # projection as zero, and absent coefficients likewise.
             c, e = project_coefficients(c, e, band, keep=keep)
         segments.append((keep, band_ids, c, e, inverse_flux))
-        no_g = ~np.isfinite(flux) & np.isfinite(c).any(axis=1)
-        reason = np.where(no_g & (reason == ""),
-                          "no G magnitude: XP coefficients cannot be normalised", reason)
+        no_g = ~np.isfinite(flux) & present
+        reason = np.where(no_g & (reason == ""), reason_text("no_g"), reason)
 
     # Tokens every star has at most once (colours and labels): one column each.
     mag_error, _ = photometric_errors(mag, xp_snr)
     for name, error in (mag_errors or {}).items():
         if name not in mag:
-            raise ValueError(f"unknown magnitude name {name!r} in mag_errors; expected g, bp, "
-                             "rp, j, h, k")
+            raise InvalidNameError(f"unknown magnitude name {name!r} in mag_errors; expected "
+                                   f"{', '.join(vocab.MAGNITUDE_NAMES)}")
         given = _column(error, n, f"error of magnitude {name!r}")
-        with np.errstate(invalid="ignore"):
-            mag_error[name] = np.where(given > 0, given, mag_error[name])
+        bad = validation.check_errors(given, f"the error of {magnitude_names[name]}",
+                                      "magnitude", note)
+        mag_error[name] = np.where(np.isnan(given) | bad, mag_error[name], given)
+    consistency = None
+    if "bp" in kept and "rp" in kept:
+        consistency = validation.photometric_consistency(
+            kept["bp"], kept["rp"], kept_errors["bp"], kept_errors["rp"], mag, mag_error)
     names, scalar_values, scalar_errors = [], [], []
     for name, (m1, m2) in vocab.COLOURS.items():
         names.append(name)
@@ -329,8 +391,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         scalar_errors.append(np.hypot(mag_error[m1], mag_error[m2]))
     for name, item in labels.items():
         value, error = item if isinstance(item, tuple) else (item, None)
-        value, error = to_token_scale(name, _column(value, n, f"label {name!r}"),
-                                      None if error is None else _column(error, n, f"{name} error"))
+        low, high = validation.label_range(name)
+        value = validation.clean(_column(value, n, f"label {name!r}"), name, note, low, high)
+        if error is not None:
+            error = _column(error, n, f"{name} error")
+            bad = validation.check_errors(error, f"{name}_err", "label", note)
+            error = np.where(bad, np.nan, error)
+        value, error = to_token_scale(name, value, error)
         names.append(name)
         scalar_values.append(value)
         scalar_errors.append(np.zeros(n) if error is None else error)
@@ -340,9 +407,13 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
 
     usable = reason == ""
     ids, values, errors, counts = _pack_segments(segments, usable)
-    reason = np.where(usable & (counts == 0),
-                      "no usable tokens (all inputs missing or non-finite)", reason)
-    return TokenBatch(ids, values, errors, source_id, reason)
+    reason = np.where(usable & (counts == 0), reason_text("no_tokens"), reason)
+    found = note.joined()
+    if notes is not None:
+        given = np.asarray(notes, dtype=object)
+        found = np.array([f"{a}; {b}" if a and b else a or b for a, b in zip(given, found)],
+                         dtype=object)
+    return TokenBatch(ids, values, errors, source_id, reason, found, consistency)
 
 
 def _pack_segments(segments, usable):
@@ -388,14 +459,15 @@ def _pack_segments(segments, usable):
 
 
 def _photometry_for(xp, photometry):
-    """Magnitudes of ``photometry`` aligned with the stars of ``xp``.
+    """Magnitudes of ``photometry`` aligned with the stars of ``xp``, and notes on its cells.
 
     Joined on ``source_id`` when both have it (every star of ``xp`` must be
     found, duplicates in ``photometry`` must agree on a single row), else
     matched by row order (the lengths must agree).
     """
     table = as_table(photometry)
-    mags = read_photometry(table)
+    cell_notes = np.full(len(table), "", dtype=object)
+    mags = read_photometry(table, notes=cell_notes)
     if not mags:
         raise ValueError("photometry has no magnitude columns; expected some of "
                          "phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag, j_m, h_m, ks_m "
@@ -416,11 +488,11 @@ def _photometry_for(xp, photometry):
                              f"{xp.source_id[~hit][:10].tolist()} "
                              f"({int((~hit).sum())} of {len(xp)} stars)")
         rows = first[pos]
-        return {name: values[rows] for name, values in mags.items()}
+        return {name: values[rows] for name, values in mags.items()}, cell_notes[rows]
     if len(table) != len(xp):
         raise ValueError(f"photometry has {len(table)} rows for {len(xp)} stars and no "
                          "source_id column to join on: give it in the same row order")
-    return mags
+    return mags, cell_notes
 
 
 def _labels_from(labels, n):
@@ -466,7 +538,10 @@ def read_inputs(data, photometry=None, labels=None):
     xp = read_xp(data, correlations=False)
     mags = dict(xp.mags)
     if photometry is not None:
-        mags.update(_photometry_for(xp, photometry))
+        found, cell_notes = _photometry_for(xp, photometry)
+        mags.update(found)
+        xp.notes = np.array([f"{a}; {b}" if a and b else a or b
+                             for a, b in zip(xp.notes, cell_notes)], dtype=object)
     return xp, mags, _labels_from(labels, len(xp))
 
 
@@ -479,7 +554,7 @@ def from_xp(xp, mags=None, labels=None, truncate=True, project=True):
                        mags=xp.mags if mags is None else mags, labels=labels,
                        bp_n_relevant=xp.bp_n_relevant, rp_n_relevant=xp.rp_n_relevant,
                        truncate=truncate, project=project, source_id=xp.source_id,
-                       reason=xp.reason)
+                       reason=xp.reason, notes=xp.notes, columns=xp.columns)
 
 
 def tokenize(data, photometry=None, labels=None, truncate=True, project=True):

@@ -20,14 +20,23 @@ The rules:
   default error model for coefficients, "unknown" for labels);
 * a band's spectrum must be one a star can have: not all zero, and a positive
   zeroth coefficient (the integral of the spectrum).
+
+It also measures how well each spectrum agrees with the photometry that came
+with it (`photometric_consistency`): the G and BP - RP that the coefficients
+synthesise (`giantfm.xp.photometry`) against the measured ones, in units of
+their combined errors. A spectrum of another star, or scaled, or with its
+bands swapped, disagrees by many of them; `giantfm.results` turns this into
+part of the ``ood_score``.
 """
 import numpy as np
 
 from . import vocab
 from .flags import reason
+from .xp.photometry import synthetic_photometry
 
-__all__ = ["MAGNITUDE_RANGE", "SENTINELS", "Notes", "bad_values", "note_bad", "check_spectrum",
-           "label_range"]
+__all__ = ["MAGNITUDE_RANGE", "SENTINELS", "CONSISTENCY_FLOOR", "Notes", "bad_values",
+           "note_bad", "clean", "check_spectrum", "check_errors", "label_range",
+           "photometric_consistency"]
 
 #: Magnitudes outside this range (mag) are no star's: the brightest stars are near -1.5
 #: in G, and nothing fainter than ~21 has a Gaia XP spectrum or a 2MASS magnitude.
@@ -36,6 +45,10 @@ MAGNITUDE_RANGE = (-2.0, 25.0)
 SENTINELS = (99.0, -99.0, 99.99, -99.99, 999.0, -999.0, 9999.0, -9999.0, 99999.0, -99999.0,
              999999.0, -999999.0)
 _SENTINELS = np.array(SENTINELS)
+#: Magnitudes (mag) added in quadrature to the errors of the synthetic-against-measured
+#: differences: the scatter of real stars with honest photometry (test-split giants:
+#: MAD-std 0.003 mag in G and BP, 99.5 % within 0.04-0.07 mag).
+CONSISTENCY_FLOOR = 0.01
 
 
 class Notes:
@@ -107,6 +120,33 @@ def note_bad(notes, bad, why, values, column):
                               why=why(row)))
 
 
+def clean(values, column, notes, low=-np.inf, high=np.inf, *, sentinels=True):
+    """``values`` (1-D) with the bad ones (`bad_values`) set to NaN and noted by ``column``."""
+    values = np.array(values, dtype=float)
+    bad, why = bad_values(values, low, high, sentinels=sentinels)
+    if bad.any():
+        note_bad(notes, bad, why, values, column)
+        values[bad] = np.nan
+    return values
+
+
+def check_errors(errors, column, what, notes):
+    """Errors that are given but not finite and positive, noted, as a boolean mask.
+
+    ``errors`` is (n,) or (n, k); NaN means "not given" and is not bad.
+    """
+    errors = np.asarray(errors, dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(errors) & ~(np.isfinite(errors) & (errors > 0))
+    rows = bad if bad.ndim == 1 else bad.any(axis=1)
+    for row in np.flatnonzero(rows):
+        first = errors[row] if bad.ndim == 1 else errors[row][bad[row]][0]
+        count = 1 if bad.ndim == 1 else int(bad[row].sum())
+        notes.add(row, reason("bad_error", count=count, what=what, column=column,
+                              value=_show(first)))
+    return bad
+
+
 def check_spectrum(band, coefficients, present):
     """Stars whose ``band`` coefficients no star can have, with the reason per star.
 
@@ -127,7 +167,7 @@ def check_spectrum(band, coefficients, present):
     c = np.where(np.isfinite(coefficients), coefficients, 0.0)
     zero = present & ~np.any(c != 0, axis=1)
     with np.errstate(invalid="ignore"):
-        negative = present & ~zero & ~(coefficients[:, 0] > 0)
+        negative = present & ~zero & (coefficients[:, 0] <= 0)
     texts = {}
     for row in np.flatnonzero(zero):
         texts[row] = reason("not_a_spectrum", band=band.upper(),
@@ -146,3 +186,36 @@ def label_range(name):
 
 def _show(value):
     return f"{value:.6g}" if np.isfinite(value) else str(value)
+
+
+def photometric_consistency(bp, rp, bp_err, rp_err, mags, mag_errors):
+    """How far each spectrum's synthetic G and BP - RP lie from the measured ones.
+
+    Parameters
+    ----------
+    bp, rp, bp_err, rp_err : arrays (n, 55)
+        The coefficients the star is read with (NaN = absent) and their errors.
+    mags, mag_errors : dict
+        Measured magnitudes and their errors by short name (``g``, ``bp``, ``rp``).
+
+    Returns
+    -------
+    array (n, 2)
+        ``(synthetic - measured) / error`` for G and for BP - RP, the error
+        combining the synthetic one, the measured one and `CONSISTENCY_FLOOR`;
+        NaN where a quantity is missing.
+    """
+    synthetic, synthetic_err = synthetic_photometry(bp, rp, bp_err, rp_err)
+    n = len(bp)
+    missing = np.full(n, np.nan)
+
+    def get(d, key):
+        return np.asarray(d.get(key, missing), dtype=float)
+    dg = synthetic["g"] - get(mags, "g")
+    sg = np.sqrt(synthetic_err["g"] ** 2 + np.nan_to_num(get(mag_errors, "g")) ** 2
+                 + CONSISTENCY_FLOOR ** 2)
+    dc = (synthetic["bp"] - synthetic["rp"]) - (get(mags, "bp") - get(mags, "rp"))
+    sc = np.sqrt(synthetic_err["bp"] ** 2 + synthetic_err["rp"] ** 2
+                 + np.nan_to_num(get(mag_errors, "bp")) ** 2
+                 + np.nan_to_num(get(mag_errors, "rp")) ** 2 + CONSISTENCY_FLOOR ** 2)
+    return np.column_stack([dg / sg, dc / sc])

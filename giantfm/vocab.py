@@ -49,12 +49,17 @@ LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + ("mass", "age")
 
 @dataclass(frozen=True)
 class Token:
-    """One vocabulary entry."""
+    """One vocabulary entry.
+
+    ``valid`` is the range of values a measurement of it can have, in ``unit``
+    (`giantfm.validation` leaves out a value outside it, naming the column).
+    """
 
     name: str
     unit: u.UnitBase
     scale: str
     description: str
+    valid: tuple = (-np.inf, np.inf)
 
 
 def _build():
@@ -70,20 +75,28 @@ def _build():
         Token("j_h", u.mag, "linear", "2MASS J - H colour"),
         Token("j_k", u.mag, "linear", "2MASS J - Ks colour"),
         Token("g_k", u.mag, "linear", "Gaia G - 2MASS Ks colour"),
-        Token("teff", u.K, "linear", "effective temperature (APOGEE DR17 ASPCAP scale)"),
-        Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity"),
-        Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])"),
-        Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]"),
-        Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)"),
-        Token("age", u.Gyr, "log10", "stellar age; token value is log10(age / Gyr)"),
-        Token("a_k", u.mag, "linear", "K-band extinction A_K (APOGEE targeting AK_TARG)"),
+        # Valid ranges: what a star can have, generously (no giant near the edges).
+        Token("teff", u.K, "linear", "effective temperature (APOGEE DR17 ASPCAP scale)",
+              (1000.0, 100000.0)),
+        Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity", (-2.0, 10.0)),
+        Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])", (-6.0, 2.0)),
+        Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]", (-2.0, 2.0)),
+        Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)", (0.05, 300.0)),
+        Token("age", u.Gyr, "log10", "stellar age; token value is log10(age / Gyr)",
+              (1e-5, 20.0)),
+        Token("a_k", u.mag, "linear", "K-band extinction A_K (APOGEE targeting AK_TARG)",
+              (-1.0, 30.0)),
     ]
     return tuple(tokens)
 
 
 VOCABULARY = _build()
-#: Bump when a name is added; saved models record it.
-VOCAB_VERSION = 1
+#: Bump when a name is added or a token's meaning changes; saved models and datasets
+#: record it and are refused by a giantfm of another version. 1: the first vocabulary,
+#: XP tokens the raw coefficients over G-band flux. 2: XP tokens of the projected
+#: coefficients (`giantfm.xp.project_coefficients`; giantfm-default-v1 onwards), errors
+#: of every token read as inputs (giantfm-default-v3).
+VOCAB_VERSION = 2
 NAMES = tuple(t.name for t in VOCABULARY)
 N_TOKENS = len(VOCABULARY)
 PAD_ID = 0
@@ -123,10 +136,13 @@ def token_ids(names):
 
 
 def vocabulary_table():
-    """The vocabulary as an astropy `~astropy.table.Table` (name, id, unit, scale, description)."""
+    """The vocabulary as an astropy `~astropy.table.Table` (id, name, unit, scale, valid range,
+    description)."""
     from astropy.table import Table
     return Table(
         {"id": np.arange(N_TOKENS), "name": list(NAMES),
          "unit": [t.unit.to_string() for t in VOCABULARY],
          "scale": [t.scale for t in VOCABULARY],
+         "valid_min": [t.valid[0] for t in VOCABULARY],
+         "valid_max": [t.valid[1] for t in VOCABULARY],
          "description": [t.description for t in VOCABULARY]})

@@ -27,6 +27,7 @@ def synthetic_batch(n, seed):
     x = np.column_stack([(teff - 4700) / 400, (logg - 2.2) / 0.7])
     g = rng.uniform(9, 14, n)
     coeffs = (x @ design + 0.01 * rng.normal(size=(n, 110))) * g_flux(g)[:, None]
+    coeffs[:, [0, 55]] += 10 * g_flux(g)[:, None]   # a star's zeroth coefficients are positive
     return from_arrays(bp=coeffs[:, :55], rp=coeffs[:, 55:],
                        mags={"g": g, "bp": g + 0.4, "rp": g - 0.8, "j": g - 2, "h": g - 2.6,
                              "k": g - 2.7},

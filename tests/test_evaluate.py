@@ -40,6 +40,7 @@ def write_dataset(path, n=N_STARS, seed=1):
     age_cn = np.where(giant & (rng.random(n) < 0.5), age * 10 ** rng.normal(0, 0.05, n), np.nan)
     g = rng.uniform(9, 14, n)
     coeffs = rng.normal(size=(n, 110)) * g_flux(g)[:, None]
+    coeffs[:, [0, 55]] += 10 * g_flux(g)[:, None]   # a star's zeroth coefficients are positive
     no_xp = rng.random(n) < 0.05  # label-only stars, as from the seismic catalogues
     coeffs[no_xp] = np.nan
     mags = {"g": np.where(no_xp, np.nan, g), "bp": g + 0.4, "rp": g - 0.8,
@@ -162,6 +163,7 @@ def full_batch(n=4):
     rng = np.random.default_rng(3)
     g = np.full(n, 12.0)
     coeffs = rng.normal(size=(n, 110))
+    coeffs[:, [0, 55]] += 10   # a star's zeroth coefficients are positive
     coeffs[1, 100:] = np.nan  # star 1 lacks rp45..rp54
     coeffs[2, :] = np.nan  # star 2 has no XP
     coeffs[3, :55] = np.nan

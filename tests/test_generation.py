@@ -9,6 +9,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from specutils import Spectrum
 
 import giantfm
+from giantfm.exceptions import GiantfmWarning
 from giantfm.generation import ABSOLUTE_FLUX_UNIT, RELATIVE_FLUX_UNIT, check_label_support
 from giantfm.xp.readers import read_xp
 
@@ -178,8 +179,14 @@ def test_generate_bad_input_raises():
         giantfm.generate_spectrum(teff=[4500, 4600], logg=[2.0, 2.5, 3.0])
     with pytest.raises(u.UnitConversionError, match="teff"):
         giantfm.generate_spectrum(teff=4700 * u.m)
-    with pytest.raises(ValueError, match="infinite"):
-        giantfm.generate_spectrum(teff=[4700, np.inf])
+    # an impossible label leaves its spectrum out, flagged with the reason; the others stand
+    with pytest.warns(GiantfmWarning, match="outside the labels the model was trained on"):
+        spectrum = giantfm.generate_spectrum(teff=[4700, np.inf, -100], logg=2.5, m_h=0.0,
+                                             extinction=0.05)
+    flag, reason = spectrum.meta["flag"], spectrum.meta["reason"]
+    assert flag.tolist() == [False, True, True]
+    assert "teff = inf: not finite" in reason[1] and "teff = -100" in reason[2]
+    assert np.isfinite(spectrum.flux[0].value).all()
 
 
 def test_check_label_support_ranges_and_kiel_cells():

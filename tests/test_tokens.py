@@ -8,6 +8,7 @@ from giantfm.xp.noise import load_noise_model, photometric_errors
 def test_from_arrays_normalises_truncates_and_keeps_rows():
     rng = np.random.default_rng(1)
     bp, rp = rng.normal(size=(3, 55)), rng.normal(size=(3, 55))
+    bp[:, 0], rp[:, 0] = 5.0, 5.0   # a star's zeroth coefficients are positive
     g = np.array([10.0, 12.0, np.nan])
     batch = tokens.from_arrays(bp=bp, rp=rp, mags={"g": g, "bp": g + 0.5, "rp": g - 0.7},
                                labels={"teff": [4500, np.nan, 4000], "age": ([2, 4, 8], [1, 1, 1])},
@@ -57,6 +58,7 @@ def test_projection_is_applied_idempotent_and_band_wise():
     from giantfm.xp import project_coefficients
     rng = np.random.default_rng(2)
     bp, rp = rng.normal(size=(4, 55)), rng.normal(size=(4, 55))
+    bp[:, 0], rp[:, 0] = 5.0, 5.0   # a star's zeroth coefficients are positive
     batch = tokens.from_arrays(bp=bp, rp=rp, mags={"g": np.full(4, 12.0)})
     expected, _ = project_coefficients(bp, band="bp")
     value, _ = batch.value_of("bp7")
@@ -76,6 +78,7 @@ def test_packing_matches_a_row_by_row_reference():
     rng = np.random.default_rng(4)
     n = 300
     bp, rp = rng.normal(size=(n, 55)), rng.normal(size=(n, 55))
+    bp[:, 0], rp[:, 0] = np.abs(bp[:, 0]) + 0.1, np.abs(rp[:, 0]) + 0.1   # positive, as a star's
     bp_err, rp_err = np.abs(rng.normal(size=(n, 55))), np.abs(rng.normal(size=(n, 55)))
     bp[rng.random((n, 55)) < 0.05] = np.nan
     rp[rng.random(n) < 0.1] = np.nan

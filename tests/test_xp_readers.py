@@ -198,7 +198,7 @@ def test_a_new_column_layout_is_one_more_entry(monkeypatch):
     with pytest.raises(ValueError, match="no XP coefficient columns"):
         read_xp(table)
 
-    def read_band(table, band, n, correlations):
+    def read_band(table, band, n, correlations, notes):
         if f"{band}_xp" not in table.colnames:
             return None
         values = np.asarray(table[f"{band}_xp"], dtype=float)

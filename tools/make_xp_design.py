@@ -12,6 +12,10 @@ the arrays are bit-for-bit what GaiaXPy computes with:
   response curve, inverse-bases and transformation matrices:
   ``config/bpC03_v375wi_*.csv``, ``config/rpC03_v142r_*.csv``), from which
   ``calibrate(sampling=...)`` evaluates the design matrices on a user grid;
+* the Gaia DR3 (Vega) G, BP and RP passbands as linear functionals of the
+  coefficients, with their zero points
+  (``config/filters/XpFilter_GaiaDr3Vega_v375wiv142r.xml``), with which
+  ``gaiaxpy.generate`` synthesises that photometry;
 * the constants that enter (h c, telescope pupil area, band wavelength ranges).
 
 GaiaXPy is BSD-3 licensed (Copyright (c) DPAC, CU5, DPCI); its licence is in
@@ -24,6 +28,7 @@ The output is written atomically; running it twice gives identical arrays.
 import hashlib
 from importlib.metadata import version
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -67,6 +72,18 @@ def main():
         arrays[f"{band}_pwl_range"] = np.array([bases["pwlRangeMin"], bases["pwlRangeMax"]], float)
         arrays[f"{band}_norm_range"] = np.array([bases["normRangeMin"], bases["normRangeMax"]],
                                                 float)
+    # The Gaia DR3 (Vega) G, BP and RP passbands as linear functionals of the coefficients,
+    # as gaiaxpy.generate(..., PhotometricSystem.Gaia_DR3_Vega) applies them (band flux in
+    # W m^-2 nm^-1 = bp @ filter_bp + rp @ filter_rp; mag = -2.5 log10(flux) + zero point).
+    passbands = Path(filters_path) / "XpFilter_GaiaDr3Vega_v375wiv142r.xml"
+    sources.append(passbands)
+    root = ElementTree.parse(passbands).getroot()
+    names = [item.text for item in root.find("bands")]
+    for band in ("bp", "rp"):
+        values = [float(v.text) for v in root.find(f"XpSampling/{band}SampledBases")]
+        arrays[f"passband_{band}"] = np.array(values).reshape(len(names), -1)
+    arrays["passband_names"] = np.array(names)
+    arrays["passband_zero_points"] = np.array([float(v.text) for v in root.find("zeropoints")])
     arrays["hc"] = np.float64(1.0e9 * nature.C * nature.PLANCK)
     arrays["telescope_pupil_area"] = np.float64(satellite.TELESCOPE_PUPIL_AREA)
     arrays["bp_wavelength_range"] = np.array(satellite.BP_WL, dtype=float)

@@ -92,7 +92,8 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
         elif name == "reason":
             values = pd.array(np.asarray(column, dtype=str), dtype=_PARTITION_DTYPES[name])
         else:
-            plain = np.asarray(getattr(column, "unmasked", column).value, dtype=float).copy()
+            plain = getattr(column, "unmasked", column)
+            plain = np.asarray(getattr(plain, "value", plain), dtype=float).copy()
             mask = np.asarray(getattr(column, "mask", np.zeros(len(plain), bool)))
             plain[mask] = np.nan
             values = pd.array(plain, dtype="double[pyarrow]")

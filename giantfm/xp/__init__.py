@@ -5,8 +5,9 @@
   per input layout (`giantfm.xp.readers`);
 * `coefficients_to_flux`, `flux_to_coefficients`: coefficients <-> sampled
   absolute spectra with the shipped DR3 design matrices;
-* `spectrum_to_coefficients`, `synthetic_g`: specutils spectra -> coefficients,
-  and a G magnitude synthesised from the coefficients;
+* `spectrum_to_coefficients`: specutils spectra -> coefficients;
+* `synthetic_photometry`, `synthetic_g`: Gaia G, BP and RP magnitudes synthesised
+  from the coefficients;
 * `project_coefficients`: the fixed projection onto what a sampled spectrum
   determines, applied to every XP input before it becomes tokens;
 * `giantfm.xp.recover`: coefficients (with errors) recovered from the sampled
@@ -20,8 +21,9 @@ from .coefficients import PHOTOMETRY_ALIASES, XPCoefficients
 from .readers import read_photometry, read_xp
 from .projection import project_coefficients
 from .sampling import coefficients_to_flux, flux_to_coefficients
-from .spectrum import spectrum_to_coefficients, synthetic_g
+from .photometry import synthetic_g, synthetic_photometry
+from .spectrum import spectrum_to_coefficients
 
 __all__ = ["read_xp", "read_photometry", "XPCoefficients", "PHOTOMETRY_ALIASES",
            "coefficients_to_flux", "flux_to_coefficients", "spectrum_to_coefficients",
-           "synthetic_g", "fetch_xp", "project_coefficients"]
+           "synthetic_g", "synthetic_photometry", "fetch_xp", "project_coefficients"]

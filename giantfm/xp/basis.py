@@ -41,7 +41,7 @@ import numpy as np
 from ..vocab import N_COEFFICIENTS
 
 __all__ = ["DEFAULT_WAVELENGTH", "WAVELENGTH_LIMITS", "BP_RANGE", "RP_RANGE",
-           "design_matrices", "merge_weights", "check_wavelength"]
+           "design_matrices", "merge_weights", "check_wavelength", "passbands"]
 
 #: The wavelengths (nm) on which GaiaXPy's external calibration is defined.
 WAVELENGTH_LIMITS = (330.0, 1050.0)
@@ -234,3 +234,22 @@ def merge_weights(wavelength=None, design="auto"):
     """
     _, key = _cache_key(wavelength, design)
     return _design_for(key)[2:]
+
+
+@lru_cache(maxsize=1)
+def passbands():
+    """The Gaia DR3 (Vega) G, BP and RP passbands on the XP coefficients (GaiaXPy 2.1.5).
+
+    Returns
+    -------
+    names : tuple of str
+        ``('G', 'BP', 'RP')``.
+    bp, rp : `numpy.ndarray`, shape (3, 55)
+        Read-only: a band's flux in W m^-2 nm^-1 is ``bp_coeffs @ bp[k] + rp_coeffs @ rp[k]``
+        for coefficients in the archive's units.
+    zero_points : `numpy.ndarray`, shape (3,)
+        Its magnitude is ``-2.5 log10(flux) + zero_points[k]``.
+    """
+    a = _arrays()
+    return (tuple(str(n) for n in a["passband_names"]), _readonly(a["passband_bp"]),
+            _readonly(a["passband_rp"]), _readonly(a["passband_zero_points"]))

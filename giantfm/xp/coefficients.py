@@ -81,7 +81,13 @@ class XPCoefficients:
         Empty for usable stars, else why the star has no coefficients.
     g_synthetic : `numpy.ndarray` (n,) bool
         True where ``mags['g']`` was synthesised from the spectrum itself
-        (`giantfm.xp.spectrum.synthetic_g`) rather than measured.
+        (`giantfm.xp.photometry.synthetic_g`) rather than measured.
+    notes : `numpy.ndarray` (n,) object
+        What the reader could not read in each row (a cell that is not a
+        number, say: left out, the rest of the row read); empty for most.
+    columns : dict
+        The input's own column names of what was read (``'g'``, ... for the
+        magnitudes, ``'bp'``, ``'bp_err'``, ...), so that later notes name them.
     """
 
     source_id: np.ndarray
@@ -98,6 +104,8 @@ class XPCoefficients:
     mags: dict = field(default_factory=dict)
     reason: np.ndarray = None
     g_synthetic: np.ndarray = None
+    notes: np.ndarray = None
+    columns: dict = field(default_factory=dict)
 
     def __post_init__(self):
         n = len(self.bp)
@@ -122,6 +130,9 @@ class XPCoefficients:
         self.reason = np.asarray(self.reason, dtype=object)
         self.g_synthetic = (np.zeros(n, bool) if self.g_synthetic is None
                             else np.asarray(self.g_synthetic, dtype=bool))
+        self.notes = (np.full(n, "", dtype=object) if self.notes is None
+                      else np.asarray(self.notes, dtype=object))
+        self.columns = dict(self.columns)
 
     def __len__(self):
         return len(self.bp)
@@ -134,4 +145,5 @@ class XPCoefficients:
             self.rp_err[rows], take(self.bp_corr), take(self.rp_corr),
             self.bp_n_relevant[rows], self.rp_n_relevant[rows],
             self.bp_standard_deviation[rows], self.rp_standard_deviation[rows],
-            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.g_synthetic[rows])
+            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.g_synthetic[rows],
+            self.notes[rows], self.columns)

@@ -23,7 +23,9 @@ A new release's layout (Gaia DR4, say) is one more entry of either list.
 Photometry found next to the coefficients is picked up by name (see
 `PHOTOMETRY_ALIASES`). A star whose coefficients are all missing, NaN or masked
 keeps its row, with NaN coefficients and a ``reason``; nothing is dropped or
-reordered.
+reordered. Cells of text are read as numbers where they are numbers (a CSV
+column of magnitudes, ``'Gaia DR3 123'`` as a source_id); a cell that is not
+is left out of its row only, and the row's ``notes`` say which and why.
 """
 import os
 import re
@@ -32,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..flags import reason
 from ..vocab import N_COEFFICIENTS
 from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients, find_column,
                            missing_reason)
@@ -117,8 +120,47 @@ def _plain(column):
     return value
 
 
-def _float_column(column, what, n):
-    """A 1-D numeric column as float64 with NaN where masked."""
+_MISSING_TEXT = ("", "nan", "null", "none", "--", "n/a", "na")
+# 'Gaia DR3 123', 'Gaia EDR3 123', 'DR3 123' or '123'
+_SOURCE_ID_TEXT = re.compile(r"\s*(?:gaia\s*)?(?:e?dr\d\s*)?(\d+)\s*", re.IGNORECASE)
+
+
+def _add_note(notes, row, text):
+    notes[row] = text if not notes[row] else f"{notes[row]}; {text}"
+
+
+def _text_cells(value, name, notes, parse):
+    """Cells of a text/object column parsed one by one; unreadable ones noted by ``name``."""
+    mask = np.ma.getmaskarray(value)
+    data = np.ma.getdata(value)
+    out = []
+    for row, cell in enumerate(data):
+        text = cell.decode() if isinstance(cell, bytes) else str(cell)
+        if mask[row] or text.strip().lower() in _MISSING_TEXT:
+            out.append(None)
+            continue
+        parsed = parse(text)
+        if parsed is None:
+            _add_note(notes, row, reason("bad_value", column=name, value=repr(text),
+                                         why="not a number"))
+        out.append(parsed)
+    return out
+
+
+def _as_float(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _float_column(column, what, n, notes=None):
+    """A 1-D numeric column as float64 with NaN where masked.
+
+    Text cells are read as numbers; with ``notes`` (one string per row) a cell
+    that is not a number becomes NaN and its row's note says so, without it
+    the column is refused.
+    """
     if column is None:
         return np.full(n, np.nan)
     unit = getattr(column, "unit", None)
@@ -129,12 +171,35 @@ def _float_column(column, what, n):
             raise ValueError(f"column {column.info.name!r} ({what}) has unit {unit}, "
                              "expected magnitudes")
     value = _plain(column)
+    name = getattr(getattr(column, "info", None), "name", what)
     try:
         out = np.ma.filled(np.ma.asarray(value).astype(np.float64), np.nan)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"column {getattr(column, 'info', column).name!r} ({what}) is "
-                         f"not numeric: {err}") from None
+        if notes is None:
+            raise ValueError(f"column {name!r} ({what}) is not numeric: {err}") from None
+        cells = _text_cells(np.ma.asarray(value).reshape(-1), name, notes, _as_float)
+        out = np.array([np.nan if c is None else c for c in cells], dtype=np.float64)
     return out.reshape(n)
+
+
+def _source_ids(column, notes):
+    """Gaia source ids as int64 (-1 where absent), from numbers or from text like 'Gaia DR3 123'."""
+    value = _plain(column)
+    try:
+        return np.ma.filled(np.ma.asarray(value).astype(np.int64), -1).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        pass
+
+    def parse(text):
+        match = _SOURCE_ID_TEXT.fullmatch(text)
+        return int(match.group(1)) if match and len(match.group(1)) <= 19 else None
+    name = getattr(getattr(column, "info", None), "name", "source_id")
+    cells = _text_cells(np.ma.asarray(value).reshape(-1), name, notes, parse)
+    # the note of an unreadable source_id says "not a number": say what it should be
+    for row, cell in enumerate(cells):
+        if cell is None and notes[row].endswith("not a number"):
+            notes[row] = notes[row][:-len("not a number")] + "not a Gaia source_id"
+    return np.array([-1 if c is None else c for c in cells], dtype=np.int64)
 
 
 def _parse_cell(cell):
@@ -157,14 +222,22 @@ def _parse_cell(cell):
     return arr
 
 
-def _array_column(column, colname, n, size, what):
+def _array_column(column, colname, n, size, what, notes=None):
     """An array column in any of its forms -> (n, size) float64, NaN where absent.
 
     Returns ``(values, lengths)`` where lengths[i] is the number of entries the
-    row had (0 when absent), so callers can name the offending rows.
+    row had (0 when absent), so callers can name the offending rows. With
+    ``notes``, a row whose cell cannot be read as numbers is absent and noted.
     """
     value = _plain(column)
     data = np.ma.getdata(value)
+    if data.ndim == 2 and data.dtype.kind in "USO":  # a 2-D column of text: numbers as text
+        try:
+            value = np.ma.MaskedArray(data.astype(np.float64), mask=np.ma.getmaskarray(value))
+            data = np.ma.getdata(value)
+        except (TypeError, ValueError):
+            data = value = np.array([" ".join(str(x) for x in row) for row in data],
+                                    dtype=object)
     if data.dtype.kind in "fiu" and data.ndim == 2:  # a true 2-D numeric column
         out = np.ma.filled(np.ma.asarray(value).astype(np.float64), np.nan)
         lengths = np.where(np.isfinite(out).any(axis=1), out.shape[1], 0)
@@ -173,8 +246,18 @@ def _array_column(column, colname, n, size, what):
         raise ValueError(f"column {colname!r} ({what}) has shape {data.shape}: expected one "
                          f"array of {size} values per row")
     mask = np.ma.getmaskarray(value)
-    rows = [None if mask[i] else _parse_cell(value[i] if np.ma.isMaskedArray(value) else data[i])
-            for i in range(n)]
+    rows = []
+    for i in range(n):
+        cell = None if mask[i] else (value[i] if np.ma.isMaskedArray(value) else data[i])
+        try:
+            rows.append(None if cell is None else _parse_cell(cell))
+        except (TypeError, ValueError):
+            if notes is None:
+                raise ValueError(f"column {colname!r} ({what}) row {i} cannot be read as "
+                                 f"numbers: {str(cell)[:60]!r}") from None
+            _add_note(notes, i, reason("bad_value", column=colname,
+                                       value=repr(str(cell)[:40]), why="not a list of numbers"))
+            rows.append(None)
     lengths = np.array([0 if r is None else r.size for r in rows])
     width = max(size, int(lengths.max(initial=0)))
     out = np.full((n, width), np.nan)
@@ -211,14 +294,14 @@ def _correlation_matrices(flat, colname):
     return out
 
 
-def _archive_band(table, band, n, correlations):
+def _archive_band(table, band, n, correlations, notes):
     """Coefficients of one band from archive / GaiaXPy array columns (or None)."""
     names = table.colnames
     coef_name = find_column(names, (f"{band}_coefficients",))
     if coef_name is None:
         return None
     coef, lengths = _array_column(table[coef_name], coef_name, n, N_COEFFICIENTS,
-                                  f"{band.upper()} coefficients")
+                                  f"{band.upper()} coefficients", notes)
     _check_count(lengths, coef_name, band, N_COEFFICIENTS)
     npar_name = find_column(names, (f"{band}_n_parameters",))
     if npar_name is not None:
@@ -231,7 +314,7 @@ def _archive_band(table, band, n, correlations):
     err_name = find_column(names, (f"{band}_coefficient_errors", f"{band}_coefficients_errors"))
     if err_name is not None:
         err, elen = _array_column(table[err_name], err_name, n, N_COEFFICIENTS,
-                                  f"{band.upper()} coefficient errors")
+                                  f"{band.upper()} coefficient errors", notes)
         _check_count(elen, err_name, band, N_COEFFICIENTS)
         err = err[:, :N_COEFFICIENTS]
     else:
@@ -240,12 +323,12 @@ def _archive_band(table, band, n, correlations):
     corr_name = find_column(names, (f"{band}_coefficient_correlations",))
     if correlations and corr_name is not None:
         flat, _ = _array_column(table[corr_name], corr_name, n, _N_CORRELATIONS,
-                                f"{band.upper()} coefficient correlations")
+                                f"{band.upper()} coefficient correlations", notes)
         corr = _correlation_matrices(flat, corr_name)
     return coef, err, corr
 
 
-def _flat_band(table, band, n, correlations):
+def _flat_band(table, band, n, correlations, notes):
     """Coefficients of one band from flattened ``bp_coeff_i`` columns (or None; no correlations)."""
     values, errors = {}, {}
     for name in table.colnames:
@@ -266,14 +349,14 @@ def _flat_band(table, band, n, correlations):
                          f"({values[0]!r} ...), expected {N_COEFFICIENTS}. "
                          + (_RELEASE_HINT if band == "bp" and len(indices) == 51 else
                             "Is this a Gaia DR3 XP_CONTINUOUS table?"))
-    coef = np.column_stack([_float_column(table[values[i]], "coefficient", n)
+    coef = np.column_stack([_float_column(table[values[i]], "coefficient", n, notes)
                             for i in range(N_COEFFICIENTS)])
     if errors:
         missing = sorted(set(range(N_COEFFICIENTS)) - set(errors))
         if missing:
             raise ValueError(f"flattened {band.upper()} error columns are incomplete: no "
                              f"column for index(es) {missing[:10]}")
-        err = np.column_stack([_float_column(table[errors[i]], "coefficient error", n)
+        err = np.column_stack([_float_column(table[errors[i]], "coefficient error", n, notes)
                                for i in range(N_COEFFICIENTS)])
     else:
         err = np.full_like(coef, np.nan)
@@ -286,11 +369,12 @@ def _flat_band(table, band, n, correlations):
 class ColumnLayout:
     """One layout of XP coefficient columns in a table (an entry of `COLUMN_LAYOUTS`).
 
-    ``read_band(table, band, n, correlations)`` returns the band's
+    ``read_band(table, band, n, correlations, notes)`` returns the band's
     ``(coefficients, errors, correlations)`` -- (n, 55), (n, 55) and
     (n, 55, 55) or None -- or None when the table has no columns of this
     layout for ``band`` ('bp' or 'rp'); it raises `ValueError` for columns
-    of this layout that do not hold Gaia DR3 coefficients.
+    of this layout that do not hold Gaia DR3 coefficients, and notes a cell
+    it cannot read in that row's entry of ``notes`` (one string per row).
     """
 
     name: str
@@ -316,9 +400,10 @@ def _read_columns(table, correlations):
     if n == 0:
         raise ValueError("the table is empty: there are no stars to read")
     bands = {}
+    notes = np.full(n, "", dtype=object)
     for band in ("bp", "rp"):
         bands[band] = next((found for layout in COLUMN_LAYOUTS
-                            if (found := layout.read_band(table, band, n, correlations))
+                            if (found := layout.read_band(table, band, n, correlations, notes))
                             is not None), None)
     if bands["bp"] is None and bands["rp"] is None:
         shown = ", ".join(table.colnames[:20]) + (" ..." if len(table.colnames) > 20 else "")
@@ -335,11 +420,12 @@ def _read_columns(table, correlations):
         coef, err, corr = bands[band] if bands[band] is not None else (empty, empty, None)
         out[band], out[f"{band}_err"], out[f"{band}_corr"] = coef, err, corr
         nrel_name = find_column(table.colnames, (f"{band}_n_relevant_bases",))
-        nrel = _float_column(table[nrel_name] if nrel_name else None, "n_relevant_bases", n)
+        nrel = _float_column(table[nrel_name] if nrel_name else None, "n_relevant_bases", n,
+                             notes)
         out[f"{band}_n_relevant"] = np.where(np.isfinite(nrel), nrel, -1).astype(np.int64)
         sd_name = find_column(table.colnames, (f"{band}_standard_deviation",))
         out[f"{band}_standard_deviation"] = _float_column(
-            table[sd_name] if sd_name else None, "standard deviation", n)
+            table[sd_name] if sd_name else None, "standard deviation", n, notes)
     if (out["bp_corr"] is None) != (out["rp_corr"] is None):
         present = out["bp_corr"] if out["bp_corr"] is not None else out["rp_corr"]
         missing = np.full_like(present, np.nan)
@@ -349,13 +435,20 @@ def _read_columns(table, correlations):
     if sid_name is None:
         source_id = np.full(n, -1, np.int64)
     else:
-        sid = _plain(table[sid_name])
-        source_id = np.ma.filled(np.ma.asarray(sid).astype(np.int64), -1)
+        source_id = _source_ids(table[sid_name], notes)
     reason = missing_reason(out["bp"], out["rp"])
     if "reason" in table.colnames:  # e.g. fetch_xp's rows of sources the archive lacks
         given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
         reason = np.where(given != "", given, reason).astype(object)
-    return XPCoefficients(source_id=source_id, mags=read_photometry(table, n), reason=reason,
+    columns = {short: find_column(table.colnames, aliases)
+               for short, aliases in PHOTOMETRY_ALIASES.items()}
+    for band in ("bp", "rp"):
+        columns[band] = find_column(table.colnames, (f"{band}_coefficients",))
+        columns[f"{band}_err"] = find_column(table.colnames, (f"{band}_coefficient_errors",
+                                                               f"{band}_coefficients_errors"))
+    mags = read_photometry(table, n, notes)
+    return XPCoefficients(source_id=source_id, mags=mags, reason=reason, notes=notes,
+                          columns={k: v for k, v in columns.items() if v is not None},
                           **out)
 
 
@@ -394,7 +487,7 @@ READERS = [
 ]
 
 
-def read_photometry(table, n=None):
+def read_photometry(table, n=None, notes=None):
     """Magnitudes of a table by short name, found through `PHOTOMETRY_ALIASES`.
 
     Parameters
@@ -403,6 +496,9 @@ def read_photometry(table, n=None):
         Columns are matched case-insensitively; Quantity columns must be in mag.
     n : int, optional
         Expected number of rows.
+    notes : array of str (n,), optional
+        Per-row notes: a text cell that is not a number is then NaN and noted
+        (without ``notes`` the column is refused).
 
     Returns
     -------
@@ -416,7 +512,7 @@ def read_photometry(table, n=None):
     for short, aliases in PHOTOMETRY_ALIASES.items():
         name = find_column(table.colnames, aliases)
         if name is not None:
-            mags[short] = _float_column(table[name], f"{short} magnitude", n)
+            mags[short] = _float_column(table[name], f"{short} magnitude", n, notes)
     return mags
 
 

