@@ -69,7 +69,13 @@ def _hidden_masks(hide, n):
                 raise ValueError(f"hide[{band!r}] has shape {mask.shape}, which does not "
                                  f"broadcast to ({n}, {_N})") from None
         return masks
-    for name in [hide] if isinstance(hide, str) else list(hide):
+    names = [hide] if isinstance(hide, str) else hide
+    if not isinstance(names, (list, tuple, set, np.ndarray)) \
+            or not all(isinstance(name, str) for name in names):
+        raise TypeError(f"hide must be 'bp', 'rp', a coefficient name such as 'rp40', a list "
+                        f"of these, or {{'bp': mask, 'rp': mask}} with boolean masks; got "
+                        f"{hide!r}")
+    for name in names:
         if name in masks:
             masks[name][:] = True
             continue

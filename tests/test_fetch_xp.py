@@ -158,3 +158,16 @@ def test_nothing_found_still_gives_one_masked_row_per_id(fake_gaia):
     batch = tokenize(table)
     assert len(batch) == 2 and not batch.ok.any()
     assert all("not in gaiadr3.xp_continuous_mean_spectrum" in r for r in batch.reason)
+
+
+def test_without_network_says_it_cannot_reach_the_archive(xp_data, monkeypatch):
+    import socket
+
+    class Offline(FakeGaia):
+        def load_data(self, ids, **kwargs):
+            raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(fetch, "_gaia", lambda: Offline(xp_data))
+    with pytest.raises(ConnectionError, match="cannot reach the Gaia archive") as info:
+        fetch.fetch_xp([DATALINK_ID])
+    assert info.value.__cause__ is None and "network" in str(info.value)

@@ -404,7 +404,7 @@ def test_command_line(tmp_path):
     model = trainer.main(["--dataset", str(path), "--out", str(tmp_path / "run"),
                           "--config", json.dumps(TINY.to_dict()), "--epochs", "1",
                           "--train-config", '{"batch_size": 50}', "--no-progress",
-                          "--device", "cpu", "--half"])
+                          "--device", "cpu", "--half", "--augment", "none"])
     assert model.metadata["n_train"] == 100 and model.metadata["n_val"] == 100
     for sub in ("best", "last", "final"):
         assert load_model(tmp_path / "run" / sub, device="cpu").config == TINY

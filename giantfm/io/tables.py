@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from ..utils import atomic_write
+from ..utils._files import read_file
 from ..utils._optional import require
 from .parquet import iter_parquet
 
@@ -113,12 +114,11 @@ def read_table(path):
         The file does not exist.
     ValueError
         Unknown extension, or a file that cannot be read as that format
-        (the message names the file and the format).
+        (the message names the file and the format, and says "truncated"
+        for a file cut short).
     ImportError
         The format needs a package that is not installed.
     """
-    from astropy.table import Table
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {os.fspath(path)!r} does not exist")
@@ -126,11 +126,7 @@ def read_table(path):
     fmt = table_format(path)
     if fmt == "ascii.csv" and _is_ecsv(path):
         fmt = "ascii.ecsv"
-    try:
-        table = Table.read(path, format=fmt)
-    except Exception as exc:  # astropy raises many kinds for unreadable files
-        raise ValueError(f"cannot read {os.fspath(path)!r} as {fmt}: "
-                         f"{type(exc).__name__}: {exc}") from exc
+    table = read_file(path, fmt)
     if fmt == "fits":
         table.meta.update(_json_meta_from_fits(table.meta))
     return table

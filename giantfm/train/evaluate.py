@@ -41,43 +41,18 @@ from pathlib import Path
 import numpy as np
 
 from .. import plotting, vocab
-from ..exceptions import GiantfmWarning, InvalidNameError
+from ..exceptions import GiantfmWarning
 from ..io.dataset import SPLITS, load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from ..utils import atomic_write
 from ..utils._json import json_safe
-from ..utils._stats import mad_std
-from .baseline import INPUT_SETS, load_baseline
+from .baseline import load_baseline
+from .scoring import (EXPERIMENTS, NO_INPUTS, REFERENCES, calibration, check_experiment,
+                      experiment_inputs, metrics, reference_error)
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "DatasetSplit", "load_split",
            "load_baselines", "metrics", "calibration", "experiment_inputs", "evaluate",
            "save_figure", "main"]
-
-#: Input experiments: name -> description (see the module docstring).
-EXPERIMENTS = {
-    "xp30_colours": "(a)/(b) BP/RP[0-29] + colours",
-    "xp_colours": "all 110 BP/RP coefficients + colours",
-    "xp5_colours": "(c) BP/RP[0-4] + colours",
-    "random64": "(d) 64 random BP/RP coefficients per star (seeded) + colours",
-    "xp25_54": "(e) BP/RP[25-54] only",
-    "identity": "(f) the star's own labels as input",
-}
-
-#: What each label is scored against: ``label -> ((reference name, labels/ column), ...)``.
-REFERENCES = {
-    "teff": (("apogee", "teff"),),
-    "logg": (("apogee", "logg"),),
-    "m_h": (("apogee", "m_h"),),
-    "alpha_m": (("apogee", "alpha_m"),),
-    "mass": (("label_model", "mass"),),
-    "age": (("label_model", "age"), ("cn", "age_cn")),
-}
-
-#: The reason of a test star that has none of an experiment's input tokens.
-NO_INPUTS = "no input tokens for this experiment"
-
-_N_RANDOM = 64
-
 
 @dataclass
 class DatasetSplit:
@@ -130,111 +105,6 @@ def load_split(path, split):
                         np.asarray(per_star["apogee_id"]).astype(str), data["attrs"])
 
 
-def metrics(pred, truth):
-    """Scatter and bias of ``pred - truth`` over the stars where both are finite.
-
-    Parameters
-    ----------
-    pred, truth : array-like (n,)
-
-    Returns
-    -------
-    dict
-        ``n`` (stars used), ``sigma`` (MAD-std of the residuals), ``bias``
-        (their median), ``p16`` and ``p84`` (their 16th and 84th percentiles);
-        NaN statistics when ``n`` is 0.
-
-    Examples
-    --------
-    >>> from giantfm.train.evaluate import metrics
-    >>> m = metrics([1.0, 2.0, 3.5], [1.0, 1.0, 3.0])
-    >>> m["n"], m["bias"]
-    (3, 0.5)
-    """
-    pred, truth = _pair(pred, truth, "pred", "truth")
-    residual = (pred - truth)[np.isfinite(pred) & np.isfinite(truth)]
-    if residual.size == 0:
-        return {"n": 0, "sigma": math.nan, "bias": math.nan, "p16": math.nan, "p84": math.nan}
-    p16, p84 = np.percentile(residual, [16, 84])
-    return {"n": int(residual.size), "sigma": mad_std(residual),
-            "bias": float(np.median(residual)), "p16": float(p16), "p84": float(p84)}
-
-
-def calibration(pred, pred_err, truth, truth_err):
-    """z-scores of predictions with uncertainties against uncertain truths.
-
-    Parameters
-    ----------
-    pred, pred_err, truth, truth_err : array-like (n,)
-        Predicted value and standard deviation; reference value and its error.
-
-    Returns
-    -------
-    dict
-        ``z``: ``(pred - truth) / sqrt(pred_err**2 + truth_err**2)`` per star (NaN
-        where any input is non-finite or the combined error is not positive);
-        ``n``, ``sigma`` (MAD-std of the finite z, ~1 when calibrated) and
-        ``median``.
-    """
-    pred, truth = _pair(pred, truth, "pred", "truth")
-    pred_err, truth_err = _pair(pred_err, truth_err, "pred_err", "truth_err")
-    if pred_err.shape != pred.shape:
-        raise ValueError(f"pred_err has {pred_err.size} entries for {pred.size} predictions")
-    scale = np.hypot(pred_err, truth_err)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(scale > 0, (pred - truth) / scale, np.nan)
-    good = np.isfinite(z)
-    if not good.any():
-        return {"z": z, "n": 0, "sigma": math.nan, "median": math.nan}
-    return {"z": z, "n": int(good.sum()), "sigma": mad_std(z[good]),
-            "median": float(np.median(z[good]))}
-
-
-def _pair(a, b, name_a, name_b):
-    a = np.ma.filled(np.ma.asarray(a, dtype=float), np.nan).reshape(-1)
-    b = np.ma.filled(np.ma.asarray(b, dtype=float), np.nan).reshape(-1)
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} has {a.size} entries but {name_b} has {b.size}")
-    return a, b
-
-
-def experiment_inputs(batch, experiment, *, seed=0):
-    """The input tokens of one experiment for each star.
-
-    Parameters
-    ----------
-    batch : `~giantfm.tokens.TokenBatch`
-        Stars with all their tokens (e.g. `load_split`'s ``batch``).
-    experiment : str
-        A key of `EXPERIMENTS`.
-    seed : int, optional
-        Seed of the ``random64`` draw.
-
-    Returns
-    -------
-    `~giantfm.tokens.TokenBatch`
-        Same stars in the same order, holding only the experiment's tokens that
-        each star has; a star left without tokens gets a ``reason``.
-    """
-    _check_experiment(experiment)
-    if experiment == "identity":
-        return batch.only(vocab.LABEL_NAMES, reason=NO_INPUTS)
-    if experiment == "random64":
-        is_xp = np.isin(batch.ids, vocab.token_ids(vocab.XP_NAMES))
-        keys = np.where(is_xp, np.random.default_rng(seed).random(batch.ids.shape), np.inf)
-        rank = np.argsort(np.argsort(keys, axis=1), axis=1)
-        is_colour = np.isin(batch.ids, vocab.token_ids(vocab.COLOUR_NAMES))
-        keep = (is_xp & (rank < _N_RANDOM)) | is_colour
-        return batch.keeping(keep, reason=NO_INPUTS)
-    return batch.only(INPUT_SETS[experiment], reason=NO_INPUTS)
-
-
-def _check_experiment(name):
-    if name not in EXPERIMENTS:
-        raise InvalidNameError(f"unknown experiment {name!r}; known experiments are "
-                               f"{', '.join(EXPERIMENTS)}")
-
-
 def _request(model, batch, names, batch_size):
     """Token-scale mean and std for every star; NaN for stars that cannot be asked."""
     mean = np.full((len(batch), len(names)), np.nan)
@@ -276,18 +146,6 @@ def _score(system, experiment, names, mean, std, test):
                              "pred_err_median": float(np.median(err)) if err.size
                              else math.nan})
     return rows
-
-
-def reference_error(reference, labels, column, truth):
-    """The error of a reference value in the z-scores.
-
-    Label-model masses and ages are functions of the APOGEE labels that the
-    network learns with target error 0 (their scatter against asteroseismology
-    is the separate ``label_floor``), so they enter z without an error.
-    """
-    if reference == "label_model":
-        return np.zeros_like(truth)
-    return labels.get(f"{column}_err", np.full_like(truth, np.nan))
 
 
 def _as_baselines(baseline):
@@ -349,7 +207,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
     if model is None and experiments:
         raise ValueError(f"experiments {experiments} need a model, got model=None")
     for name in experiments:
-        _check_experiment(name)
+        check_experiment(name)
     test = load_split(dataset_path, "test")
     if len(test.batch) == 0:
         raise ValueError(f"{dataset_path} has no test stars (split == 2)")
@@ -519,18 +377,47 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--magnitudes", default=None, metavar="LEVELS",
+                        help="also score the test split moved to these G levels with the XP "
+                             "noise model, e.g. native,14,15,16,17,17.65 "
+                             "(giantfm.train.magnitudes): magnitudes.ecsv and "
+                             "accuracy_vs_magnitude.png in --out")
+    parser.add_argument("--no-truncate", action="store_true",
+                        help="with --magnitudes: give the copies' coefficients beyond "
+                             "n_relevant_bases too (predict(..., truncate=False))")
     args = parser.parse_args(argv)
+    levels = None
+    if args.magnitudes is not None:
+        from .magnitudes import parse_levels
+        try:
+            levels = parse_levels(args.magnitudes)
+        except ValueError as err:
+            parser.error(f"--magnitudes: {err}")
 
     model = None
     if args.model is not None:
         from ..model import load_model
         model = load_model(args.model, device=args.device)
-    table = evaluate(model, args.dataset, load_baselines(args.baseline), args.out,
+    baselines = load_baselines(args.baseline)
+    table = evaluate(model, args.dataset, baselines, args.out,
                      experiments=args.experiments, seed=args.seed,
                      batch_size=args.batch_size, figures=not args.no_figures)
     headline = table[(table["sample"] == "giants")]
     headline["system", "experiment", "label", "reference", "n", "sigma", "bias",
              "z_sigma"].pprint(max_lines=-1, max_width=-1)
+    if levels is not None:
+        from .magnitudes import evaluate_by_magnitude, magnitude_figure
+        by_level = evaluate_by_magnitude(model, args.dataset, levels, baselines, seed=args.seed,
+                                         batch_size=args.batch_size,
+                                         truncate=not args.no_truncate)
+        out = Path(args.out)
+        atomic_write(out / "magnitudes.ecsv",
+                     lambda tmp: by_level.write(tmp, format="ascii.ecsv", overwrite=True))
+        if not args.no_figures:
+            magnitude_figure(by_level, out / "accuracy_vs_magnitude.png")
+        by_level[by_level["sample"] == "giants"]["system", "level", "label", "n", "coverage",
+                                                 "sigma", "bias", "z_sigma"].pprint(
+            max_lines=-1, max_width=-1)
     return 0
 
 

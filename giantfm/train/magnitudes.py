@@ -11,7 +11,7 @@ coefficient and colour tokens.
 Per level, label and system (the model, and XGBoost baselines -- fairest when
 fitted on faint copies too, ``giantfm baseline --augment``) the test giants
 give ``sigma`` (MAD-std of prediction minus reference), ``bias`` (median), the
-calibration ``z_sigma`` (MAD-std of z, see `giantfm.train.evaluate.calibration`)
+calibration ``z_sigma`` (MAD-std of z, see `giantfm.train.scoring.calibration`)
 and ``coverage``: the fraction of the giants with a reference value that get a
 prediction, mass and age being masked, as `giantfm.predict` masks them, where
 the predicted Teff, log g, [M/H] and [alpha/M] leave the label domain. Mass
@@ -29,10 +29,10 @@ from .. import vocab
 from ..io.dataset import load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from .augment import FaintCopies
-from .evaluate import REFERENCES, calibration, experiment_inputs, metrics, reference_error
+from .scoring import REFERENCES, calibration, experiment_inputs, metrics, reference_error
 
 __all__ = ["DEFAULT_LEVELS", "parse_levels", "degraded_inputs", "red_clump_like",
-           "evaluate_by_magnitude"]
+           "evaluate_by_magnitude", "magnitude_figure"]
 
 #: The levels of ``giantfm evaluate --magnitudes`` by default.
 DEFAULT_LEVELS = ("native", 14.0, 15.0, 16.0, 17.0, 17.65)
@@ -213,3 +213,33 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
                        "levels": [str(v) for v in levels],
                        "label_domain": {k: list(v) for k, v in domain.items()}})
     return table
+
+
+def magnitude_figure(table, path, labels=("teff", "logg", "m_h", "alpha_m", "mass", "age")):
+    """Scatter (and z MAD-std) against G level per label and system, written to ``path`` (PNG)."""
+    from matplotlib.figure import Figure
+
+    from ..utils import atomic_write
+
+    giants = table[table["sample"] == "giants"]
+    levels = list(dict.fromkeys(giants["level"]))
+    numeric = [lv for lv in levels if lv != "native"]
+    native_x = (float(min(numeric)) - 1.0) if numeric else 0.0
+    x_of = {lv: native_x if lv == "native" else float(lv) for lv in levels}
+    fig = Figure(figsize=(4.0 * 3, 3.2 * 2), layout="constrained")
+    for k, label in enumerate(labels):
+        ax = fig.add_subplot(2, 3, k + 1)
+        rows = giants[giants["label"] == label]
+        for system in dict.fromkeys(rows["system"]):
+            mine = rows[rows["system"] == system]
+            ax.plot([x_of[lv] for lv in mine["level"]], mine["sigma"], "o-", label=system)
+        ax.set_xticks([x_of[lv] for lv in levels], [lv if lv == "native" else f"{float(lv):g}"
+                                                    for lv in levels])
+        unit = rows["unit"][0] if len(rows) else ""
+        ax.set_title(f"{label} [{unit}]")
+        ax.set_xlabel("G of the copies")
+        ax.set_ylabel("MAD-std of residuals")
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle("test-split giants at fainter magnitudes (faint copies, giantfm.xp.noise)")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..io.dataset import load_dataset
 from .augment import FaintCopies
-from .evaluate import experiment_inputs
+from .scoring import experiment_inputs
 
 __all__ = ["calibrate_ood", "star_inputs", "OOD_QUANTILE", "RIDGE"]
 

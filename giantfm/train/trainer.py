@@ -3,10 +3,18 @@
 Reads a training-set file (`giantfm.io.dataset.load_dataset`: its ``train``
 and ``val`` splits), trains the token-set transformer on one device and
 writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`),
-``metrics.csv`` (one row per epoch) and, with ``--half``, ``final/`` (the best
-weights in float16) under ``--out``::
+``metrics.csv`` (one row per epoch), ``checkpoint.pt`` and, with ``--half``,
+``final/`` (the best weights in float16) under ``--out``::
 
-    giantfm train --dataset work_data/giantfm-dataset-v2.h5 --out runs/x --config default
+    giantfm train --dataset work_data/giantfm-dataset-v3.h5 --out runs/x --config default
+
+By default the training stars are shown as faint copies at random magnitudes
+(``--augment faint``, `giantfm.train.augment.FaintCopies`), and the
+validation stars are those as stored plus one fixed faint copy of each XP
+star, so that model selection weighs every magnitude. ``--resume`` continues
+the run in ``--out`` (weights, optimiser, schedule, random states) and
+``--stop-after-minutes`` ends a sitting cleanly, so that one run can span
+several CPU sittings.
 
 On a training machine with only numpy, torch, h5py and astropy, from a source
 tree: ``PYTHONPATH=. python -m giantfm.train.trainer ...`` (`tools/gpu_train.sh`).
@@ -18,6 +26,7 @@ from pathlib import Path
 from ..io.dataset import load_dataset
 from ..model.network import PRESETS, ModelConfig
 from ..model.training import TrainConfig, train
+from .augment import FaintCopies, with_faint_copies
 
 __all__ = ["main"]
 
@@ -45,6 +54,17 @@ def main(argv=None):
                         help="saved model folder to fine-tune from (its size replaces --config)")
     parser.add_argument("--half", action="store_true",
                         help="store the final best weights in float16 as final/")
+    parser.add_argument("--augment", choices=("faint", "none"), default="faint",
+                        help="faint: train on faint copies at random G (default); none: the "
+                             "stars as stored")
+    parser.add_argument("--p-native", type=float, default=0.25,
+                        help="with --augment faint: share of stars shown as stored")
+    parser.add_argument("--p-untruncated", type=float, default=0.5,
+                        help="with --augment faint: share of copies that keep all coefficients")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its checkpoint")
+    parser.add_argument("--stop-after-minutes", type=float,
+                        help="end this sitting cleanly after this many minutes (resume later)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
@@ -57,11 +77,15 @@ def main(argv=None):
         overrides["progress"] = False
     train_config = TrainConfig.from_dict(overrides)
     data = load_dataset(args.dataset)
-    splits = {name: (data[name].ids, data[name].values, data[name].errors)
-              for name in ("train", "val")}
+    augment, val = None, data["val"]
+    if args.augment == "faint":
+        augment = FaintCopies(data["train"], data["inputs"]["train"], p_native=args.p_native,
+                              p_untruncated=args.p_untruncated)
+        val = with_faint_copies(val, data["inputs"]["val"], 1, seed=train_config.seed + 12345)
     out = Path(args.out)
-    model = train(splits["train"], splits["val"], model_config, train_config, out,
-                  device=args.device, init=args.init)
+    model = train(data["train"], val, model_config, train_config, out, device=args.device,
+                  init=args.init, augment=augment, resume=args.resume,
+                  stop_after_minutes=args.stop_after_minutes)
     if args.half:
         model.save(out / "final", half=True)
     best = model.metadata.get("best_metrics", {})

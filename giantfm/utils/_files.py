@@ -1,9 +1,10 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Files: atomic writes (a reader never sees a half-written file), and reading with clear failures."""
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "read_file"]
 
 
 def atomic_write(path, write):
@@ -33,3 +34,35 @@ def atomic_write(path, write):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_file(path, fmt=None):
+    """`Table.read` of one file, its failures said as a user can act on them.
+
+    A file that astropy finds shorter than its header promises, or a gzip
+    stream that ends early, is called truncated; any other failure corrupt or
+    not of the format ``fmt`` (None: astropy guesses it).
+    """
+    from astropy.table import Table
+
+    name = os.fspath(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = Table.read(path, **({} if fmt is None else {"format": fmt}))
+        except Exception as exc:  # astropy raises many kinds for unreadable files
+            truncated = isinstance(exc, EOFError) or any(
+                "truncated" in str(w.message) for w in caught) or "end-of-stream" in str(exc)
+            state = "is truncated" if truncated else "is corrupt or of another format"
+            # astropy's "format could not be identified" lists every format it knows
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            lead = f"cannot read {name!r} as {fmt}" if fmt else \
+                f"could not read {name!r} as a table (ECSV, VOTable, FITS, CSV, ...)"
+            raise ValueError(f"{lead}: the file {state} ({type(exc).__name__}: {detail}); "
+                             "download or write it again") from None
+    for w in caught:   # what astropy said about a file it could read, said again
+        if "truncated" in str(w.message):
+            raise ValueError(f"cannot read {name!r} as {fmt or 'a table'}: the file is "
+                             f"truncated ({w.message}); download or write it again")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return table

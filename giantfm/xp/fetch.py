@@ -46,6 +46,22 @@ def _gaia():
     return Gaia
 
 
+def _from_archive(call, what, *args, **kwargs):
+    """``call(*args, **kwargs)``, with a failure to reach the archive said in one clear line.
+
+    Without network astroquery fails deep inside its HTTP stack (socket.gaierror,
+    urllib / requests connection errors: all OSErrors); the user is told what
+    failed and what to do instead.
+    """
+    try:
+        return call(*args, **kwargs)
+    except OSError as err:
+        raise ConnectionError(
+            f"cannot reach the Gaia archive ({what}): {type(err).__name__}: {err}. Check the "
+            "network connection, or download the XP_CONTINUOUS spectra elsewhere and give "
+            "giantfm the file") from None
+
+
 def _source_ids(source_ids):
     """Validate the requested ids: a 1-D int64 array (duplicates allowed)."""
     if np.isscalar(source_ids):
@@ -162,9 +178,9 @@ def _photometry(gaia, ids, chunk_size):
     parts = []
     for start in range(0, len(unique), chunk_size):
         upload = Table({"source_id": unique[start:start + chunk_size]})
-        job = gaia.launch_job_async(PHOTOMETRY_QUERY, upload_resource=upload,
-                                    upload_table_name="ids", verbose=False)
-        result = job.get_results()
+        job = _from_archive(gaia.launch_job_async, "photometry query", PHOTOMETRY_QUERY,
+                            upload_resource=upload, upload_table_name="ids", verbose=False)
+        result = _from_archive(job.get_results, "photometry query results")
         result.rename_columns(result.colnames, [c.lower() for c in result.colnames])
         parts.append(result[["source_id", *_PHOTOMETRY_COLUMNS]])
     return vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
@@ -229,7 +245,8 @@ def fetch_xp(source_ids, *, photometry=True, data_release="Gaia DR3",
     tables = []
     for start in range(0, len(unique), chunk_size):
         chunk = unique[start:start + chunk_size]
-        tables += _xp_tables(gaia.load_data(ids=chunk.tolist(), **kwargs))
+        tables += _xp_tables(_from_archive(gaia.load_data, "XP_CONTINUOUS spectra",
+                                           ids=chunk.tolist(), **kwargs))
     if tables:
         found = _stack(tables)
         sid = np.asarray(found["source_id"], dtype=np.int64)

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from ..flags import reason
+from ..utils._files import read_file
 from ..vocab import N_COEFFICIENTS
 from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients, find_column,
                            missing_reason)
@@ -90,11 +91,7 @@ def as_table(data):
         path = os.fspath(data)
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file: {path!r}")
-        try:
-            return Table.read(path)
-        except Exception as err:
-            raise ValueError(f"could not read {path!r} as a table (ECSV, VOTable, FITS, "
-                             f"CSV, ...): {err}") from err
+        return read_file(path)
     if isinstance(data, dict) and data and all(
             isinstance(v, (list, tuple)) and v and all(isinstance(t, Table) for t in v)
             for v in data.values()):

@@ -20,8 +20,11 @@ coefficients: `synthetic_g` applies GaiaXPy's Gaia DR3 (Vega) G filter, a
 linear functional of the 110 coefficients (Montegriffo et al. 2023), so the
 normalisation follows from the spectrum alone.
 """
+import warnings
+
 import numpy as np
 
+from ..exceptions import GiantfmWarning
 from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
 from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
@@ -73,7 +76,8 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
         lie inside 330-1050 nm, where the DR3 calibration is defined (crop
         wider spectra first, e.g. with `specutils.manipulation.extract_region`),
         and be dense and wide enough to constrain both bands. The flux must be
-        a flux density (per wavelength, frequency, ...). Without an
+        a flux density (per wavelength, frequency, ...); a flux without a unit
+        is taken to be in W m^-2 nm^-1, with a warning. Without an
         uncertainty all samples weigh alike and the coefficient errors come
         from the residual scatter. Masked or non-finite samples are left out
         of that star's fit. ``spectrum.meta`` may carry ``source_id`` and
@@ -135,6 +139,13 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     flux = np.atleast_2d(flux)
     target = u.W / u.m ** 2 / u.nm
     density = u.spectral_density(wavelength * u.nm)
+    unitless = spectrum.flux.unit == u.dimensionless_unscaled
+    if unitless:
+        # the dust_extinction habit: a plain number gets a warning and a documented unit
+        warnings.warn("the spectrum's flux has no unit: taken to be W m-2 nm-1, the unit of "
+                      "Gaia XP sampled spectra (give the flux as a Quantity to say otherwise)",
+                      GiantfmWarning, stacklevel=3)
+        flux = flux.value * target
     try:
         flux = flux.to_value(target, equivalencies=density)
     except u.UnitConversionError:
@@ -144,6 +155,8 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     if spectrum.uncertainty is not None:
         std = spectrum.uncertainty.represent_as(StdDevUncertainty)
         err = std.array * (std.unit if std.unit is not None else spectrum.flux.unit)
+        if unitless and err.unit == u.dimensionless_unscaled:
+            err = err.value * target
         # NDData has already checked that its unit is compatible with the flux's
         err = np.atleast_2d(np.moveaxis(err, axis, -1)).to_value(target, equivalencies=density)
     if spectrum.mask is not None:  # True marks a bad sample, as in specutils
