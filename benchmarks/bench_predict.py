@@ -13,7 +13,10 @@ columns) repeated to ``--stars`` rows. Three timings, each the median of
 * ``tokenize``: reading the table and building tokens (input handling);
 * ``network``: `TrainedModel.request` on the ready tokens (the model's time).
 
-The ratio network/predict says how much of the call is the model.
+The ratio network/predict says how much of the call is the model. With
+``--compare MODEL`` the end-to-end rate of ``predict(..., model=MODEL)`` (an
+earlier model, say) is measured in the same process, alternating with the
+main model's, and the ratio of the two is given.
 """
 import argparse
 import statistics
@@ -42,15 +45,29 @@ def main():
     parser.add_argument("--stars", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--model", default=None, help="saved model (default: the bundled one)")
+    parser.add_argument("--compare", default=None, metavar="MODEL",
+                        help="also time predict with this saved model, alternating")
     parser.add_argument("--save", default=None, help="write the figures to this ECSV file")
     args = parser.parse_args()
 
     examples = giantfm.examples.load()
     table = vstack([examples] * int(np.ceil(args.stars / len(examples))))[:args.stars]
-    net = get_model(device=args.device)
+    net = get_model(device=args.device, model=args.model)
     batch = giantfm.tokenize(table)
-    t_predict = median_time(lambda: giantfm.predict(table, device=args.device, progress=False),
-                            args.repeats)
+
+    def run(model):
+        return lambda: giantfm.predict(table, device=args.device, progress=False, model=model)
+    steps = [("predict, end to end", run(net))]
+    other = None
+    if args.compare:
+        other = get_model(device=args.device, model=args.compare)
+        steps.append((f"predict with {other.metadata.get('name', args.compare)}", run(other)))
+    times = {step: [] for step, _ in steps}
+    for _ in range(args.repeats):        # alternating, so that both see the same load
+        for step, fn in steps:
+            times[step].append(median_time(fn, 1))
+    t_predict = statistics.median(times["predict, end to end"])
     t_tokens = median_time(lambda: giantfm.tokenize(table), args.repeats)
     t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS)), args.repeats)
     n = len(table)
@@ -60,11 +77,16 @@ def main():
     print(f"tokenize (inputs)     {n / t_tokens:12,.0f} stars/s")
     print(f"network (request)     {n / t_network:12,.0f} stars/s")
     print(f"network share of predict: {t_network / t_predict:.2f}")
+    rows = [("predict, end to end", t_predict), ("tokenize (input handling)", t_tokens),
+            ("network (TrainedModel.request)", t_network)]
+    if other is not None:
+        step = steps[1][0]
+        t_other = statistics.median(times[step])
+        print(f"{step:22s}{n / t_other:12,.0f} stars/s; rate ratio (main / compared) "
+              f"{t_other / t_predict:.2f}")
+        rows.append((step, t_other))
     if args.save:
-        save_table([{"step": step, "stars_per_s": round(n / t)}
-                    for step, t in (("predict, end to end", t_predict),
-                                    ("tokenize (input handling)", t_tokens),
-                                    ("network (TrainedModel.request)", t_network))],
+        save_table([{"step": step, "stars_per_s": round(n / t)} for step, t in rows],
                    args.save, title=f"giantfm.predict end to end ({net.device})",
                    machine=machine_description(net.device),
                    notes=f"{n} stars (the bundled examples repeated), medians of {args.repeats}")

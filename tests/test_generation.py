@@ -124,8 +124,10 @@ def test_generate_shapes_units_and_broadcasting():
     assert grid.flux.shape == (2, 3, 343)
     assert len(grid.meta["labels"]) == 6
     np.testing.assert_array_equal(grid.meta["labels"]["logg"].value, [2.0, 2.5, 3.0] * 2)
-    # the same request alone gives the same spectrum
-    np.testing.assert_allclose(grid.flux[1, 1].value, one.flux.value, rtol=1e-5)
+    # the same request alone gives the same spectrum (to float32 rounding of the network's
+    # sums, which differ with the batch: samples near zero flux need an absolute bound)
+    np.testing.assert_allclose(grid.flux[1, 1].value, one.flux.value, rtol=1e-5,
+                               atol=1e-6 * np.abs(one.flux.value).max())
 
 
 def test_generate_absolute_flux_scales_with_g():

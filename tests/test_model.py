@@ -4,6 +4,7 @@ One small model is trained once per module on stars whose labels are known
 functions of their "coefficients" plus noise of known size; the tests then
 check what it learned and how the machinery behaves.
 """
+import dataclasses
 import json
 
 import numpy as np
@@ -450,3 +451,26 @@ def test_larger_input_errors_give_larger_uncertainties():
         z = (mean[:, 0] - teff) / np.hypot(sd[:, 0], 20.0)
         assert 0.7 < median_abs_deviation(z, scale="normal") < 1.4, noise
     assert std[0.6] > 2 * std[0.05]
+
+
+def test_a_run_resumed_is_the_run_uninterrupted(tmp_path):
+    """Stopped after a sitting of one epoch and resumed, a run ends where it would have."""
+    train_batch, val_batch = make_stars(800, 21)[0], make_stars(200, 22)[0]
+    cfg = TrainConfig(epochs=3, batch_size=200, learning_rate=4e-3, warmup_steps=2,
+                      patience=0, progress=False, seed=4)
+    whole = train(train_batch, val_batch, TINY, cfg, tmp_path / "whole", device="cpu")
+    first = train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu",
+                  stop_after_minutes=0)
+    assert first.metadata["epochs_run"] == 1 and not first.metadata["finished"]
+    resumed = train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu",
+                    resume=True)
+    assert resumed.metadata["epochs_run"] == 3 and resumed.metadata["finished"]
+    for key, value in whole.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[key], value)
+    with pytest.raises(ValueError, match="has finished"):
+        train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu", resume=True)
+    train(train_batch, val_batch, TINY, cfg, tmp_path / "part", device="cpu",
+          stop_after_minutes=0)
+    with pytest.raises(ValueError, match=r"other training settings \(epochs\)"):
+        train(train_batch, val_batch, TINY, dataclasses.replace(cfg, epochs=9),
+              tmp_path / "part", device="cpu", resume=True)

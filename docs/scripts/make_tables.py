@@ -7,6 +7,7 @@ Run by ``docs/conf.py`` at every build (and by hand)::
 Inputs, all optional except the package itself:
 
 - `giantfm.vocab.vocabulary_table` -> ``vocabulary.rst``
+- `giantfm.flags.reasons_table` (every reason a result row can carry) -> ``flags_table.rst``
 - ``RESULTS/metrics.ecsv``: the table `giantfm.train.evaluate.evaluate` writes
   (``giantfm evaluate ... --out DIR`` puts it in ``DIR/metrics.ecsv``; copy it
   here) -> ``accuracy_headline.rst``, ``accuracy_experiments.rst``,
@@ -103,6 +104,30 @@ def vocabulary_rst():
             "(generated from :func:`giantfm.vocab.vocabulary_table`).\n\n")
     return head + list_table(("id", "name", "unit", "scale", "meaning"), rows,
                              widths=(5, 12, 16, 8, 59))
+
+
+#: What each ``effect`` of a `giantfm.flags.Reason` does to the row, in words.
+EFFECT_TEXT = {
+    "row": "nothing predicted: every output masked",
+    "mass_age": "mass and age masked; Teff, log g, [M/H], [alpha/M] kept",
+    "input": "the value left out (or its error replaced); the star predicted from the rest",
+    "none": "prediction kept, with this warning",
+}
+
+
+def flags_rst():
+    """Every reason a result row can carry (`giantfm.flags.reasons_table`) as an RST table."""
+    from giantfm.flags import reasons_table
+
+    table = reasons_table()
+    rows = [(f"``{r['code']}``", r["step"], EFFECT_TEXT.get(r["effect"], r["effect"]),
+             "yes" if r["flags"] else "no", f"``{r['text']}``", r["description"])
+            for r in table]
+    head = (f"{len(table)} reasons (generated from :func:`giantfm.flags.reasons_table`). "
+            "In the text templates, ``{name}`` stands for a value filled in per star.\n\n")
+    return head + list_table(("code", "step", "what it does to the row", "sets flag",
+                              "text template", "description"), rows,
+                             widths=(12, 8, 18, 6, 26, 30))
 
 
 def _rows(metrics, **where):
@@ -284,6 +309,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     _write(out / "vocabulary.rst", vocabulary_rst())
+    _write(out / "flags_table.rst", flags_rst())
 
     metrics_file = results / "metrics.ecsv"
     if metrics_file.is_file():

@@ -62,12 +62,16 @@ class TrainedModel:
         Where the network runs.
     inference_dtype : `torch.dtype`
         bfloat16 autocast on CUDA (fast tensor cores), float32 elsewhere.
+    path : `pathlib.Path` or None
+        The folder the model was loaded from (files saved with it, such as its
+        label model, live there); None for a model made in memory.
     """
 
     def __init__(self, network, normalisation, device=None, metadata=None):
         self.network = network
         self.normalisation = normalisation
         self.metadata = dict(metadata or {})
+        self.path = None
         self.device = None
         self.to(device)
         self._input_lut = np.zeros(vocab.N_TOKENS, dtype=bool)
@@ -361,5 +365,7 @@ def load_model(path_or_name=None, device=None):
     state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     network.load_state_dict(state)
-    return TrainedModel(network, Normalisation.from_dict(config["normalisation"]), device=dev,
-                        metadata=config.get("metadata"))
+    model = TrainedModel(network, Normalisation.from_dict(config["normalisation"]), device=dev,
+                         metadata=config.get("metadata"))
+    model.path = path
+    return model

@@ -134,12 +134,14 @@ class FaintCopies:
         return stacked[order]
 
 
-def with_faint_copies(batch, inputs, n_copies=1, *, seed=0, g_range=(10.0, FAINT_LIMIT)):
+def with_faint_copies(batch, inputs, n_copies=1, *, seed=0, g_range=(10.0, FAINT_LIMIT),
+                      truncate=None):
     """A fixed sample: the stars as stored, then ``n_copies`` faint copies of each XP star.
 
     For what cannot augment as it trains (the XGBoost baselines) and for a
     validation set that covers every magnitude: each copy's G is drawn as in
-    `FaintCopies` (seeded, so the same sample at every call).
+    `FaintCopies` (seeded, so the same sample at every call). ``truncate`` as
+    in `FaintCopies.copies` (None: drawn per copy).
 
     Returns
     -------
@@ -151,5 +153,5 @@ def with_faint_copies(batch, inputs, n_copies=1, *, seed=0, g_range=(10.0, FAINT
     rng = np.random.default_rng(seed)
     parts = [batch]
     for _ in range(int(n_copies)):
-        parts.append(copies.copies(rows, copies.draw_g(rows, rng), rng))
+        parts.append(copies.copies(rows, copies.draw_g(rows, rng), rng, truncate=truncate))
     return TokenBatch.concatenate(parts)

@@ -52,10 +52,10 @@ from ..vocab import LABEL_NAMES, MAGNITUDE_NAMES, N_COEFFICIENTS, VOCAB_VERSION,
 from ..xp.readers import read_xp
 from ..xp.recover import coefficient_error_template, recover_coefficients
 from . import labelmodel, sources
-from ._columns import floats, ids
+from ..utils._columns import floats, ids
 
 __all__ = ["DEFAULT_CUTS", "VAL_FRACTION", "SEED", "CutLog", "resolve_repeats", "assign_split",
-           "build_dataset", "label_support", "main"]
+           "build_dataset", "label_model_path", "label_support", "main"]
 
 #: Default validation fraction and seed.
 VAL_FRACTION = 0.1
@@ -345,7 +345,11 @@ def _calibration_set(catalogues, lib, say):
 
 def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_source, distmass,
                   n_folds, label_model_options, label_model_info, provenance, say):
-    """Give the XP giants mass and age (label model or DistMass; seismic where known) in place."""
+    """Give the XP giants mass and age (label model or DistMass; seismic where known) in place.
+
+    Returns the label model made for it (None for DistMass).
+    """
+    model = None
     if mass_age_source == "labelmodel":
         t0 = time.time()
         say(f"label model: cross-validating on {len(calibration)} seismic giants")
@@ -389,6 +393,7 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
         lab[name] = np.where(seismic_hit, values, lab[name])
     lab["mass_source"] = np.where(seismic_hit, MASS_SOURCES["seismic"], lab["mass_source"])
     _add_cn_ages(lab, xp_ids, catalogues["hasselquist2020"])
+    return model
 
 
 def _add_cn_ages(lab, star_ids, hasselquist):
@@ -520,8 +525,9 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     lab = _xp_star_labels(lib, mags, cut, log)
     xp_giant = _is_giant(lab["teff"], lab["logg"], cut)
     calibration, label_model_info = _calibration_set(catalogues, lib, say)
-    _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_source, distmass,
-                  n_folds, label_model_options, label_model_info, provenance, say)
+    label_model = _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues,
+                                mass_age_source, distmass, n_folds, label_model_options,
+                                label_model_info, provenance, say)
 
     token_labels = _label_tokens(lab)
     token_labels["a_k"] = (lab["a_k"], np.zeros(len(lib)))
@@ -571,6 +577,8 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     say("counts: " + json.dumps(counts))
     if out is not None:
         write_dataset(out, arrays, attrs)
+        if label_model is not None:
+            label_model.save(label_model_path(out))
         say(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in "
             f"{time.time() - t_start:.0f} s")
     return {"arrays": arrays, "attrs": attrs}
@@ -592,6 +600,16 @@ def _counts(arrays):
         entry["with_age_cn"] = int((sel & np.isfinite(arrays["labels"]["age_cn"])).sum())
         out[name] = entry
     return out
+
+
+def label_model_path(dataset_path):
+    """Where `build_dataset` saves the label model that made a dataset's masses and ages.
+
+    Beside the dataset file: ``giantfm-dataset-v3.h5`` -> ``giantfm-dataset-v3.label_model/``
+    (read it with `giantfm.labelmodel.load_label_model`).
+    """
+    path = Path(dataset_path)
+    return path.with_name(f"{path.stem}.label_model")
 
 
 def label_support(arrays, split="train", *, min_count=5):

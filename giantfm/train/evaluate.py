@@ -382,9 +382,10 @@ def main(argv=None):
                              "noise model, e.g. native,14,15,16,17,17.65 "
                              "(giantfm.train.magnitudes): magnitudes.ecsv and "
                              "accuracy_vs_magnitude.png in --out")
-    parser.add_argument("--no-truncate", action="store_true",
-                        help="with --magnitudes: give the copies' coefficients beyond "
-                             "n_relevant_bases too (predict(..., truncate=False))")
+    parser.add_argument("--truncate", choices=("model", "yes", "no"), default="model",
+                        help="with --magnitudes: leave out the copies' coefficients beyond "
+                             "n_relevant_bases (yes), keep them (no), or as the model's "
+                             "predict does (model, default)")
     args = parser.parse_args(argv)
     levels = None
     if args.magnitudes is not None:
@@ -409,7 +410,8 @@ def main(argv=None):
         from .magnitudes import evaluate_by_magnitude, magnitude_figure
         by_level = evaluate_by_magnitude(model, args.dataset, levels, baselines, seed=args.seed,
                                          batch_size=args.batch_size,
-                                         truncate=not args.no_truncate)
+                                         truncate={"model": None, "yes": True,
+                                                   "no": False}[args.truncate])
         out = Path(args.out)
         atomic_write(out / "magnitudes.ecsv",
                      lambda tmp: by_level.write(tmp, format="ascii.ecsv", overwrite=True))

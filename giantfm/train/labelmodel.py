@@ -14,7 +14,8 @@ with the project, so that the library's giants get mass and age labels:
    APOKASC-2's ``Mcorr`` and ``Age``: one seismic scale for every star
    (Miglio et al. 2021, a subset of APOKASC-2, only fills a missing
    evolutionary state and is compared in `compare_seismic_scales`).
-2. `LabelModel` maps the four labels to mass and log10(age) with quantile
+2. `LabelModel` (`giantfm.labelmodel`, where prediction uses it too) maps the
+   four labels to mass and log10(age) with quantile
    gradient boosting (XGBoost, 16th/50th/84th percentiles): the median is the
    estimate, half the 16-84 range the per-star uncertainty, scaled by one
    factor per target so that cross-validated z-scores have a MAD-std of one.
@@ -27,35 +28,27 @@ The model was chosen by that measurement (see the datasheet): quantile XGBoost
 beat a k-nearest-neighbour model and a Gaussian process on scatter, and its
 uncertainties were the best calibrated per evolutionary state.
 """
-from dataclasses import dataclass, field
-
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
-from ..exceptions import InvalidNameError
-from ..vocab import SPECTROSCOPIC_LABEL_NAMES
-from ._columns import floats, ids
+from ..labelmodel import FEATURES, MISSING, LabelDomain, LabelModel, feature_matrix
+from ..utils._columns import floats, ids
 from .sources import LIBRARY_LABEL_COLUMNS
 
 __all__ = ["FEATURES", "EVSTATE_CODES", "measure_scale_offsets", "seismic_calibration_set",
            "compare_seismic_scales", "LabelDomain", "LabelModel", "cross_validate",
            "build_label_model"]
 
-#: The APOGEE labels the model works from, in this order.
-FEATURES = SPECTROSCOPIC_LABEL_NAMES
 #: Evolutionary-state codes used in the calibration set and the dataset's ``labels/evstate``.
 EVSTATE_CODES = {"unknown": 0, "RGB": 1, "RC": 2}
-#: APOKASC-2 and Miglio et al. mark missing values with this number.
-_MISSING = -9999.0
 # The seismic catalogues' label columns, by our label name.
 _APOKASC_LABELS = {"teff": ("TEFF", "TEFF_ERR"), "logg": ("LOGG", "LOGG_ERR"),
                    "m_h": ("FE_H", "FE_H_ERR")}
-_QUANTILES = np.array([0.16, 0.5, 0.84])
 
 
 def _values(column):
     """A catalogue column as float64, NaN where masked or missing (-9999)."""
-    return floats(column, missing=_MISSING)
+    return floats(column, missing=MISSING)
 
 
 def _apokasc_alpha(apokasc):
@@ -225,172 +218,6 @@ def seismic_calibration_set(apokasc, *, miglio=None, offsets=None, max_log_age_e
     return out
 
 
-def _feature_matrix(features):
-    """(n, 4) float64 array from a table/dict with the `FEATURES` or from an array."""
-    if hasattr(features, "keys") or hasattr(features, "colnames"):
-        missing = [name for name in FEATURES if name not in
-                   (features.colnames if hasattr(features, "colnames") else features.keys())]
-        if missing:
-            raise InvalidNameError(f"label model input lacks column(s) {missing}; it needs "
-                                   f"{FEATURES}")
-        return np.column_stack([_values(features[name]) for name in FEATURES])
-    x = np.asarray(features, dtype=float)
-    if x.ndim != 2 or x.shape[1] != len(FEATURES):
-        raise ValueError(f"label model input must have shape (n, {len(FEATURES)}) with columns "
-                         f"{FEATURES}; got {x.shape}")
-    return x
-
-
-@dataclass
-class LabelDomain:
-    """Where the label model was calibrated, and may be applied.
-
-    A star is inside when each label lies in the calibration set's
-    [``percentile``, 100 - ``percentile``] range and its distance to its
-    ``k``-th nearest calibration star (labels scaled by the calibration MAD-std)
-    is no larger than ``quantile`` of the same distance among the calibration
-    stars themselves: the box alone would admit empty corners (metal-poor red
-    clump, say) where the model would extrapolate.
-    """
-
-    low: np.ndarray
-    high: np.ndarray
-    scale: np.ndarray
-    max_distance: float
-    k: int
-    points: np.ndarray = field(repr=False)
-
-    @classmethod
-    def from_calibration(cls, x, *, percentile=0.1, k=10, quantile=0.995):
-        """The domain of the calibration features ``x`` (n, 4)."""
-        from scipy.spatial import cKDTree
-
-        x = _feature_matrix(x)
-        low, high = np.percentile(x, [percentile, 100 - percentile], axis=0)
-        scale = mad_std(x, axis=0)
-        scaled = x / scale
-        # k + 1: each calibration star is its own nearest neighbour.
-        dist, _ = cKDTree(scaled).query(scaled, k + 1)
-        return cls(low, high, scale, float(np.quantile(dist[:, -1], quantile)), k, scaled)
-
-    def contains(self, x):
-        """Boolean mask: rows of ``x`` (n, 4) inside the domain (False for NaN rows)."""
-        from scipy.spatial import cKDTree
-
-        x = _feature_matrix(x)
-        finite = np.isfinite(x).all(axis=1)
-        inside = finite & np.all((x >= self.low) & (x <= self.high), axis=1)
-        if inside.any():
-            dist, _ = cKDTree(self.points).query(x[inside] / self.scale, self.k)
-            inside[np.flatnonzero(inside)] = dist[:, -1] <= self.max_distance
-        return inside
-
-    def to_dict(self):
-        """JSON-friendly summary (without the calibration points)."""
-        return {"features": list(FEATURES), "low": self.low.tolist(), "high": self.high.tolist(),
-                "scale": self.scale.tolist(), "k_neighbour": self.k,
-                "max_scaled_distance": self.max_distance}
-
-
-class LabelModel:
-    """Quantile gradient boosting from APOGEE labels to mass and log10(age).
-
-    Parameters
-    ----------
-    n_estimators, learning_rate, max_depth, min_child_weight, subsample : optional
-        XGBoost settings (shared by the mass and the age model).
-    seed : int
-        Random seed of the boosting's row subsampling.
-
-    Attributes
-    ----------
-    error_scale : dict
-        Per target (``mass``, ``log_age``), the factor applied to half the
-        16-84 percentile range to make it a calibrated 1-sigma uncertainty;
-        1.0 until set by `build_label_model` from cross-validation.
-    domain : `LabelDomain`
-        Set by `fit` from the training features.
-    """
-
-    targets = ("mass", "log_age")
-
-    def __init__(self, *, n_estimators=400, learning_rate=0.05, max_depth=4,
-                 min_child_weight=5, subsample=0.8, seed=0):
-        self.params = {"objective": "reg:quantileerror", "quantile_alpha": _QUANTILES,
-                       "eta": learning_rate, "max_depth": max_depth,
-                       "min_child_weight": min_child_weight, "subsample": subsample,
-                       "seed": seed,
-                       # one thread: on a shared 2-core machine more threads ran 10x slower
-                       "nthread": 1}
-        self.n_estimators = n_estimators
-        self.boosters = {}
-        self.error_scale = {name: 1.0 for name in self.targets}
-        self.domain = None
-
-    def fit(self, features, mass, log_age):
-        """Fit both targets. ``features`` (n, 4) or a table with `FEATURES`."""
-        import xgboost
-
-        x = _feature_matrix(features)
-        for name, y in (("mass", mass), ("log_age", log_age)):
-            y = _values(y)
-            good = np.isfinite(x).all(axis=1) & np.isfinite(y)
-            if good.sum() < 10:
-                raise ValueError(f"label model: only {good.sum()} usable rows to fit {name}")
-            data = xgboost.DMatrix(x[good], label=y[good])
-            self.boosters[name] = xgboost.train(self.params, data,
-                                                num_boost_round=self.n_estimators)
-        self.domain = LabelDomain.from_calibration(x[np.isfinite(x).all(axis=1)])
-        return self
-
-    def _raw(self, x):
-        """Median and half 16-84 width per target (unscaled)."""
-        import xgboost
-
-        data = xgboost.DMatrix(x)
-        out = {}
-        for name, booster in self.boosters.items():
-            q = booster.predict(data)
-            q = np.sort(q, axis=1)  # quantile models can cross; sorting restores order
-            out[name] = (q[:, 1].astype(float), np.maximum((q[:, 2] - q[:, 0]) / 2, 1e-6))
-        return out
-
-    def predict(self, features, *, domain=True):
-        """Mass and age with calibrated per-star uncertainties.
-
-        Parameters
-        ----------
-        features : array (n, 4) or table with `FEATURES`
-            On the DR17 label scale.
-        domain : bool
-            If True (default) rows outside the calibration domain (or with a
-            non-finite label) get NaN.
-
-        Returns
-        -------
-        dict of arrays
-            ``mass``, ``mass_err`` (Msun), ``log_age``, ``log_age_err`` (dex),
-            ``age``, ``age_err`` (Gyr; the first-order image of the log error),
-            ``in_domain`` (bool).
-        """
-        if not self.boosters:
-            raise RuntimeError("the label model has not been fitted")
-        x = _feature_matrix(features)
-        n = len(x)
-        inside = self.domain.contains(x) if domain else np.isfinite(x).all(axis=1)
-        out = {key: np.full(n, np.nan) for key in
-               ("mass", "mass_err", "log_age", "log_age_err", "age", "age_err")}
-        out["in_domain"] = inside
-        if inside.any():
-            raw = self._raw(x[inside])
-            for name, (value, half) in raw.items():
-                out[name][inside] = value
-                out[f"{name}_err"][inside] = half * self.error_scale[name]
-            out["age"] = 10.0 ** out["log_age"]
-            out["age_err"] = out["age"] * np.log(10) * out["log_age_err"]
-        return out
-
-
 def _summary(residual, z):
     """Bias (median), scatter (MAD-std), calibration (MAD-std of z) and count."""
     good = np.isfinite(residual)
@@ -440,7 +267,7 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, **model_k
     """
     if model not in ("xgboost", "knn"):
         raise ValueError(f"model must be 'xgboost' or 'knn', got {model!r}")
-    x = _feature_matrix(calibration)
+    x = feature_matrix(calibration)
     truth = {"mass": _values(calibration["mass"]), "log_age": _values(calibration["log_age"])}
     evstate = np.asarray(calibration["evstate"], dtype=int)
     n = len(x)
@@ -454,7 +281,7 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, **model_k
         if model == "xgboost":
             fitted = LabelModel(seed=seed, **model_kwargs).fit(
                 x[train], truth["mass"][train], truth["log_age"][train])
-            raw = fitted._raw(x[test])
+            raw = fitted.quantiles(x[test])
             for name in truth:
                 pred[name][test], half[name][test] = raw[name]
         else:

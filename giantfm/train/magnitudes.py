@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import vocab
 from ..io.dataset import load_dataset
+from ..prediction import answer_labels
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from .augment import FaintCopies
 from .scoring import REFERENCES, calibration, experiment_inputs, metrics, reference_error
@@ -148,14 +149,13 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
 
 
 def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
-                          batch_size=None, domain=None, truncate=True):
+                          batch_size=None, domain=None, truncate=None):
     """Scores of the model and baselines on the test split at each magnitude level.
 
     Parameters
     ----------
-    model : object or None
-        ``request(batch, names, batch_size=None) -> (mean, std)`` in token
-        scale, such as `giantfm.model.TrainedModel`.
+    model : `giantfm.model.TrainedModel` or None
+        Scored as `giantfm.predict` answers (`giantfm.prediction.answer_labels`).
     dataset_path : str or path-like
         A dataset file with the raw XP inputs (`giantfm.train.dataset`).
     levels : sequence
@@ -168,7 +168,8 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         Passed to ``request``.
     truncate : bool, optional
         As in `giantfm.predict`: leave out the copies' coefficients beyond
-        ``n_relevant_bases``.
+        ``n_relevant_bases``; default the model's ``metadata['truncate']`` (True
+        when it records none).
     domain : dict, optional
         The label domain ``{label: (low, high)}`` outside which mass and age
         are masked; default the model's ``metadata['label_domain']``, else the
@@ -193,6 +194,8 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     if domain is None:
         found = data["attrs"]["label_model"]["validation"]["domain"]
         domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
+    if truncate is None:
+        truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
     names = list(vocab.LABEL_NAMES)
     rows = []
     for level in levels:
@@ -201,12 +204,16 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         systems += [(f"xgboost {b.name}", b, [n for n in names if n in b.targets])
                     for b in baselines]
         for system, predictor, targets in systems:
-            mean = np.full((len(tokens), len(targets)), np.nan)
-            std = np.full_like(mean, np.nan)
-            ok = tokens.ok
-            if ok.any():
-                m, s = predictor.request(tokens[ok], targets, batch_size=batch_size)
-                mean[ok], std[ok] = m, s
+            if system == "model":   # as giantfm.predict answers (mass and age chained)
+                mean, std, _ = answer_labels(predictor, tokens, batch_size=batch_size,
+                                             progress=False)
+            else:
+                mean = np.full((len(tokens), len(targets)), np.nan)
+                std = np.full_like(mean, np.nan)
+                ok = tokens.ok
+                if ok.any():
+                    m, s = predictor.request(tokens[ok], targets, batch_size=batch_size)
+                    mean[ok], std[ok] = m, s
             rows += _rows(system, level, targets, mean, std, labels, giant, domain)
     table = Table(rows=rows, names=list(rows[0]))
     table.meta.update({"dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),

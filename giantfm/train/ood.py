@@ -30,26 +30,26 @@ OOD_QUANTILE = 99.5
 RIDGE = 1e-3
 
 
-def star_inputs(batch, inputs, rows, target_g, rng, copies=None):
+def star_inputs(batch, inputs, rows, target_g, rng, copies=None, truncate=True):
     """What `giantfm.predict` gives the network for the stars ``rows`` at ``target_g``.
 
     Tokenised from the raw inputs (`FaintCopies.copies`: at a star's own G
-    the star itself), XP coefficients and colours only, with their
-    photometric consistency.
+    the star itself; ``truncate`` as `giantfm.predict`), XP coefficients and
+    colours only, with their photometric consistency.
     """
     copies = FaintCopies(batch, inputs, p_native=0.0) if copies is None else copies
-    made = copies.copies(rows, target_g, rng)
+    made = copies.copies(rows, target_g, rng, truncate=truncate)
     return experiment_inputs(made, "xp_colours")
 
 
-def _sample(batch, inputs, giant, n, rng, p_native):
+def _sample(batch, inputs, giant, n, rng, p_native, truncate):
     """Up to ``n`` XP stars (giants if ``giant`` given), a share at their own G, the rest faint."""
     copies = FaintCopies(batch, inputs, p_native=p_native)
     pool = np.flatnonzero(copies.has_xp & (True if giant is None else giant))
     rows = rng.choice(pool, size=min(n, len(pool)), replace=False)
     target = copies.draw_g(rows, rng)
     target = np.where(np.isfinite(target), target, copies.mags["g"][rows])
-    return star_inputs(batch, inputs, rows, target, rng, copies)
+    return star_inputs(batch, inputs, rows, target, rng, copies, truncate)
 
 
 def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, seed=0,
@@ -78,7 +78,9 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
 
     rng = np.random.default_rng(seed)
     data = load_dataset(dataset_path)
-    reference = _sample(data["train"], data["inputs"]["train"], None, n_reference, rng, 0.3)
+    truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
+    reference = _sample(data["train"], data["inputs"]["train"], None, n_reference, rng, 0.3,
+                        truncate)
     _, _, embedded = model.request(reference, ["teff"], batch_size=batch_size, progress=False,
                                    embedding=True)
     embedded = embedded[np.isfinite(embedded).all(axis=1)].astype(np.float64)
@@ -89,7 +91,8 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
            "embedding_precision": np.linalg.inv(covariance).tolist()}
 
     giant = np.asarray(data["labels"]["val"]["giant"], dtype=bool)
-    validation = _sample(data["val"], data["inputs"]["val"], giant, n_validation, rng, 0.3)
+    validation = _sample(data["val"], data["inputs"]["val"], giant, n_validation, rng, 0.3,
+                         truncate)
     _, _, embedded = model.request(validation, ["teff"], batch_size=batch_size, progress=False,
                                    embedding=True)
     ok = validation.ok

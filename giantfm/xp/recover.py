@@ -11,9 +11,8 @@ import numpy as np
 
 from ..utils._blas import single_threaded_blas
 from ..vocab import N_COEFFICIENTS
-from .basis import design_matrices, merge_weights
 from .readers import read_xp
-from .sampling import flux_to_coefficients
+from .sampling import estimate_coefficient_errors, flux_to_coefficients
 
 __all__ = ["coefficient_error_template", "estimate_coefficient_errors", "recover_coefficients"]
 
@@ -31,53 +30,6 @@ def coefficient_error_template(xp_table):
         with np.errstate(divide="ignore", invalid="ignore"):
             out.append(np.nanmedian(err / err[:, :1], axis=0))
     return out[0], out[1]
-
-
-def estimate_coefficient_errors(flux_err, template_bp, template_rp, *, design="instrument"):
-    """Coefficient errors whose propagated flux errors match the sampled ones.
-
-    The library gives flux errors, not coefficient errors, and a sampled
-    spectrum does not determine them: the fit covariance of
-    `~giantfm.xp.sampling.flux_to_coefficients` (samples taken as independent)
-    is dominated by the directions the 343 samples barely constrain (on the
-    library its errors exceed the coefficients ~40-fold, up to float32
-    overflow), while Gaia measured those coefficients well. So each band's
-    errors are taken as ``s_band * template`` (the typical DR3 shape,
-    `coefficient_error_template`) and the two scales fitted so that the
-    uncorrelated propagation ``sum_i e_i^2 (w D_i)^2`` matches
-    ``flux_err**2`` in the least-squares sense relative to ``flux_err**2``.
-    Ignoring the coefficient correlations misjudges the flux variance by
-    ~10-20 % on the archive sources that have them, so the scales are good to
-    about that; individual coefficients follow the template's shape only.
-
-    Parameters
-    ----------
-    flux_err : array (n, 343)
-        Flux errors in W m^-2 nm^-1 (coefficients come out in archive units).
-    template_bp, template_rp : array (55,)
-        Relative error shapes.
-    design : str
-        Design matrices of the sampling (the library: ``'instrument'``).
-
-    Returns
-    -------
-    bp_err, rp_err : arrays (n, 55)
-    """
-    bp_design, rp_design = design_matrices(None, design)
-    bp_weight, rp_weight = merge_weights(None, design)
-    basis = np.vstack([template_bp ** 2 @ (bp_design * bp_weight) ** 2,
-                       template_rp ** 2 @ (rp_design * rp_weight) ** 2])   # (2, m)
-    var = np.asarray(flux_err, dtype=float) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = basis[None, :, :] / var[:, None, :]                            # (n, 2, m)
-    a = np.where(np.isfinite(a), a, 0.0)
-    normal = np.einsum("nkm,nlm->nkl", a, a)
-    rhs = a.sum(axis=2)
-    scale2 = np.linalg.solve(normal + 1e-12 * np.eye(2) * np.trace(normal, axis1=1, axis2=2)
-                             [:, None, None], rhs[..., None])[..., 0]
-    scale2 = np.maximum(scale2, 0.0)
-    return (np.sqrt(scale2[:, :1]) * template_bp[None, :],
-            np.sqrt(scale2[:, 1:]) * template_rp[None, :])
 
 
 def recover_coefficients(flux, flux_err, medflux, error_template, *, chunk=2048):

@@ -28,8 +28,9 @@ from ..exceptions import GiantfmWarning
 from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
 from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
+from .noise import load_noise_model
 from .photometry import synthetic_g
-from .sampling import flux_to_coefficients
+from .sampling import estimate_coefficient_errors, flux_to_coefficients
 
 __all__ = ["spectrum_to_coefficients"]
 
@@ -195,6 +196,17 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     g = mags.get("g", np.full(n, np.nan))
     g_synthetic = ~np.isfinite(g)
     mags["g"] = np.where(g_synthetic, synthetic_g(fit.bp, fit.rp), g)
+    # The fit's own covariance is ruled by the directions a sampled spectrum barely
+    # constrains (errors thousands of times the archive's): the coefficients get the
+    # typical DR3 error shape of their flux instead, scaled to the spectrum's flux errors
+    # (as the training library's were), or, without flux errors, the default error model.
+    bp_err = rp_err = np.full_like(fit.bp, np.nan)
+    if err is not None:
+        shape_bp, shape_rp = load_noise_model().median_errors(fit.bp[:, 0], fit.rp[:, 0])
+        bp_err, rp_err = estimate_coefficient_errors(
+            np.where(np.isfinite(flux), err, np.inf), np.nan_to_num(shape_bp),
+            np.nan_to_num(shape_rp), design=design,
+            wavelength=None if on_default else wavelength)
     return XPCoefficients(source_id=_meta_source_id(meta, n), bp=fit.bp, rp=fit.rp,
-                          bp_err=fit.bp_err, rp_err=fit.rp_err, bp_corr=bp_corr,
+                          bp_err=bp_err, rp_err=rp_err, bp_corr=bp_corr,
                           rp_corr=rp_corr, mags=mags, reason=reason, g_synthetic=g_synthetic)

@@ -1,0 +1,89 @@
+"""How `giantfm.predict` finishes the network's answers: the chain, and calibrated uncertainties.
+
+Measured on the validation giants with XP spectra -- as stored, and as one
+faint copy each at a random magnitude, truncated as `giantfm.predict` does
+with the model (``metadata['truncate']``) -- with the answers the network
+gives them (never on the test split):
+
+* the *chain* (`giantfm.labelmodel.chain_answers`): for mass and age alike,
+  the label model's share ``w`` of ``(1 - w) direct + w chain`` (age in
+  log10) on a grid of 0.05, the one with the smallest MAD-std of the
+  residuals against the label model's values from the true APOGEE labels;
+* the *uncertainty scale* of every label: the factor that makes the MAD-std of
+  the z-scores of the (combined) answers 1 (the network's Gaussian
+  likelihood leaves them somewhat too wide or too narrow), z with the
+  reference's own error where it has one (the APOGEE labels) and without it
+  for the label model's values (`giantfm.train.scoring.reference_error`).
+
+``tools/bundle_model.py`` records them as ``metadata['chain']`` and
+``metadata['uncertainty_scale']``, which `giantfm.prediction.answer_labels` applies.
+"""
+import numpy as np
+
+from .. import vocab
+from ..io.dataset import load_dataset
+from ..labelmodel import chain_answers
+from ..tokens import from_token_scale, to_token_scale
+from ..utils._stats import mad_std
+from .augment import FaintCopies, with_faint_copies
+from .scoring import REFERENCES, experiment_inputs, reference_error
+
+__all__ = ["calibrate_answers", "WEIGHTS"]
+
+#: The label model's shares tried.
+WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+
+
+def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=None):
+    """The chain weights and uncertainty scales of ``model`` (see the module).
+
+    Returns
+    -------
+    chain : dict
+        ``weights`` (``{'mass': w, 'age': w}``), ``scatter`` (MAD-std of the
+        residuals of the direct, chained and combined estimates) and ``n``.
+    uncertainty_scale : dict
+        ``{label: factor}`` for the six labels.
+    """
+    data = load_dataset(dataset_path)
+    labels = {k: np.asarray(v, dtype=float) for k, v in data["labels"]["val"].items()
+              if k not in ("apogee_id", "source", "giant")}
+    giant = np.asarray(data["labels"]["val"]["giant"], dtype=bool)
+    has_xp = FaintCopies(data["val"], data["inputs"]["val"]).has_xp
+    rows = np.flatnonzero(giant & has_xp)
+    truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
+    stars = with_faint_copies(data["val"][rows], {
+        group: {k: v[rows] for k, v in values.items()}
+        for group, values in data["inputs"]["val"].items()}, 1, seed=seed, truncate=truncate)
+    stars = experiment_inputs(stars, "xp_colours")
+    names = list(vocab.LABEL_NAMES)
+    mean, std = model.request(stars, names, batch_size=batch_size, progress=False)
+    # the copies follow the stars as stored, in the same order
+    truth = {name: np.tile(values[rows], 2) for name, values in labels.items()}
+    scored = np.isfinite(truth["mass"])
+    chain = {"weights": {}, "scatter": {}, "n": int(scored.sum())}
+    for name in ("mass", "age"):
+        k = names.index(name)
+        scores = []
+        for w in WEIGHTS:
+            combined, _ = chain_answers(label_model, names, mean[scored], std[scored],
+                                        {"weights": {"mass": w, "age": w}})
+            value = from_token_scale(name, combined[:, k])[0]
+            scores.append(mad_std(value - truth[name][scored]))
+        chain["weights"][name] = float(WEIGHTS[int(np.nanargmin(scores))])
+        chain["scatter"][name] = {"direct": float(scores[0]), "chain": float(scores[-1]),
+                                  "combined": float(np.nanmin(scores))}
+    mean, std = chain_answers(label_model, names, mean, std, chain)
+    scale = {}
+    for k, name in enumerate(names):
+        reference, column = REFERENCES[name][0]
+        value, error = to_token_scale(name, truth[column],
+                                      reference_error(reference, truth, column, truth[column]))
+        error = np.nan_to_num(error)
+        # the factor s with MAD-std((mean - value) / hypot(s std, error)) = 1, by iteration
+        factor = 1.0
+        for _ in range(30):
+            z = (mean[:, k] - value) / np.hypot(factor * std[:, k], error)
+            factor *= float(mad_std(z))
+        scale[name] = factor
+    return chain, scale
