@@ -6,10 +6,10 @@ The one warning of another class is the CUDA out-of-memory retry of
 `giantfm.model.TrainedModel.request`, a `RuntimeWarning` about the machine
 rather than the data.
 
-Bad input raises `ValueError` or `TypeError`. A name that is not known -- a
-token, a magnitude, an experiment, a hyperparameter -- or a column that an
-input lacks raises `InvalidNameError`, a `ValueError` that is also a
-`KeyError` (what giantfm 0.1 raised), printed without `KeyError`'s quotes.
+Bad input raises `ValueError` or `TypeError`, never `KeyError`, `IndexError`
+or `AttributeError`. A name that is not known -- a token, a magnitude, an
+experiment, a hyperparameter -- or a column that an input lacks raises
+`InvalidNameError`, a `ValueError` (giantfm 0.1 raised `KeyError`).
 """
 from astropy.utils.exceptions import AstropyUserWarning
 
@@ -20,8 +20,5 @@ class GiantfmWarning(AstropyUserWarning):
     """A warning of giantfm about the data or the results."""
 
 
-class InvalidNameError(KeyError, ValueError):
+class InvalidNameError(ValueError):
     """A name giantfm does not know, or a column that an input lacks (bad input)."""
-
-    # KeyError's str() is the repr of its message (quoted); this is a plain message.
-    __str__ = ValueError.__str__

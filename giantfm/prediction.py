@@ -12,7 +12,8 @@ from . import results, tokens, vocab
 from .config import conf, resolve_batch_size
 from .labelmodel import LABEL_MODEL_DIR, chain_answers, load_label_model
 
-__all__ = ["predict", "request", "ask", "answer_labels", "get_model", "PREDICTED_LABELS"]
+__all__ = ["predict", "request", "ask", "answer_labels", "label_model_of", "get_model",
+           "PREDICTED_LABELS"]
 
 #: The labels `predict` returns, in this order.
 PREDICTED_LABELS = vocab.LABEL_NAMES
@@ -190,7 +191,7 @@ def answer_labels(net, batch, *, batch_size=None, progress=None):
                                   progress=progress, embedding=bool(metadata.get("ood")))
     chain = metadata.get("chain")
     if chain:
-        mean, std = chain_answers(_label_model(net), PREDICTED_LABELS, mean, std, chain)
+        mean, std = chain_answers(label_model_of(net), PREDICTED_LABELS, mean, std, chain)
     for name, factor in (metadata.get("uncertainty_scale") or {}).items():
         std[:, PREDICTED_LABELS.index(name)] *= factor
     return mean, std, embedded[0] if embedded else None
@@ -199,7 +200,7 @@ def answer_labels(net, batch, *, batch_size=None, progress=None):
 _LABEL_MODELS = {}
 
 
-def _label_model(net):
+def label_model_of(net):
     """The label model saved with ``net`` (loaded once per process; xgboost imported here)."""
     path = getattr(net, "path", None)
     if path is None:

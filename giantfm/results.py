@@ -168,7 +168,7 @@ def add_ood_score(result, batch, embedding=None, ood=None):
       training stars and their faint copies: inputs the network has never seen
       the like of.
 
-    The scales are each measure's 99.5th percentile over the validation
+    The scales are each measure's 99.7th percentile over the validation
     giants and their faint copies (recorded with the model as
     ``metadata['ood']`` by ``tools/bundle_model.py``,
     `giantfm.train.ood.calibrate_ood`); a model without them gets the
@@ -197,7 +197,7 @@ def add_ood_score(result, batch, embedding=None, ood=None):
     details = {"g": "its spectrum and its G disagree by {:.3g} sigma",
                "colour": "its spectrum and its BP - RP disagree by {:.3g} sigma",
                "embedding": "its inputs lie {:.3g} times farther from the training stars than "
-                            "99.5 % of theirs"}
+                            f"{ood.get('quantile', 99.7):g} % of theirs"}
     texts = []
     for row in np.flatnonzero(over):
         part = names[worst[row]]

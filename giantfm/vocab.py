@@ -112,7 +112,7 @@ def token_id(name):
     Raises
     ------
     InvalidNameError
-        (a `ValueError` and a `KeyError`) for a name not in the vocabulary,
+        (a `ValueError`) for a name not in the vocabulary,
         listing the known ones.
     """
     try:

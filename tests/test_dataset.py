@@ -88,7 +88,7 @@ def synthetic_library(n=24, seed=3):
 def test_bad_library_inputs_named():
     lib, _, _ = synthetic_library(n=12)
     lib.remove_column("medflux")
-    with pytest.raises(KeyError, match="medflux"):
+    with pytest.raises(ValueError, match="medflux"):
         dataset.build_dataset(None, library=lib, shared_data=SHARED, verbose=False)
     with pytest.raises(TypeError, match="astropy Table or a path"):
         dataset.build_dataset(None, library=[1, 2], shared_data=SHARED, verbose=False)
@@ -318,7 +318,7 @@ def test_read_distmass_units_and_domain(tmp_path):
     with pytest.raises(ValueError, match="age_unit"):
         sources.read_distmass(tmp_path / "dm.fits", age_unit="Myr")
     Table({"X": [1]}).write(tmp_path / "bad.fits")
-    with pytest.raises(KeyError, match="APOGEE_ID"):
+    with pytest.raises(ValueError, match="APOGEE_ID"):
         sources.read_distmass(tmp_path / "bad.fits")
 
 

@@ -205,7 +205,7 @@ def test_experiment_token_sets():
             ref, _ = batch.value_of(name)
             has = np.isfinite(v)
             np.testing.assert_array_equal(v[has], ref[has])
-    with pytest.raises(KeyError, match="unknown experiment 'xp99'"):
+    with pytest.raises(ValueError, match="unknown experiment 'xp99'"):
         experiment_inputs(batch, "xp99")
 
 

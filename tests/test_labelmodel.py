@@ -143,7 +143,7 @@ def test_bad_input_messages():
         model.predict(np.zeros((1, 4)))
     with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
         model.fit(np.zeros((5, 3)), np.ones(5), np.ones(5))
-    with pytest.raises(KeyError, match="alpha_m"):
+    with pytest.raises(ValueError, match="alpha_m"):
         labelmodel.LabelModel().fit({"teff": [1], "logg": [1], "m_h": [1]}, [1], [1])
     apokasc, _ = synthetic_apokasc(n=40)
     with pytest.raises(ValueError, match="model must be"):

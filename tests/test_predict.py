@@ -98,7 +98,7 @@ def test_request_any_token_from_any_other():
     assert out["mass"].unit == u.solMass and len(out) == 2
     assert np.all((out["mass"].value > 0.5) & (out["mass"].value < 4))
     assert np.all(out["age"].value > 0)
-    with pytest.raises(KeyError, match="unknown token name 'radius'"):
+    with pytest.raises(ValueError, match="unknown token name 'radius'"):
         giantfm.request({"teff": [4600.0]}, ["radius"], device="cpu")
     with pytest.raises(u.UnitConversionError, match="teff is in m"):
         giantfm.request({"teff": [4600.0] * u.m}, ["mass"], device="cpu")
@@ -147,3 +147,38 @@ def test_star_with_no_token_the_model_reads_gets_no_answer():
     assert list(result["flag"]) == [True, False]
     assert "none of the star's tokens is an input" in result["reason"][0]
     assert result["logg"].mask[0] and not result["logg"].mask[1]
+
+
+def test_larger_input_errors_give_larger_uncertainties(stars):
+    """The bundled model reads the coefficient errors: the same spectra with larger errors
+    come back less certain, the more so the larger the errors (and not identical)."""
+    def with_errors(factor):
+        table = stars.copy()
+        for band in ("bp", "rp"):
+            column = f"{band}_coefficient_errors"
+            table[column] = factor * np.asarray(stars[column])
+        return giantfm.predict(table, progress=False)
+
+    results = {factor: with_errors(factor) for factor in (1, 30, 100)}
+    for name in ("teff", "logg", "m_h"):
+        sigma = {f: np.asarray(r[f"{name}_err"].unmasked.value) for f, r in results.items()}
+        assert np.median(sigma[30] / sigma[1]) > 1.05, name
+        assert np.median(sigma[100] / sigma[30]) > 1.03, name
+        assert not np.array_equal(results[100][name].unmasked, results[1][name].unmasked)
+
+
+def test_a_table_without_errors_gets_the_default_error_model(stars):
+    """Without error columns the coefficients get the noise model's typical errors: the
+    labels stay close to those with the real errors, and are not the labels of exact data."""
+    bare = stars.copy()
+    bare.remove_columns(["bp_coefficient_errors", "rp_coefficient_errors"])
+    from giantfm.xp.noise import load_noise_model
+    batch = giantfm.tokenize(bare)
+    default = load_noise_model().median_errors(np.asarray(stars["bp_coefficients"])[:, 0],
+                                               np.asarray(stars["rp_coefficients"])[:, 0])
+    assert np.isfinite(default[0]).all()
+    assert (batch.values_of(["bp0"])[1][:, 0] > 0).all()
+    result = giantfm.predict(bare, progress=False)
+    with_errors = giantfm.predict(stars, progress=False)
+    z = (result["teff"] - with_errors["teff"]) / with_errors["teff_err"]
+    assert np.nanmedian(np.abs(z.to_value(u.one))) < 1

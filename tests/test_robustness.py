@@ -114,3 +114,41 @@ def test_cells_of_the_wrong_type(stars, clean, row, text, column):
     others = np.arange(len(table)) != row
     np.testing.assert_array_equal(np.asarray(result["teff"].unmasked.value)[others],
                                   np.asarray(clean["teff"].unmasked.value)[others])
+
+
+def test_messages_name_what_to_fix(stars, tmp_path):
+    """Errors a user can cause name the value or file and say what to do."""
+    from specutils import Spectrum
+
+    from giantfm.exceptions import GiantfmWarning
+    from giantfm.xp.basis import DEFAULT_WAVELENGTH
+    from giantfm.xp.sampling import coefficients_to_flux
+
+    # a source_id written as Gaia does is read; one that is not a source_id is named
+    table = stars[:3].copy()
+    table["source_id"] = np.array(["Gaia DR3 123", "456", "not an id"], dtype=object)
+    result = giantfm.predict(table, progress=False)
+    assert result["source_id"].tolist()[:2] == [123, 456]
+    assert "'not an id'" in result["reason"][2] and "source_id" in result["reason"][2]
+    # coefficients as an array column of text: read as numbers
+    text = stars[:3].copy()
+    text["bp_coefficients"] = np.asarray(stars["bp_coefficients"][:3]).astype(str)
+    assert np.allclose(giantfm.predict(text, progress=False)["teff"].unmasked,
+                       giantfm.predict(stars[:3], progress=False)["teff"].unmasked)
+    # a truncated file is called truncated
+    path = tmp_path / "stars.fits"
+    giantfm.write_table(stars, path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        giantfm.predict(cut)
+    with pytest.raises(TypeError, match="hide must be 'bp', 'rp'"):
+        giantfm.inpaint(stars[:2], hide=5)
+    # a spectrum without a unit: taken as W m-2 nm-1, with a warning
+    flux, _ = coefficients_to_flux(np.asarray(stars["bp_coefficients"][:1]),
+                                   np.asarray(stars["rp_coefficients"][:1]))
+    with pytest.warns(GiantfmWarning, match="no unit"):
+        out = giantfm.predict(Spectrum(flux=flux[0] * u.one,
+                                       spectral_axis=DEFAULT_WAVELENGTH * u.nm), progress=False)
+    assert len(out) == 1 and not out["teff"].mask[0]

@@ -452,3 +452,24 @@ def test_predict_catalog_validation(lsdb):
     with pytest.raises(ValueError, match="prefix"):
         scale.predict_catalog(catalog)
     assert "giantfm_teff" in scale.predict_catalog(catalog, prefix="giantfm_").columns
+
+
+def test_unguarded_script_is_told_what_to_add(tmp_path):
+    """A script that calls predict_files at module level (no __main__ guard) is told how
+    to fix it, instead of dask's "Nanny failed to start"."""
+    import subprocess
+    import sys
+    import textwrap
+
+    pytest.importorskip("distributed", reason="the LocalCluster needs dask.distributed")
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import giantfm
+        giantfm.write_table(giantfm.examples.load()[:3], {str(tmp_path / 'in.ecsv')!r})
+        giantfm.predict_files({str(tmp_path / 'in.ecsv')!r}, {str(tmp_path / 'out')!r},
+                              n_workers=1, progress=False)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr and "client='sync'" in done.stderr

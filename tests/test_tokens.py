@@ -40,7 +40,7 @@ def test_token_scale_round_trip_and_unknown_names():
     back, back_err = tokens.from_token_scale("age", v, e)
     np.testing.assert_allclose(back, [1.0, 10.0])
     np.testing.assert_allclose(back_err, [0.1, 1.0])
-    with pytest.raises(KeyError, match="unknown token name 'radius'"):
+    with pytest.raises(ValueError, match="unknown token name 'radius'"):
         vocab.token_id("radius")
 
 

@@ -389,6 +389,27 @@ def _run_sync(jobs, manifest, progress):
             bar.close()
 
 
+_GUARD_HINT = ("dask starts its workers by running the calling script again: in a script, "
+               "call predict_files under `if __name__ == \"__main__\":` (or pass "
+               "client='sync' to run in this process without dask)")
+
+
+def _check_main_is_guarded():
+    """Refuse, in words, a LocalCluster started while a worker re-runs an unguarded script.
+
+    A spawned worker imports the script as ``__mp_main__``; an unguarded
+    ``predict_files`` call in it would start a cluster from inside each
+    worker, and dask would fail with "Nanny failed to start".
+    """
+    import multiprocessing
+
+    main = sys.modules.get("__main__")
+    if multiprocessing.parent_process() is not None and \
+            getattr(main, "__name__", "") == "__mp_main__":
+        raise RuntimeError(f"predict_files was called while a dask worker started: "
+                           f"{_GUARD_HINT}")
+
+
 def _run_distributed(jobs, manifest, client, n_workers, progress):
     distributed = require("distributed", "predict_files on a cluster (client other than 'sync')")
     Client, LocalCluster, as_completed = (distributed.Client, distributed.LocalCluster,
@@ -396,9 +417,14 @@ def _run_distributed(jobs, manifest, client, n_workers, progress):
 
     own = client is None
     if own:
+        _check_main_is_guarded()
         workers = n_workers or max(1, min(os.cpu_count() or 1, 8))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+        except Exception as exc:   # dask's own words ("Nanny failed to start") say too little
+            raise RuntimeError(f"the dask LocalCluster of predict_files could not start its "
+                               f"workers ({type(exc).__name__}: {exc}). {_GUARD_HINT}") from exc
         client = Client(cluster)
     futures = {}
     bar = progress_bar(len(jobs), progress=progress, unit="file",

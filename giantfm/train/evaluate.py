@@ -43,6 +43,8 @@ import numpy as np
 from .. import plotting, vocab
 from ..exceptions import GiantfmWarning
 from ..io.dataset import SPLITS, load_dataset
+from ..model import TrainedModel
+from ..prediction import PREDICTED_LABELS, answer_labels
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from ..utils import atomic_write
 from ..utils._json import json_safe
@@ -106,7 +108,15 @@ def load_split(path, split):
 
 
 def _request(model, batch, names, batch_size):
-    """Token-scale mean and std for every star; NaN for stars that cannot be asked."""
+    """Token-scale mean and std for every star; NaN for stars that cannot be asked.
+
+    A `giantfm.model.TrainedModel` asked for the six labels answers as
+    `giantfm.predict` does (`giantfm.prediction.answer_labels`: mass and age
+    chained, uncertainties calibrated, as its metadata says).
+    """
+    if isinstance(model, TrainedModel) and list(names) == list(PREDICTED_LABELS):
+        mean, std, _ = answer_labels(model, batch, batch_size=batch_size, progress=False)
+        return mean, std
     mean = np.full((len(batch), len(names)), np.nan)
     std = np.full_like(mean, np.nan)
     ok = batch.ok

@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import vocab
 from ..io.dataset import load_dataset
-from ..prediction import answer_labels
+from ..labelmodel import chain_answers
+from ..prediction import answer_labels, label_model_of
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from .augment import FaintCopies
 from .scoring import REFERENCES, calibration, experiment_inputs, metrics, reference_error
@@ -148,6 +149,28 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
     return out
 
 
+def _parts(model, tokens, level, labels, giant, domain, batch_size):
+    """Mass and age rows of the model's direct and chained estimates alone (what the
+    combination of `giantfm.labelmodel.chain_answers` is made of)."""
+    chain = (model.metadata or {}).get("chain")
+    if not chain:
+        return []
+    names = list(vocab.LABEL_NAMES)
+    mean = np.full((len(tokens), len(names)), np.nan)
+    std = np.full_like(mean, np.nan)
+    ok = tokens.ok
+    mean[ok], std[ok] = model.request(tokens[ok], names, batch_size=batch_size, progress=False)
+    for name, factor in (model.metadata.get("uncertainty_scale") or {}).items():
+        std[:, names.index(name)] *= factor
+    out = []
+    for system, share in (("model: direct", 0.0), ("model: chain", 1.0)):
+        m, s = chain_answers(label_model_of(model), names, mean, std,
+                             {"weights": {"mass": share, "age": share}})
+        out += [row for row in _rows(system, level, names, m, s, labels, giant, domain)
+                if row["label"] in ("mass", "age")]
+    return out
+
+
 def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
                           batch_size=None, domain=None, truncate=None):
     """Scores of the model and baselines on the test split at each magnitude level.
@@ -180,7 +203,9 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     `~astropy.table.Table`
         One row per system, level, label and sample (``giants``; for mass
         and age also ``rc`` and ``rgb``): ``n``, ``coverage``, ``sigma``,
-        ``bias``, ``z_sigma`` (NaN for the baselines).
+        ``bias``, ``z_sigma`` (NaN for the baselines). For a model that
+        chains mass and age, systems ``'model: direct'`` and ``'model: chain'``
+        give the two estimates it combines, alone.
     """
     from astropy.table import Table
 
@@ -207,6 +232,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
             if system == "model":   # as giantfm.predict answers (mass and age chained)
                 mean, std, _ = answer_labels(predictor, tokens, batch_size=batch_size,
                                              progress=False)
+                rows += _parts(predictor, tokens, level, labels, giant, domain, batch_size)
             else:
                 mean = np.full((len(tokens), len(targets)), np.nan)
                 std = np.full_like(mean, np.nan)

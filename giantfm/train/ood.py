@@ -9,10 +9,10 @@ what a model needs for that, on a dataset file:
 * the embeddings' mean and (ridge-regularised) precision matrix, over training
   XP stars as the network is trained on them: as stored, and as faint copies
   at random magnitudes (`giantfm.train.augment.FaintCopies`);
-* the scale of each measure: its ``quantile`` (99.5 %) over the *validation*
+* the scale of each measure: its ``quantile`` (99.7 %) over the *validation*
   giants, as stored and as faint copies (never the test split), so that a
-  validation giant exceeds the scale of a given measure 0.5 % of the time and
-  any of them about 1-1.5 %.
+  validation giant exceeds the scale of a given measure 0.3 % of the time and
+  any of them about 1 %.
 
 ``tools/bundle_model.py`` records the result as the model's ``metadata['ood']``.
 """
@@ -25,7 +25,7 @@ from .scoring import experiment_inputs
 __all__ = ["calibrate_ood", "star_inputs", "OOD_QUANTILE", "RIDGE"]
 
 #: The percentile of the validation giants' measures that scales each.
-OOD_QUANTILE = 99.5
+OOD_QUANTILE = 99.7
 #: Added to the diagonal of the embeddings' covariance, relative to its mean variance.
 RIDGE = 1e-3
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..exceptions import InvalidNameError
+
 __all__ = ["LIBRARY_REQUIREMENT", "LIBRARY_MEMBER", "LIBRARY_CACHE_KEY", "LIBRARY_LABEL_COLUMNS",
            "DISTMASS_URL",
            "shared_data_dir", "library_path", "read_library", "read_apokasc2",
@@ -226,7 +228,7 @@ def read_distmass(path_or_url=None, *, age_unit=None, out_of_domain_bits=2):
     missing = [c for c, have in (("APOGEE_ID (or ID)", id_col), ("MASS", upper.get("MASS")))
                if have is None]
     if missing:
-        raise KeyError(f"{source}: no column {', '.join(missing)}; is this the DistMass VAC?")
+        raise InvalidNameError(f"{source}: no column {', '.join(missing)}; is this the DistMass VAC?")
 
     def col(name):
         return np.ma.filled(np.ma.asarray(raw[upper[name]], dtype=float), np.nan) \
