@@ -12,6 +12,8 @@ Inputs, all optional except the package itself:
   (``giantfm evaluate ... --out DIR`` puts it in ``DIR/metrics.ecsv``; copy it
   here) -> ``accuracy_headline.rst``, ``accuracy_experiments.rst``,
   ``calibration.rst``, ``comparison.rst`` and ``metrics_all.csv``
+- ``RESULTS/magnitudes.ecsv``: the table of ``giantfm evaluate --magnitudes``
+  -> ``magnitudes_model.rst``, ``magnitudes_baseline.rst``, ``magnitudes_mass_age.rst``
 - ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.generative``
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
@@ -228,6 +230,71 @@ def comparison_rst(metrics):
     return list_table(header, rows)
 
 
+def magnitudes_rst(table):
+    """Accuracy against G level (``giantfm evaluate --magnitudes``): the tables of the page."""
+    giants = _rows(table, sample="giants")
+    levels = list(dict.fromkeys(giants["level"]))
+    systems = list(dict.fromkeys(giants["system"]))
+    model = "model"
+    baselines = [s for s in systems if s.startswith("xgboost")]
+    out = {}
+    header = ["G", *[f"{LABEL_TEXT[label]} sigma" for label in LABELS],
+              *[f"{LABEL_TEXT[label]} z" for label in LABELS], "mass coverage"]
+    rows = []
+    for level in levels:
+        row = [level]
+        for label in LABELS:
+            row.append(_number(_get(giants, system=model, level=level, label=label), label))
+        for label in LABELS:
+            z = _get(giants, "z_sigma", system=model, level=level, label=label)
+            row.append("--" if z is None else f"{z:.2f}")
+        coverage = _get(giants, "coverage", system=model, level=level, label="mass")
+        row.append("--" if coverage is None else f"{coverage:.1%}")
+        rows.append(row)
+    out["model"] = ("Test-split giants, the bundled model as ``giantfm.predict`` answers "
+                    "(mass and age chained through the label model). sigma = MAD-std of "
+                    "prediction - reference; z = MAD-std of the z-scores (1: calibrated); mass "
+                    "coverage = the share of the giants with a label-model mass that get "
+                    "one.\n\n" + list_table(header, rows))
+    header = ["G"]
+    for label in LABELS:
+        header += [f"{LABEL_TEXT[label]} model", *(["XGBoost", "ratio"] if baselines else [])]
+    rows = []
+    for level in levels:
+        row = [level]
+        for label in LABELS:
+            sigma = _get(giants, system=model, level=level, label=label)
+            row.append(_number(sigma, label))
+            if baselines:
+                base = _get(giants, system=baselines[0], level=level, label=label)
+                row += [_number(base, label),
+                        "--" if not (base and sigma) else f"{sigma / base:.2f}"]
+        rows.append(row)
+    out["baseline"] = ((f"The same, against the XGBoost baseline ``{baselines[0][8:]}`` fitted "
+                        "on faint copies too (sigma; ratio = model / XGBoost).\n\n"
+                        if baselines else "No baseline in this run.\n\n")
+                       + list_table(header, rows))
+    header = ["G", "sample", "mass: direct", "mass: chain", "mass: combined", "age: direct",
+              "age: chain", "age: combined"]
+    rows = []
+    for level in levels:
+        for sample in ("giants", "rgb", "rc"):
+            row = [level, sample]
+            for label in ("mass", "age"):
+                for system in ("model: direct", "model: chain", "model"):
+                    value = _get(_rows(table, sample=sample), system=system, level=level,
+                                 label=label)
+                    row.append(_number(value, label))
+            rows.append(row)
+    out["mass_age"] = ("Mass and age: the network's direct estimate, its labels put through the "
+                       "label model (chain), and their combination that ``predict`` gives "
+                       "(sigma against the label model's values from the true APOGEE labels; "
+                       "rc / rgb: the red-clump-like and the other giants, by the Teff-log g "
+                       "cut of Bovy et al. 2014 on the APOGEE labels).\n\n"
+                       + list_table(header, rows))
+    return out
+
+
 def performance_rst(results):
     """One table per benchmark result file ``bench_*.ecsv``."""
     from astropy.table import Table
@@ -335,6 +402,19 @@ def main(argv=None):
             _write(out / f"{name}.rst", missing)
         _write(out / "comparison.rst", comparison_rst(None) + "\n" + missing)
         _write(out / "metrics_all.csv", "note\nno evaluation results yet\n")
+    magnitudes_file = results / "magnitudes.ecsv"
+    if magnitudes_file.is_file():
+        from astropy.table import Table
+
+        for name, text in magnitudes_rst(Table.read(magnitudes_file,
+                                                    format="ascii.ecsv")).items():
+            _write(out / f"magnitudes_{name}.rst", text)
+    else:
+        missing = _note("No evaluation against magnitude yet: run ``giantfm evaluate ... "
+                        "--magnitudes native,14,15,16,17,17.65 --out RUN`` and copy "
+                        "``RUN/magnitudes.ecsv`` to ``docs/results/magnitudes.ecsv``.")
+        for name in ("model", "baseline", "mass_age"):
+            _write(out / f"magnitudes_{name}.rst", missing)
     generative_file = results / "generative.ecsv"
     if generative_file.is_file():
         from astropy.table import Table

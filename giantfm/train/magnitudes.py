@@ -260,19 +260,23 @@ def magnitude_figure(table, path, labels=("teff", "logg", "m_h", "alpha_m", "mas
     native_x = (float(min(numeric)) - 1.0) if numeric else 0.0
     x_of = {lv: native_x if lv == "native" else float(lv) for lv in levels}
     fig = Figure(figsize=(4.0 * 3, 3.2 * 2), layout="constrained")
+    systems = list(dict.fromkeys(giants["system"]))
+    colours = {system: f"C{k}" for k, system in enumerate(systems)}
     for k, label in enumerate(labels):
         ax = fig.add_subplot(2, 3, k + 1)
         rows = giants[giants["label"] == label]
         for system in dict.fromkeys(rows["system"]):
             mine = rows[rows["system"] == system]
-            ax.plot([x_of[lv] for lv in mine["level"]], mine["sigma"], "o-", label=system)
+            ax.plot([x_of[lv] for lv in mine["level"]], mine["sigma"], marker="o", label=system,
+                    color=colours[system], ls="--" if system.startswith("model:") else "-")
         ax.set_xticks([x_of[lv] for lv in levels], [lv if lv == "native" else f"{float(lv):g}"
                                                     for lv in levels])
         unit = rows["unit"][0] if len(rows) else ""
         ax.set_title(f"{label} [{unit}]")
         ax.set_xlabel("G of the copies")
         ax.set_ylabel("MAD-std of residuals")
-        if k == 0:
+        if k == 0 or len(set(rows["system"])) > len(set(giants[giants["label"] == labels[0]]
+                                                           ["system"])):
             ax.legend(fontsize=7)
     fig.suptitle("test-split giants at fainter magnitudes (faint copies, giantfm.xp.noise)")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
