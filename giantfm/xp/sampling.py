@@ -696,7 +696,12 @@ def estimate_coefficient_errors(flux_err, template_bp, template_rp, *, design="i
     a = np.where(np.isfinite(a), a, 0.0)
     normal = np.einsum("nkm,nlm->nkl", a, a)
     rhs = a.sum(axis=2)
-    scale2 = np.linalg.solve(normal + 1e-12 * np.eye(2) * np.trace(normal, axis1=1, axis2=2)
-                             [:, None, None], rhs[..., None])[..., 0]
+    trace = np.trace(normal, axis1=1, axis2=2)
+    # a star without usable samples or template (an unfitted spectrum) gets NaN
+    solvable = np.isfinite(trace) & (trace > 0)
+    scale2 = np.full((len(normal), 2), np.nan)
+    scale2[solvable] = np.linalg.solve(
+        normal[solvable] + 1e-12 * np.eye(2) * trace[solvable, None, None],
+        rhs[solvable, :, None])[..., 0]
     scale2 = np.maximum(scale2, 0.0)
     return np.sqrt(scale2[:, :1]) * template_bp, np.sqrt(scale2[:, 1:]) * template_rp
