@@ -11,11 +11,13 @@ star's notes say which column held what and why (`giantfm.flags`, reason
 The rules:
 
 * every value must be finite;
-* magnitudes must lie in `MAGNITUDE_RANGE` and must not be a survey's
+* magnitudes must lie in `MAGNITUDE_RANGE`, which leaves out every survey's
   missing-value sentinel (`SENTINELS`: 2MASS and many catalogues write 99 or
-  -99, others 999, 9999, -9999 for "no measurement");
+  -99, others 999, 9999, -9999 for "no measurement"; the note calls them so);
 * labels must lie in their vocabulary range (`giantfm.vocab.Token.valid`, e.g.
-  Teff > 0 K, mass > 0) and must not be a sentinel;
+  Teff 1000-100,000 K, mass > 0.05 Msun), which leaves out the sentinels
+  that no star can have (-9999 K) but not a value that is a sentinel
+  elsewhere (9999 K);
 * errors must be finite and positive where given (a bad one is replaced: the
   default error model for coefficients, "unknown" for labels);
 * a band's spectrum must be one a star can have: not all zero, and a positive
@@ -75,16 +77,16 @@ class Notes:
         return out
 
 
-def bad_values(values, low=-np.inf, high=np.inf, *, sentinels=True, present=None):
+def bad_values(values, low=-np.inf, high=np.inf, *, present=None):
     """Which values break the rules, and why (see the module docstring).
 
     Parameters
     ----------
     values : float array
     low, high : float
-        The valid range (open at an infinite end, closed otherwise).
-    sentinels : bool
-        Also refuse `SENTINELS`.
+        The valid range (closed). A catalogue's missing-value sentinel
+        (`SENTINELS`) outside it is named as such; inside it (a Teff of
+        9999 K) it is a value like any other.
     present : bool array, optional
         Only these values are checked (NaN is "missing", not bad, unless
         ``present`` says it was given); default: the non-NaN ones.
@@ -97,17 +99,14 @@ def bad_values(values, low=-np.inf, high=np.inf, *, sentinels=True, present=None
     """
     values = np.asarray(values, dtype=float)
     given = ~np.isnan(values) if present is None else np.asarray(present, bool)
-    finite = np.isfinite(values)
     with np.errstate(invalid="ignore"):
-        out_of_range = finite & ((values < low) | (values > high))
-        sentinel = np.isin(values, _SENTINELS) if sentinels else np.zeros(values.shape, bool)
-    bad = given & (~finite | out_of_range | sentinel)
+        bad = given & ~(np.isfinite(values) & (values >= low) & (values <= high))
 
     def why(index):
         value = values[index]
         if not np.isfinite(value):
             return "not finite"
-        if sentinels and value in _SENTINELS:
+        if value in _SENTINELS:
             return "a catalogue's missing-value sentinel"
         return f"outside the valid range {low:g} to {high:g}"
     return bad, why
@@ -120,10 +119,10 @@ def note_bad(notes, bad, why, values, column):
                               why=why(row)))
 
 
-def clean(values, column, notes, low=-np.inf, high=np.inf, *, sentinels=True):
+def clean(values, column, notes, low=-np.inf, high=np.inf):
     """``values`` (1-D) with the bad ones (`bad_values`) set to NaN and noted by ``column``."""
     values = np.array(values, dtype=float)
-    bad, why = bad_values(values, low, high, sentinels=sentinels)
+    bad, why = bad_values(values, low, high)
     if bad.any():
         note_bad(notes, bad, why, values, column)
         values[bad] = np.nan
