@@ -364,6 +364,19 @@ def _cell(value):
     return str(value)
 
 
+def _tables_from(path, out, prefix, make, names, missing):
+    """Write ``<prefix>_<name>.rst`` for the tables ``make`` draws from the ECSV ``path``,
+    or the note ``missing`` in each where the file is not there yet."""
+    if path.is_file():
+        from astropy.table import Table
+
+        for name, text in make(Table.read(path, format="ascii.ecsv")).items():
+            _write(out / f"{prefix}_{name}.rst", text)
+    else:
+        for name in names:
+            _write(out / f"{prefix}_{name}.rst", _note(missing))
+
+
 def main(argv=None):
     """Write every generated table; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -402,32 +415,16 @@ def main(argv=None):
             _write(out / f"{name}.rst", missing)
         _write(out / "comparison.rst", comparison_rst(None) + "\n" + missing)
         _write(out / "metrics_all.csv", "note\nno evaluation results yet\n")
-    magnitudes_file = results / "magnitudes.ecsv"
-    if magnitudes_file.is_file():
-        from astropy.table import Table
-
-        for name, text in magnitudes_rst(Table.read(magnitudes_file,
-                                                    format="ascii.ecsv")).items():
-            _write(out / f"magnitudes_{name}.rst", text)
-    else:
-        missing = _note("No evaluation against magnitude yet: run ``giantfm evaluate ... "
-                        "--magnitudes native,14,15,16,17,17.65 --out RUN`` and copy "
-                        "``RUN/magnitudes.ecsv`` to ``docs/results/magnitudes.ecsv``.")
-        for name in ("model", "baseline", "mass_age"):
-            _write(out / f"magnitudes_{name}.rst", missing)
-    generative_file = results / "generative.ecsv"
-    if generative_file.is_file():
-        from astropy.table import Table
-
-        for name, text in generative_rst(Table.read(generative_file,
-                                                    format="ascii.ecsv")).items():
-            _write(out / f"generative_{name}.rst", text)
-    else:
-        missing = _note("No generative evaluation yet: run ``python -m giantfm.train.generative "
-                        "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
-                        "``docs/results/generative.ecsv``.")
-        for name in ("inpainting", "generation", "physics"):
-            _write(out / f"generative_{name}.rst", missing)
+    _tables_from(results / "magnitudes.ecsv", out, "magnitudes", magnitudes_rst,
+                 ("model", "baseline", "mass_age"),
+                 "No evaluation against magnitude yet: run ``giantfm evaluate ... --magnitudes "
+                 "native,14,15,16,17,17.65 --out RUN`` and copy ``RUN/magnitudes.ecsv`` to "
+                 "``docs/results/magnitudes.ecsv``.")
+    _tables_from(results / "generative.ecsv", out, "generative", generative_rst,
+                 ("inpainting", "generation", "physics"),
+                 "No generative evaluation yet: run ``python -m giantfm.train.generative "
+                 "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
+                 "``docs/results/generative.ecsv``.")
     _write(out / "performance.rst", performance_rst(results))
     return 0
 
