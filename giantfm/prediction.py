@@ -143,18 +143,24 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
     Returns
     -------
     `~astropy.table.QTable`
-        One row per input star, in input order: ``source_id`` (when known),
-        ``teff`` [K], ``logg`` [dex(cm s-2)], ``m_h`` [dex], ``alpha_m`` [dex],
-        ``mass`` [solMass], ``age`` [Gyr], each with ``<name>_err`` (1-sigma,
-        the network's predictive uncertainty); ``flag`` (True where something
-        was not predicted) and ``reason``. Rows that could not be predicted
-        are masked. Mass and age are masked for stars whose predicted labels
-        fall outside the calibration domain of the label model behind the
-        training masses and ages (recorded with the model; ``meta['label_domain']``),
-        and their errors include that label model's scatter against
-        asteroseismology (``meta['label_floor']``), so they are uncertainties
-        on the asteroseismic (APOKASC-2) scale. ``meta`` also records the
-        model, its version, the device and the inputs used.
+        One row per input star, in input order: ``source_id`` (when known), ``teff`` [K],
+        ``logg`` [dex(cm s-2)], ``m_h`` [dex], ``alpha_m`` [dex], ``mass`` [solMass],
+        ``age`` [Gyr], each with ``<name>_err`` (1-sigma, the network's predictive
+        uncertainty, calibrated on held-out stars); ``ood_score`` (how unlike the training
+        stars the inputs are, with 1 at the 99.7th percentile of the validation giants and
+        their faint copies, `giantfm.results.add_ood_score`; masked where nothing was
+        predicted); ``flag`` (True where a row, or its mass and age, was not predicted, or
+        ``ood_score`` > 1) and ``reason`` (why, plus notes that did not stop the prediction,
+        such as an unreadable 2MASS magnitude; the reasons are listed on the flags page of
+        the documentation and in ``giantfm.flags.REASONS``). Rows that could not be
+        predicted are masked; no row is dropped or reordered. Mass and age combine the
+        network's own answer with its other labels put through the label model (weights in
+        ``meta['chain']``). They are masked for stars whose predicted labels fall outside
+        the calibration domain of that label model (recorded with the model;
+        ``meta['label_domain']``), and their errors include its scatter against
+        asteroseismology (``meta['label_floor']``), so they are uncertainties on the
+        asteroseismic (APOKASC-2) scale. ``meta`` also records the model, its version, the
+        device and the inputs used.
     """
     net = get_model(device=device, model=model)
     metadata = getattr(net, "metadata", {}) or {}
