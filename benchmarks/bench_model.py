@@ -110,21 +110,23 @@ def bench_inference(config, device, n_stars, repeats, batch_size=None, variant=N
         model.network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear},
                                                                dtype=torch.qint8)
     stars = synthetic_stars(n_stars, labels=False)
-    model.request(stars[:min(n_stars, 2048)], REQUESTS, batch_size=batch_size)   # warm-up
+    # warm-up
+    model.request(stars[:min(n_stars, 2048)], REQUESTS, batch_size=batch_size, progress=False)
     times = []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        model.request(stars, REQUESTS, batch_size=batch_size)
+        model.request(stars, REQUESTS, batch_size=batch_size, progress=False)
         _sync(device)
         times.append(time.perf_counter() - start)
     end_to_end = n_stars / statistics.median(times)
 
     # the network alone, on inputs already on the device
-    _, ids, values, _ = model._prepare(stars)
+    _, ids, values, errors, _ = model._prepare(stars)
     size = batch_size or min(n_stars, 32768 if device.type == "cuda" else 1024)
     ids = torch.as_tensor(ids[:size]).to(device).long()
     values = torch.as_tensor(values[:size]).to(device)
+    errors = torch.as_tensor(errors[:size]).to(device) if config.error_inputs else None
     requests = torch.as_tensor(vocab.token_ids(REQUESTS), device=device).expand(size, -1)
     autocast = torch.autocast(device.type, dtype=model.inference_dtype,
                               enabled=model.inference_dtype != torch.float32)
@@ -133,7 +135,7 @@ def bench_inference(config, device, n_stars, repeats, batch_size=None, variant=N
         for step in range(repeats + 1):
             _sync(device)
             start = time.perf_counter()
-            model.network(ids, values, requests)
+            model.network(ids, values, requests, errors=errors)
             _sync(device)
             if step:
                 times.append(time.perf_counter() - start)

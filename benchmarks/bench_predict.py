@@ -13,12 +13,17 @@ columns) repeated to ``--stars`` rows. Three timings, each the median of
 * ``tokenize``: reading the table and building tokens (input handling);
 * ``network``: `TrainedModel.request` on the ready tokens (the model's time).
 
-The ratio network/predict says how much of the call is the model. With
+The ratio network/predict says how much of the call is the model, and
+tokenize/predict bounds what input validation can cost (it runs inside
+tokenisation). ``predict without the ood_score`` is the same model with its
+``ood`` calibration left out (no embedding asked of the network), timed
+alternating with the main call, so their ratio is the cost of the score. With
 ``--compare MODEL`` the end-to-end rate of ``predict(..., model=MODEL)`` (an
 earlier model, say) is measured in the same process, alternating with the
 main model's, and the ratio of the two is given.
 """
 import argparse
+import copy
 import statistics
 import time
 
@@ -58,7 +63,9 @@ def main():
 
     def run(model):
         return lambda: giantfm.predict(table, device=args.device, progress=False, model=model)
-    steps = [("predict, end to end", run(net))]
+    no_ood = copy.copy(net)
+    no_ood.metadata = {key: value for key, value in net.metadata.items() if key != "ood"}
+    steps = [("predict, end to end", run(net)), ("predict without the ood_score", run(no_ood))]
     other = None
     if args.compare:
         other = get_model(device=args.device, model=args.compare)
@@ -69,18 +76,23 @@ def main():
             times[step].append(median_time(fn, 1))
     t_predict = statistics.median(times["predict, end to end"])
     t_tokens = median_time(lambda: giantfm.tokenize(table), args.repeats)
-    t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS)), args.repeats)
+    t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS), progress=False), args.repeats)
     n = len(table)
     print(f"# device: {net.device}; model: {net.metadata.get('name', 'custom')}; "
           f"{n} stars; medians of {args.repeats}")
     print(f"predict (end to end)  {n / t_predict:12,.0f} stars/s")
     print(f"tokenize (inputs)     {n / t_tokens:12,.0f} stars/s")
     print(f"network (request)     {n / t_network:12,.0f} stars/s")
-    print(f"network share of predict: {t_network / t_predict:.2f}")
+    print(f"network share of predict: {t_network / t_predict:.2f}; "
+          f"tokenize share (validation included): {t_tokens / t_predict:.3f}")
+    t_no_ood = statistics.median(times["predict without the ood_score"])
+    print(f"predict without the ood_score {n / t_no_ood:8,.0f} stars/s; the score costs "
+          f"{1 - t_no_ood / t_predict:.1%} of the end-to-end time")
     rows = [("predict, end to end", t_predict), ("tokenize (input handling)", t_tokens),
-            ("network (TrainedModel.request)", t_network)]
+            ("network (TrainedModel.request)", t_network),
+            ("predict without the ood_score", t_no_ood)]
     if other is not None:
-        step = steps[1][0]
+        step = steps[2][0]
         t_other = statistics.median(times[step])
         print(f"{step:22s}{n / t_other:12,.0f} stars/s; rate ratio (main / compared) "
               f"{t_other / t_predict:.2f}")

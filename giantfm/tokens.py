@@ -335,8 +335,6 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         raw[band] = np.where(infinite, np.nan, c)
     zeroth = {band: raw[band][:, 0] if band in raw else np.full(n, np.nan)
               for band in ("bp", "rp")}
-    default_errors = dict(zip(("bp", "rp"), load_noise_model().median_errors(zeroth["bp"],
-                                                                              zeroth["rp"])))
     xp_snr = {}
     for band, errs, nrel, band_ids in (("bp", bp_err, bp_n_relevant, vocab.BP_IDS),
                                        ("rp", rp_err, rp_n_relevant, vocab.RP_IDS)):
@@ -348,7 +346,15 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         if e.shape != c.shape:
             raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
         bad_error = validation.check_errors(e, names_of[f"{band}_err"], "coefficient", note)
-        e = np.where(np.isnan(e) | bad_error, default_errors[band], e)
+        missing = np.isnan(e) | bad_error
+        rows = np.flatnonzero(missing.any(axis=1))
+        if rows.size:
+            # the default error model, evaluated only for the rows that need it (it costs
+            # as much as the rest of the tokenisation)
+            defaults = dict(zip(("bp", "rp"), load_noise_model().median_errors(
+                zeroth["bp"][rows], zeroth["rp"][rows])))[band]
+            e = e.copy()
+            e[rows] = np.where(missing[rows], defaults, e[rows])
         present = np.isfinite(c).any(axis=1)
         not_a_spectrum, texts = validation.check_spectrum(band, c, present)
         for row, text in texts.items():

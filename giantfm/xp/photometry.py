@@ -25,7 +25,7 @@ def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):
     Parameters
     ----------
     bp, rp : array-like, shape (n, 55) or (55,)
-        DR3 coefficients in the archive's units; NaN coefficients count as 0
+        DR3 coefficients in the archive's units; NaN (and infinite) coefficients count as 0
         (a band that is all NaN gives NaN magnitudes).
     bp_err, rp_err : array-like, optional
         Their errors, propagated as independent (NaN counts as 0).
@@ -40,20 +40,25 @@ def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):
     names, bp_bands, rp_bands, zero_points = passbands()
     bp, rp = np.asarray(bp, dtype=np.float64), np.asarray(rp, dtype=np.float64)
     missing = ~np.isfinite(bp).any(axis=-1) | ~np.isfinite(rp).any(axis=-1)
-    flux = np.nan_to_num(bp) @ bp_bands.T + np.nan_to_num(rp) @ rp_bands.T      # (n, 3)
+    flux = _zero_nan(bp) @ bp_bands.T + _zero_nan(rp) @ rp_bands.T      # (n, 3)
     with np.errstate(invalid="ignore", divide="ignore"):
         positive = (flux > 0) & ~missing[..., None]
         mags = np.where(positive, -2.5 * np.log10(np.where(positive, flux, 1.0)) + zero_points,
                         np.nan)
         errors = None
         if bp_err is not None or rp_err is not None:
-            variance = sum(np.nan_to_num(np.asarray(e, dtype=np.float64)) ** 2 @ (bands ** 2).T
+            variance = sum(_zero_nan(np.asarray(e, dtype=np.float64)) ** 2 @ (bands ** 2).T
                            for e, bands in ((bp_err, bp_bands), (rp_err, rp_bands))
                            if e is not None)
             errors = np.where(positive, _MAG_PER_FRACTION * np.sqrt(variance) / flux, np.nan)
     keys = [n.lower() for n in names]
     return ({k: mags[..., i] for i, k in enumerate(keys)},
             None if errors is None else {k: errors[..., i] for i, k in enumerate(keys)})
+
+
+def _zero_nan(values):
+    # non-finite -> 0 in one pass; np.nan_to_num tests NaN, +inf and -inf apart (3x slower)
+    return np.where(np.isfinite(values), values, 0.0)
 
 
 def synthetic_g(bp, rp):
