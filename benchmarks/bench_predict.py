@@ -76,7 +76,8 @@ def main():
             times[step].append(median_time(fn, 1))
     t_predict = statistics.median(times["predict, end to end"])
     t_tokens = median_time(lambda: giantfm.tokenize(table), args.repeats)
-    t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS), progress=False), args.repeats)
+    t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS), progress=False),
+                            args.repeats)
     n = len(table)
     print(f"# device: {net.device}; model: {net.metadata.get('name', 'custom')}; "
           f"{n} stars; medians of {args.repeats}")

@@ -54,13 +54,15 @@ _ALL = (
     Reason("bad_value", "ignored {column} = {value}: {why}", "input", False, "inputs",
            "A magnitude, label or coefficient that cannot be a measurement: not finite, a "
            "survey's missing-value sentinel (99, -99, 999, 9999, -9999, ...), or outside "
-           "the range of real values (magnitudes -2 to 25, Teff > 0 K, ...). The token "
+           "the range of real values (magnitudes -2 to 25, Teff 1000-100000 K, ...). The token "
            "is left out and the star predicted from the rest (a bad G leaves out the "
            "coefficients: see ``no_g``)."),
-    Reason("bad_error", "replaced {count} {what} error(s) of {column} ({value}) with the "
-           "default error model", "input", False, "inputs",
-           "Errors must be finite and positive; a bad one is replaced by the typical Gaia "
-           "DR3 error of such a star (`giantfm.xp.noise`). Missing errors get it silently."),
+    Reason("bad_error", "replaced {count} {what} error(s) of {column} ({value}) with "
+           "{replacement}", "input", False, "inputs",
+           "Errors must be finite and positive (a label's may be 0: known exactly); a bad "
+           "coefficient or magnitude error is replaced by the typical Gaia DR3 error of such "
+           "a star (`giantfm.xp.noise`, which missing errors get silently), a bad label "
+           "error by none (unknown)."),
     Reason("not_a_spectrum", "the {band} spectrum is not a star's: {detail}", "row", True,
            "inputs", "All coefficients of a band zero, or its zeroth coefficient (the "
            "integral of the spectrum) not positive: no star has such a spectrum."),
@@ -91,6 +93,8 @@ REASONS = {r.code: r for r in _ALL}
 
 def reason(code, **values):
     """The text of the reason ``code`` (a key of `REASONS`) with ``values`` filled in."""
+    if code not in REASONS:
+        raise ValueError(f"unknown reason code {code!r}; the codes are {', '.join(REASONS)}")
     return REASONS[code].format(**values)
 
 

@@ -285,8 +285,10 @@ def chain_answers(label_model, names, mean, std, chain):
     Returns
     -------
     mean, std : arrays
-        Copies with the ``mass`` and ``age`` columns combined, where the
-        network gave all four labels; elsewhere as they were.
+        Copies: ``mean`` with its ``mass`` and ``age`` columns combined where the
+        network gave all four labels (elsewhere as it was); ``std`` as given,
+        the network's uncertainty, which `giantfm.train.calibration` scales to
+        the combination's measured scatter (``metadata['uncertainty_scale']``).
     """
     names = list(names)
     missing = [n for n in (*FEATURES, "mass", "age") if n not in names]

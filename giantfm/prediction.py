@@ -225,6 +225,7 @@ def _meta(net, batch):
 def _as_batch(inputs, *, photometry, truncate):
     if isinstance(inputs, tokens.TokenBatch):
         return inputs
-    if isinstance(inputs, dict):
-        return tokens.from_mapping(inputs)
+    if isinstance(inputs, dict) and all(str(key).removesuffix("_err") in vocab.NAMES
+                                        for key in inputs):
+        return tokens.from_mapping(inputs)   # {token name: values}; other dicts are tables
     return tokens.tokenize(inputs, photometry=photometry, truncate=truncate)

@@ -120,9 +120,10 @@ def mask_outside_label_domain(result, domain):
         with np.errstate(invalid="ignore"):
             inside &= (value >= lo) & (value <= hi)
     outside = ~inside & ~result["flag"]
-    for name in ("mass", "age"):
+    for name in vocab.MASS_AGE_NAMES:
         for col in (name, f"{name}_err"):
-            result[col].mask |= outside
+            if col in result.colnames:      # a `request` result may lack them
+                result[col].mask |= outside
     _append_reason(result, outside, reason_text(
         "outside_label_domain",
         domain=", ".join(f"{lo:.4g} <= {n} <= {hi:.4g}" for n, (lo, hi) in domain.items())))
@@ -176,7 +177,10 @@ def add_ood_score(result, batch, embedding=None, ood=None):
     flags the row (its labels are kept) with a reason naming the measure.
     """
     ood = ood or {}
-    scales = ood.get("scales", CONSISTENCY_SCALES)
+    scales = {**CONSISTENCY_SCALES, **ood.get("scales", {})}
+    if embedding is not None and "embedding_mean" in ood and "embedding" not in scales:
+        raise ValueError("the model's metadata['ood'] has an embedding calibration but no "
+                         "scales['embedding']: calibrate it again (tools/bundle_model.py)")
     parts = {"g": np.abs(batch.consistency[:, 0]) / scales["g"],
              "colour": np.abs(batch.consistency[:, 1]) / scales["colour"]}
     if embedding is not None and "embedding_mean" in ood:

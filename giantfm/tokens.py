@@ -29,7 +29,7 @@ from .flags import reason as reason_text
 from .xp.coefficients import ARCHIVE_MAGNITUDES, SOURCE_ID_ALIASES, find_column
 from .xp.noise import load_noise_model, photometric_errors
 from .xp.projection import project_coefficients
-from .xp.readers import as_table, read_photometry, read_xp
+from .xp.readers import as_table, read_photometry, read_source_ids, read_xp
 
 __all__ = ["TokenBatch", "from_arrays", "from_xp", "from_mapping", "read_inputs", "tokenize",
            "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "G_ZERO_POINT"]
@@ -103,7 +103,7 @@ class TokenBatch:
             self.source_id = np.full(n, -1, dtype=np.int64)
         self.source_id = np.asarray(self.source_id, dtype=np.int64)
         if self.reason is None:
-            self.reason = np.where(self.n_tokens > 0, "", "no usable tokens")
+            self.reason = np.where(self.n_tokens > 0, "", reason_text("no_tokens"))
         self.reason = np.asarray(self.reason, dtype=object)
         self.notes = np.full(n, "", dtype=object) if self.notes is None \
             else np.asarray(self.notes, dtype=object)
@@ -291,7 +291,7 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
             break
     if n is None:
         raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
-    reason = np.full(n, "", dtype=object) if reason is None else np.asarray(reason, dtype=object)
+    reason = np.full(n, "", dtype=object) if reason is None else np.array(reason, dtype=object)
     note = validation.Notes(n)
     names_of = {**ARCHIVE_MAGNITUDES, "bp": "bp_coefficients", "rp": "rp_coefficients",
                 "bp_err": "bp_coefficient_errors", "rp_err": "rp_coefficient_errors",
@@ -401,7 +401,8 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         value = validation.clean(_column(value, n, f"label {name!r}"), name, note, low, high)
         if error is not None:
             error = _column(error, n, f"{name} error")
-            bad = validation.check_errors(error, f"{name}_err", "label", note)
+            bad = validation.check_errors(error, f"{name}_err", "label", note,
+                                          exact_allowed=True, replacement="none (unknown)")
             error = np.where(bad, np.nan, error)
         value, error = to_token_scale(name, value, error)
         names.append(name)
@@ -468,7 +469,7 @@ def _photometry_for(xp, photometry):
     """Magnitudes of ``photometry`` aligned with the stars of ``xp``, and notes on its cells.
 
     Joined on ``source_id`` when both have it (every star of ``xp`` must be
-    found, duplicates in ``photometry`` must agree on a single row), else
+    found; no source_id may appear twice in ``photometry``), else
     matched by row order (the lengths must agree).
     """
     table = as_table(photometry)
@@ -481,10 +482,11 @@ def _photometry_for(xp, photometry):
                          f"{table.colnames[:20]}")
     sid_name = find_column(table.colnames, SOURCE_ID_ALIASES)
     if sid_name is not None and (xp.source_id >= 0).all():
-        sid = np.ma.filled(np.ma.asarray(table[sid_name]).astype(np.int64), -1)
+        sid = read_source_ids(table[sid_name], cell_notes)
         unique, first = np.unique(sid, return_index=True)
-        if len(unique) != len(sid):
-            dup = unique[np.bincount(np.searchsorted(unique, sid)) > 1]
+        counts = np.bincount(np.searchsorted(unique, sid))
+        dup = unique[(counts > 1) & (unique >= 0)]     # rows without an id (-1) join nothing
+        if dup.size:
             raise ValueError(f"photometry lists source_id {dup[:5].tolist()} more than once: "
                              "cannot join it on source_id")
         pos = np.minimum(np.searchsorted(unique, xp.source_id), len(unique) - 1)
@@ -514,13 +516,22 @@ def _labels_from(labels, n):
         if column is None:
             continue
         error = find_column(table.colnames, (f"{name}_err", f"{name}_error", f"e_{name}"))
-        value = np.ma.filled(np.ma.asarray(table[column], dtype=float), np.nan)
-        found[name] = value if error is None else \
-            (value, np.ma.filled(np.ma.asarray(table[error], dtype=float), np.nan))
+        value = _label_column(table[column], name)
+        found[name] = value if error is None else (value, _label_column(table[error], name))
     if not found:
         raise ValueError(f"labels has none of the label columns {list(vocab.LABEL_NAMES)}; "
                          f"got {table.colnames[:20]}")
     return found
+
+
+def _label_column(column, name):
+    """A label column as floats in the vocabulary unit (NaN where masked); a column with a
+    unit (a QTable's Quantity, or a Table column's ``unit``) is converted."""
+    unit = getattr(column, "unit", None)
+    values = np.ma.filled(np.ma.asarray(getattr(column, "value", column), dtype=float), np.nan)
+    if unit is None or unit == u.dimensionless_unscaled:
+        return values
+    return value_in_unit(values * u.Unit(unit), vocab.token_unit(name), f"label column {name!r}")
 
 
 def read_inputs(data, photometry=None, labels=None):

@@ -129,20 +129,25 @@ def clean(values, column, notes, low=-np.inf, high=np.inf):
     return values
 
 
-def check_errors(errors, column, what, notes):
+def check_errors(errors, column, what, notes, exact_allowed=False,
+                 replacement="the default error model"):
     """Errors that are given but not finite and positive, noted, as a boolean mask.
 
-    ``errors`` is (n,) or (n, k); NaN means "not given" and is not bad.
+    ``errors`` is (n,) or (n, k); NaN means "not given" and is not bad. With
+    ``exact_allowed`` an error of 0 is good too: a label known exactly (the
+    training set's label-model masses and ages are exact targets). The note
+    says that a bad error was replaced with ``replacement``.
     """
     errors = np.asarray(errors, dtype=float)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isnan(errors) & ~(np.isfinite(errors) & (errors > 0))
+        good = (errors >= 0) if exact_allowed else (errors > 0)
+        bad = ~np.isnan(errors) & ~(np.isfinite(errors) & good)
     rows = bad if bad.ndim == 1 else bad.any(axis=1)
     for row in np.flatnonzero(rows):
         first = errors[row] if bad.ndim == 1 else errors[row][bad[row]][0]
         count = 1 if bad.ndim == 1 else int(bad[row].sum())
         notes.add(row, reason("bad_error", count=count, what=what, column=column,
-                              value=_show(first)))
+                              value=_show(first), replacement=replacement))
     return bad
 
 
@@ -166,6 +171,7 @@ def check_spectrum(band, coefficients, present):
     c = np.where(np.isfinite(coefficients), coefficients, 0.0)
     zero = present & ~np.any(c != 0, axis=1)
     with np.errstate(invalid="ignore"):
+        # a NaN zeroth coefficient is a missing token, not an impossible spectrum
         negative = present & ~zero & (coefficients[:, 0] <= 0)
     texts = {}
     for row in np.flatnonzero(zero):

@@ -28,7 +28,7 @@ from .exceptions import InvalidNameError
 __all__ = ["Token", "VOCABULARY", "VOCAB_VERSION", "NAMES", "N_TOKENS", "PAD_ID",
            "token_id", "token_ids", "token_unit", "N_COEFFICIENTS", "BP_NAMES", "RP_NAMES",
            "XP_NAMES", "BP_IDS", "RP_IDS", "MAGNITUDE_NAMES", "COLOURS", "COLOUR_NAMES",
-           "SPECTROSCOPIC_LABEL_NAMES", "LABEL_NAMES", "vocabulary_table"]
+           "SPECTROSCOPIC_LABEL_NAMES", "MASS_AGE_NAMES", "LABEL_NAMES", "vocabulary_table"]
 
 #: Coefficients per band in Gaia DR3 (DR4 has 51 BP coefficients on another basis).
 N_COEFFICIENTS = 55
@@ -42,9 +42,12 @@ MAGNITUDE_NAMES = ("g", "bp", "rp", "j", "h", "k")
 COLOURS = {"bp_rp": ("bp", "rp"), "g_rp": ("g", "rp"), "j_h": ("j", "h"),
            "j_k": ("j", "k"), "g_k": ("g", "k")}
 COLOUR_NAMES = tuple(COLOURS)
-#: The APOGEE labels, and all labels: these with mass and age (from the label model).
+#: The APOGEE labels.
 SPECTROSCOPIC_LABEL_NAMES = ("teff", "logg", "m_h", "alpha_m")
-LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + ("mass", "age")
+#: The labels that the label model gives the training giants (masked outside its domain).
+MASS_AGE_NAMES = ("mass", "age")
+#: All labels.
+LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + MASS_AGE_NAMES
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,19 @@ from giantfm.model import load_model
 from giantfm.train.calibration import calibrate_answers
 from giantfm.train.dataset import label_model_path, label_support
 from giantfm.train.ood import calibrate_ood
+from giantfm.utils import atomic_write
 from giantfm.utils._version import public_version
 
 DEST = Path("giantfm/data/model")
 
 
-def _write_config(config):
-    (DEST / "config.json").write_text(json.dumps(config, indent=1))
+def _write_text(path, text):
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _write_config(folder, config):
+    # allow_nan=False: a NaN scatter or scale fails here, not when predict reads it
+    _write_text(folder / "config.json", json.dumps(config, indent=1, allow_nan=False))
 
 
 def bundle(model_dir, dataset, name, training_note):
@@ -69,28 +75,36 @@ def bundle(model_dir, dataset, name, training_note):
         label_floor={"mass_fractional": chosen["mass_fractional"]["overall"]["scatter"],
                      "log10_age": chosen["log_age"]["overall"]["scatter"]},
         label_support=label_support(arrays))
-    for key in ("chain", "uncertainty_scale", "ood"):
+    for key in ("chain", "uncertainty_scale", "ood", "last_epoch"):
         metadata.pop(key, None)
     # measured (accuracy page): with error inputs all coefficients, with their errors, beat
     # the archive's truncation at every magnitude
     metadata["truncate"] = not config["model_config"].get("error_inputs", False)
     config["metadata"] = metadata
-    if DEST.exists():
-        shutil.rmtree(DEST)
-    DEST.mkdir(parents=True)
-    shutil.copyfile(model_dir / "weights.pt", DEST / "weights.pt")
-    shutil.copytree(label_model_path(dataset), DEST / LABEL_MODEL_DIR)
-    _write_config(config)
+    # built and calibrated beside the bundled model, which it replaces only when complete
+    staging = DEST.with_name(DEST.name + ".staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    shutil.copyfile(model_dir / "weights.pt", staging / "weights.pt")
+    shutil.copytree(label_model_path(dataset), staging / LABEL_MODEL_DIR)
+    _write_config(staging, config)
 
-    model = load_model(DEST, device="cpu")
+    model = load_model(staging, device="cpu")
     metadata["chain"], metadata["uncertainty_scale"] = calibrate_answers(
-        model, load_label_model(DEST / LABEL_MODEL_DIR), dataset)
+        model, load_label_model(staging / LABEL_MODEL_DIR), dataset)
     print("chain:", json.dumps(metadata["chain"]))
     print("uncertainty scales:", json.dumps(metadata["uncertainty_scale"]))
     metadata["ood"] = calibrate_ood(model, dataset)
     print("ood scales:", metadata["ood"]["scales"])
-    _write_config(config)
-    print(f"bundled {name} into {DEST}")
+    _write_config(staging, config)
+    old = DEST.with_name(DEST.name + ".old")
+    if DEST.exists():
+        DEST.rename(old)
+    staging.rename(DEST)
+    if old.exists():
+        shutil.rmtree(old)
+    print(f"bundled {name} into {DEST} (write its model card next: --card EVAL_DIR)")
 
 
 def card(eval_dir):
@@ -133,7 +147,7 @@ def card(eval_dir):
             lines.append(f"| {row['level']} | {row['label']} | {row['n']} | "
                          f"{row['coverage']:.3f} | {row['sigma']:.4g} | {row['bias']:.3g} | "
                          f"{row['z_sigma']:.3g} |")
-    (DEST / "model_card.md").write_text("\n".join(lines) + "\n")
+    _write_text(DEST / "model_card.md", "\n".join(lines) + "\n")
     print(f"wrote {DEST / 'model_card.md'}")
 
 

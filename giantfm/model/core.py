@@ -269,12 +269,11 @@ class TrainedModel:
             are rounded to float16 first, so this model and the reloaded one
             predict identically.
         metadata : dict, optional
-            Merged into the model's metadata before saving.
+            Merged into the saved copy of the model's metadata (the model's own
+            is left as it is, so that one save's extras do not reach the next).
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if metadata:
-            self.metadata.update(metadata)
         state = {}
         with torch.no_grad():
             for key, tensor in self.network.state_dict().items():
@@ -290,7 +289,7 @@ class TrainedModel:
             "model_config": self.config.to_dict(),
             "normalisation": self.normalisation.to_dict(),
             "weights_dtype": "float16" if half else "float32",
-            "metadata": json_safe(self.metadata),
+            "metadata": json_safe({**self.metadata, **(metadata or {})}),
         }
         atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
 

@@ -8,10 +8,11 @@ a faint star's noisy coefficients, or a label given with its uncertainty, are
 then not read as if they were exact. ``N`` starts at zero, so a network
 without error inputs (``ModelConfig.error_inputs=False``, the models saved
 before they existed) is the same network with ``N = 0``. There is no
-positional encoding, so the order of the tokens carries no meaning. One learned *register* token is added
-to every star: it gives attention somewhere to go when a star has few tokens
-and keeps a star with no tokens at all well defined (it then gets the learned
-population answer), so no row ever attends over an empty set.
+positional encoding, so the order of the tokens carries no meaning. One
+learned *register* token is added to every star: it gives attention somewhere
+to go when a star has few tokens, so no row ever attends over an empty set
+(`giantfm.model.TrainedModel` still answers NaN for a star with no token it
+reads, rather than the population answer the register alone would give).
 
 The encoder is a stack of pre-LayerNorm self-attention blocks over the input
 tokens (padding masked). A request is the bare name embedding ``E[name]``; it

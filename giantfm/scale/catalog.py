@@ -42,14 +42,16 @@ def _frame_to_table(frame):
             continue
         if dtype == object:
             cells = series.to_numpy()
-            if any(isinstance(c, (list, tuple, np.ndarray)) for c in cells[:5]):
-                sizes = {len(c) for c in cells if c is not None}
-                if len(sizes) == 1 and all(c is not None for c in cells):
+            # a missing cell of a list column is None or NaN: anything not a sequence
+            is_array = [isinstance(c, (list, tuple, np.ndarray)) for c in cells]
+            if any(is_array):
+                sizes = {len(c) for c, a in zip(cells, is_array) if a}
+                if len(sizes) == 1 and all(is_array):
                     table[name] = np.array([np.asarray(c, dtype=float) for c in cells])
                 else:
                     values = np.empty(len(cells), dtype=object)
-                    values[:] = [None if c is None else np.asarray(c, dtype=float)
-                                 for c in cells]
+                    values[:] = [np.asarray(c, dtype=float) if a else None
+                                 for c, a in zip(cells, is_array)]
                     table[name] = values
                 continue
         if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
@@ -128,7 +130,7 @@ def predict_catalog(catalog, *, device=None, batch_size=None, model=None, prefix
         [dex(cm s-2)], ``m_h``, ``m_h_err``, ``alpha_m``, ``alpha_m_err``
         [dex], ``mass``, ``mass_err`` [solMass], ``age``, ``age_err`` [Gyr]
         as plain doubles (NaN where not predicted; `prediction_units` gives
-        the units), ``flag`` and ``reason``. The numbers are those of
+        the units), ``ood_score``, ``flag`` and ``reason``. The numbers are those of
         `giantfm.predict` on the same rows.
 
     Raises

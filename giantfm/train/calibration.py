@@ -62,7 +62,7 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
     truth = {name: np.tile(values[rows], 2) for name, values in labels.items()}
     scored = np.isfinite(truth["mass"])
     chain = {"weights": {}, "scatter": {}, "n": int(scored.sum())}
-    for name in ("mass", "age"):
+    for name in vocab.MASS_AGE_NAMES:
         k = names.index(name)
         scores = []
         for w in WEIGHTS:

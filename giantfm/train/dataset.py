@@ -48,7 +48,8 @@ from ..io.dataset import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SOURCES, S
 from ..exceptions import InvalidNameError
 from ..tokens import TokenBatch, from_arrays
 from ..utils._version import package_version
-from ..vocab import LABEL_NAMES, MAGNITUDE_NAMES, N_COEFFICIENTS, VOCAB_VERSION, token_id
+from ..vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS,
+                     VOCAB_VERSION, token_id)
 from ..xp.readers import read_xp
 from ..xp.recover import coefficient_error_template, recover_coefficients
 from . import labelmodel, sources
@@ -536,7 +537,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     # uncertainty measures how well the spectrum gives that function (the label model's
     # scatter against asteroseismology is added at prediction, `label_floor`).
     from_label_model = lab["mass_source"] == MASS_SOURCES["labelmodel"]
-    for name in ("mass", "age"):
+    for name in MASS_AGE_NAMES:
         token_labels[name] = (lab[name], np.where(from_label_model, 0.0, lab[f"{name}_err"]))
     source_id = _source_ids(lib)
     xp_tokens = from_arrays(bp=coefficients["bp"], rp=coefficients["rp"],

@@ -128,13 +128,13 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
         if truth is None:
             continue
         value, sigma = mean[:, k].copy(), std[:, k].copy()
-        if name in ("mass", "age") and inside is not None:
+        if name in vocab.MASS_AGE_NAMES and inside is not None:
             value[~inside] = np.nan
             sigma[~inside] = np.nan
         truth_tok, truth_err_tok = to_token_scale(
             name, truth, reference_error(reference, labels, column, truth))
         for sample, select in samples.items():
-            if sample != "giants" and name not in ("mass", "age"):
+            if sample != "giants" and name not in vocab.MASS_AGE_NAMES:
                 continue
             scored = select & np.isfinite(truth)
             answered = scored & np.isfinite(value)
@@ -167,7 +167,7 @@ def _parts(model, tokens, level, labels, giant, domain, batch_size):
         m, s = chain_answers(label_model_of(model), names, mean, std,
                              {"weights": {"mass": share, "age": share}})
         out += [row for row in _rows(system, level, names, m, s, labels, giant, domain)
-                if row["label"] in ("mass", "age")]
+                if row["label"] in vocab.MASS_AGE_NAMES]
     return out
 
 
@@ -248,7 +248,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     return table
 
 
-def magnitude_figure(table, path, labels=("teff", "logg", "m_h", "alpha_m", "mass", "age")):
+def magnitude_figure(table, path, labels=vocab.LABEL_NAMES):
     """Scatter (and z MAD-std) against G level per label and system, written to ``path`` (PNG)."""
     from matplotlib.figure import Figure
 

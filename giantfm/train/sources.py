@@ -228,7 +228,8 @@ def read_distmass(path_or_url=None, *, age_unit=None, out_of_domain_bits=2):
     missing = [c for c, have in (("APOGEE_ID (or ID)", id_col), ("MASS", upper.get("MASS")))
                if have is None]
     if missing:
-        raise InvalidNameError(f"{source}: no column {', '.join(missing)}; is this the DistMass VAC?")
+        raise InvalidNameError(f"{source}: no column {', '.join(missing)}; "
+                               "is this the DistMass VAC?")
 
     def col(name):
         return np.ma.filled(np.ma.asarray(raw[upper[name]], dtype=float), np.nan) \

@@ -1,4 +1,4 @@
-"""Files: atomic writes (a reader never sees a half-written file), and reading with clear failures."""
+"""Files: atomic writes (no reader sees a half-written file), and reading that fails clearly."""
 import os
 import tempfile
 import warnings

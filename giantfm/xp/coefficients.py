@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..flags import reason as reason_text
 from ..vocab import N_COEFFICIENTS
 
 __all__ = ["XPCoefficients", "PHOTOMETRY_ALIASES", "SOURCE_ID_ALIASES", "ARCHIVE_MAGNITUDES",
@@ -50,8 +51,7 @@ def missing_reason(bp, rp):
     """Per star: empty where a band has coefficients, else why the star has none."""
     has_bp = np.isfinite(bp).any(axis=1)
     has_rp = np.isfinite(rp).any(axis=1)
-    return np.where(has_bp | has_rp, "",
-                    "no XP coefficients (both bands missing, NaN or masked)").astype(object)
+    return np.where(has_bp | has_rp, "", reason_text("no_xp")).astype(object)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import GiantfmWarning
+from ..flags import reason as reason_text
 from ..vocab import N_COEFFICIENTS
 from .coefficients import ARCHIVE_MAGNITUDES
 
@@ -20,7 +21,7 @@ __all__ = ["fetch_xp", "MAX_IDS_PER_CALL", "PHOTOMETRY_QUERY", "MISSING_REASON"]
 MAX_IDS_PER_CALL = 5000
 
 #: Why a requested source has no XP coefficients.
-MISSING_REASON = "not in gaiadr3.xp_continuous_mean_spectrum (no XP spectrum in the archive)"
+MISSING_REASON = reason_text("not_in_archive")
 
 #: ADQL for ``photometry=True``: Gaia G, BP, RP and the 2MASS best neighbour's
 #: J, H, Ks (the archive's documented cross-match path), for the uploaded

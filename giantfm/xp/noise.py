@@ -265,8 +265,8 @@ def faint_copy(xp, target_g, *, rng=None, model=None):
     -------
     `giantfm.xp.XPCoefficients`
         The copies, in the same order, with ``bp_n_relevant``, ``rp_n_relevant``
-        and magnitudes set; ``mag_errors`` in the copy's ``meta`` is not kept
-        (use `photometric_errors` on the copy's magnitudes).
+        and magnitudes set; it carries no magnitude errors (tokenisation gives
+        them from `photometric_errors` of the copy's magnitudes).
 
     Raises
     ------
@@ -313,6 +313,8 @@ def faint_copy(xp, target_g, *, rng=None, model=None):
         noisy = c + model.draw_noise(band, np.nan_to_num(extra), rng)
         nrel = np.where(shift > 0, model.source_n_relevant[sources, k],
                         getattr(xp, f"{band}_n_relevant"))
+        # a star left at its own G keeps its errors as given, unknown ones included
+        err = np.where(shift[:, None] > 0, err, getattr(xp, f"{band}_err"))
         out[band], out[f"{band}_err"], out[f"{band}_n_relevant"] = noisy, err, nrel
     mags = {name: np.where(np.isfinite(m), m + shift, m) for name, m in xp.mags.items()}
     snr = {band: np.abs(out[band][:, 0]) / out[f"{band}_err"][:, 0] for band in ("bp", "rp")}

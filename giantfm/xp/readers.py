@@ -42,8 +42,9 @@ from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
 from .sampling import correlation_matrix
 from .spectrum import spectrum_to_coefficients
 
-__all__ = ["XPCoefficients", "read_xp", "read_photometry", "as_table", "PHOTOMETRY_ALIASES",
-           "SOURCE_ID_ALIASES", "Reader", "READERS", "ColumnLayout", "COLUMN_LAYOUTS"]
+__all__ = ["XPCoefficients", "read_xp", "read_photometry", "read_source_ids", "as_table",
+           "PHOTOMETRY_ALIASES", "SOURCE_ID_ALIASES", "Reader", "READERS", "ColumnLayout",
+           "COLUMN_LAYOUTS"]
 
 _N_CORRELATIONS = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2  # 1485, above the diagonal
 
@@ -179,9 +180,25 @@ def _float_column(column, what, n, notes=None):
     return out.reshape(n)
 
 
-def _source_ids(column, notes):
-    """Gaia source ids as int64 (-1 where absent), from numbers or from text like 'Gaia DR3 123'."""
+def read_source_ids(column, notes):
+    """Gaia source ids as int64 (-1 where absent), from numbers or from text like 'Gaia DR3 123'.
+
+    ``notes`` (an object array, one string per row) receives why a cell could
+    not be read. Floating-point ids (a column with missing values read by
+    pandas, say) are taken where finite, and refused beyond 2**53, where a
+    float cannot hold a 19-digit id exactly.
+    """
     value = _plain(column)
+    name = getattr(getattr(column, "info", None), "name", "source_id")
+    array = np.ma.asarray(value)
+    if array.dtype.kind == "f":
+        floats = np.ma.filled(array.astype(np.float64), np.nan).reshape(-1)
+        finite = np.isfinite(floats)
+        if (np.abs(floats[finite]) > 2.0 ** 53).any():
+            raise ValueError(f"column {name!r} holds source ids as floating-point numbers, "
+                             "which cannot hold 19-digit Gaia ids exactly: read it as "
+                             "integers (int64) or text")
+        return np.where(finite, floats, -1).astype(np.int64)
     try:
         return np.ma.filled(np.ma.asarray(value).astype(np.int64), -1).reshape(-1)
     except (TypeError, ValueError, OverflowError):
@@ -190,7 +207,6 @@ def _source_ids(column, notes):
     def parse(text):
         match = _SOURCE_ID_TEXT.fullmatch(text)
         return int(match.group(1)) if match and len(match.group(1)) <= 19 else None
-    name = getattr(getattr(column, "info", None), "name", "source_id")
     cells = _text_cells(np.ma.asarray(value).reshape(-1), name, notes, parse)
     # the note of an unreadable source_id says "not a number": say what it should be
     for row, cell in enumerate(cells):
@@ -432,11 +448,13 @@ def _read_columns(table, correlations):
     if sid_name is None:
         source_id = np.full(n, -1, np.int64)
     else:
-        source_id = _source_ids(table[sid_name], notes)
+        source_id = read_source_ids(table[sid_name], notes)
     reason = missing_reason(out["bp"], out["rp"])
-    if "reason" in table.colnames:  # e.g. fetch_xp's rows of sources the archive lacks
+    if "reason" in table.colnames:
+        # e.g. fetch_xp's rows of sources the archive lacks: a given reason explains a row
+        # without coefficients; a row with them (a result table read back) is predicted
         given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
-        reason = np.where(given != "", given, reason).astype(object)
+        reason = np.where((given != "") & (reason != ""), given, reason).astype(object)
     columns = {short: find_column(table.colnames, aliases)
                for short, aliases in PHOTOMETRY_ALIASES.items()}
     for band in ("bp", "rp"):

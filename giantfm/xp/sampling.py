@@ -703,5 +703,6 @@ def estimate_coefficient_errors(flux_err, template_bp, template_rp, *, design="i
     scale2[solvable] = np.linalg.solve(
         normal[solvable] + 1e-12 * np.eye(2) * trace[solvable, None, None],
         rhs[solvable, :, None])[..., 0]
-    scale2 = np.maximum(scale2, 0.0)
+    # a band whose fit gives no positive scale has unknown errors (NaN), not zero ones
+    scale2 = np.where(scale2 > 0, scale2, np.nan)
     return np.sqrt(scale2[:, :1]) * template_bp, np.sqrt(scale2[:, 1:]) * template_rp

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import GiantfmWarning
+from ..flags import reason as reason_text
 from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
 from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
@@ -177,7 +178,8 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     except ValueError as error:
         raise ValueError(f"the spectrum cannot give Gaia XP coefficients: {error}") from None
     n = len(flux)
-    reason = np.array([f"spectrum cannot be fitted: {r}" if r else "" for r in fit.reason],
+    reason = np.array([reason_text("spectrum_not_fitted", detail=r) if r else ""
+                       for r in fit.reason],
                       dtype=object)
     bp_corr = rp_corr = None
     if correlations:
