@@ -195,12 +195,29 @@ def answer_labels(net, batch, *, batch_size=None, progress=None):
     metadata = getattr(net, "metadata", {}) or {}
     _, mean, std, *embedded = ask(batch, PREDICTED_LABELS, model=net, batch_size=batch_size,
                                   progress=progress, embedding=bool(metadata.get("ood")))
+    mean, std = finish_answers(net, mean, std)
+    return mean, std, embedded[0] if embedded else None
+
+
+def finish_answers(net, mean, std, chain_weights=None):
+    """The network's own answers for `PREDICTED_LABELS` turned into what `predict` answers.
+
+    Mass and age are chained (`giantfm.labelmodel.chain_answers`) with the
+    model's ``metadata['chain']`` weights, or with ``chain_weights`` (``{'mass':
+    w, 'age': w}``: 0 keeps the network's own, 1 takes the label model's), and
+    the uncertainties scaled by ``metadata['uncertainty_scale']``. ``mean`` and
+    ``std`` (token scale, as `ask` gives them) are not changed; copies are returned.
+    """
+    metadata = getattr(net, "metadata", {}) or {}
+    mean, std = np.array(mean, dtype=float), np.array(std, dtype=float)
     chain = metadata.get("chain")
     if chain:
-        mean, std = chain_answers(label_model_of(net), PREDICTED_LABELS, mean, std, chain)
+        weights = chain["weights"] if chain_weights is None else chain_weights
+        mean, std = chain_answers(label_model_of(net), PREDICTED_LABELS, mean, std,
+                                  {"weights": weights})
     for name, factor in (metadata.get("uncertainty_scale") or {}).items():
         std[:, PREDICTED_LABELS.index(name)] *= factor
-    return mean, std, embedded[0] if embedded else None
+    return mean, std
 
 
 _LABEL_MODELS = {}

@@ -37,7 +37,10 @@ from ..utils import atomic_write
 from ..vocab import LABEL_NAMES, VOCAB_VERSION
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "SOURCES", "MASS_SOURCES", "LABEL_ARRAYS", "XP_INPUTS",
-           "write_dataset", "load_arrays", "load_dataset"]
+           "STAR_KEYS", "write_dataset", "load_arrays", "load_dataset", "float_labels"]
+
+#: The per-star arrays of `load_dataset`'s ``labels`` that say which star, not what it is.
+STAR_KEYS = ("apogee_id", "source", "giant")
 
 #: Version of the file layout written by `write_dataset` (2: the ``xp/`` and ``mags/``
 #: groups of raw inputs; colour tokens with errors; label-model masses as exact targets).
@@ -201,7 +204,7 @@ def load_dataset(path):
         out[name] = TokenBatch(data["ids"][sel], data["values"][sel], data["errors"][sel],
                                data["source_id"][sel])
         per_star = {key: value[sel] for key, value in data["labels"].items()}
-        for key in ("apogee_id", "source", "giant"):
+        for key in STAR_KEYS:
             per_star[key] = data[key][sel]
         out["labels"][name] = per_star
         out["inputs"][name] = {
@@ -209,3 +212,12 @@ def load_dataset(path):
                                     else np.float64) for key, value in data[group].items()}
             for group in ("xp", "mags")}
     return out
+
+
+def float_labels(per_star):
+    """One split's ``labels`` of `load_dataset` without `STAR_KEYS`, as float64 arrays.
+
+    np.asarray with a native dtype also undoes any big-endian storage.
+    """
+    return {name: np.asarray(values, dtype=float) for name, values in per_star.items()
+            if name not in STAR_KEYS}

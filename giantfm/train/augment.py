@@ -119,19 +119,25 @@ class FaintCopies:
         native = (rng.random(len(rows)) < self.p_native) | ~self.has_xp[rows]
         return np.where(native, np.nan, target)
 
-    def __call__(self, rows, rng):
-        """The stars ``rows`` as the network sees them at this step (token scale)."""
+    def mixed(self, rows, target_g, rng, truncate=None):
+        """The stars ``rows`` in order: copies at ``target_g`` where it is finite, the
+        stars as stored where it is NaN (``truncate`` as in `copies`)."""
         rows = np.asarray(rows)
-        target = self.draw_g(rows, rng)
-        faint = np.isfinite(target)
+        faint = np.isfinite(target_g)
         if not faint.any():
             return self.batch[rows]
-        parts = [self.batch[rows[~faint]], self.copies(rows[faint], target[faint], rng)]
+        parts = [self.batch[rows[~faint]],
+                 self.copies(rows[faint], target_g[faint], rng, truncate=truncate)]
         stacked = TokenBatch.concatenate(parts)
         order = np.empty(len(rows), dtype=np.int64)
         order[np.flatnonzero(~faint)] = np.arange((~faint).sum())
         order[np.flatnonzero(faint)] = (~faint).sum() + np.arange(faint.sum())
         return stacked[order]
+
+    def __call__(self, rows, rng):
+        """The stars ``rows`` as the network sees them at this step (token scale)."""
+        rows = np.asarray(rows)
+        return self.mixed(rows, self.draw_g(rows, rng), rng)
 
 
 def with_faint_copies(batch, inputs, n_copies=1, *, seed=0, g_range=(10.0, FAINT_LIMIT),

@@ -21,7 +21,7 @@ gives them (never on the test split):
 import numpy as np
 
 from .. import vocab
-from ..io.dataset import load_dataset
+from ..io.dataset import float_labels, load_dataset
 from ..labelmodel import chain_answers
 from ..tokens import from_token_scale, to_token_scale
 from ..utils._stats import mad_std
@@ -46,8 +46,7 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
         ``{label: factor}`` for the six labels.
     """
     data = load_dataset(dataset_path)
-    labels = {k: np.asarray(v, dtype=float) for k, v in data["labels"]["val"].items()
-              if k not in ("apogee_id", "source", "giant")}
+    labels = float_labels(data["labels"]["val"])
     giant = np.asarray(data["labels"]["val"]["giant"], dtype=bool)
     has_xp = FaintCopies(data["val"], data["inputs"]["val"]).has_xp
     rows = np.flatnonzero(giant & has_xp)
@@ -62,13 +61,18 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
     truth = {name: np.tile(values[rows], 2) for name, values in labels.items()}
     scored = np.isfinite(truth["mass"])
     chain = {"weights": {}, "scatter": {}, "n": int(scored.sum())}
+    # the label model's answers once; each weight mixes them as chain_answers does
+    direct = np.asarray(mean[scored], dtype=float)
+    chained, _ = chain_answers(label_model, names, direct, std[scored],
+                               {"weights": {"mass": 1.0, "age": 1.0}})
+    mixed = chained != direct
     for name in vocab.MASS_AGE_NAMES:
         k = names.index(name)
         scores = []
         for w in WEIGHTS:
-            combined, _ = chain_answers(label_model, names, mean[scored], std[scored],
-                                        {"weights": {"mass": w, "age": w}})
-            value = from_token_scale(name, combined[:, k])[0]
+            combined = np.where(mixed[:, k], (1 - w) * direct[:, k] + w * chained[:, k],
+                                direct[:, k])
+            value = from_token_scale(name, combined)[0]
             scores.append(mad_std(value - truth[name][scored]))
         chain["weights"][name] = float(WEIGHTS[int(np.nanargmin(scores))])
         chain["scatter"][name] = {"direct": float(scores[0]), "chain": float(scores[-1]),

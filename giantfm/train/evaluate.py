@@ -42,15 +42,13 @@ import numpy as np
 
 from .. import plotting, vocab
 from ..exceptions import GiantfmWarning
-from ..io.dataset import SPLITS, load_dataset
-from ..model import TrainedModel
-from ..prediction import PREDICTED_LABELS, answer_labels
+from ..io.dataset import SPLITS, float_labels, load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from ..utils import atomic_write
 from ..utils._json import json_safe
 from .baseline import load_baseline
 from .scoring import (EXPERIMENTS, NO_INPUTS, REFERENCES, calibration, check_experiment,
-                      experiment_inputs, metrics, reference_error)
+                      experiment_inputs, metrics, reference_error, request_answers)
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "DatasetSplit", "load_split",
            "load_baselines", "metrics", "calibration", "experiment_inputs", "evaluate",
@@ -100,34 +98,9 @@ def load_split(path, split):
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     data = load_dataset(path)
     per_star = data["labels"][split]
-    # np.asarray with a native dtype also undoes any big-endian storage.
-    labels = {name: np.asarray(values, dtype=float) for name, values in per_star.items()
-              if name not in ("apogee_id", "source", "giant")}
-    return DatasetSplit(data[split], labels, np.asarray(per_star["giant"], dtype=bool),
+    return DatasetSplit(data[split], float_labels(per_star),
+                        np.asarray(per_star["giant"], dtype=bool),
                         np.asarray(per_star["apogee_id"]).astype(str), data["attrs"])
-
-
-def _request(model, batch, names, batch_size):
-    """Token-scale mean and std for every star; NaN for stars that cannot be asked.
-
-    A `giantfm.model.TrainedModel` asked for the six labels answers as
-    `giantfm.predict` does (`giantfm.prediction.answer_labels`: mass and age
-    chained, uncertainties calibrated, as its metadata says).
-    """
-    if isinstance(model, TrainedModel) and list(names) == list(PREDICTED_LABELS):
-        mean, std, _ = answer_labels(model, batch, batch_size=batch_size, progress=False)
-        return mean, std
-    mean = np.full((len(batch), len(names)), np.nan)
-    std = np.full_like(mean, np.nan)
-    ok = batch.ok
-    if ok.any():
-        m, s = model.request(batch[ok], list(names), batch_size=batch_size)
-        m, s = np.asarray(m, dtype=float), np.asarray(s, dtype=float)
-        if m.shape != (ok.sum(), len(names)) or s.shape != m.shape:
-            raise ValueError(f"{type(model).__name__}.request returned shapes {m.shape} and "
-                             f"{s.shape} for {ok.sum()} stars and {len(names)} requests")
-        mean[ok], std[ok] = m, s
-    return mean, std
 
 
 def _score(system, experiment, names, mean, std, test):
@@ -225,7 +198,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
     rows, runs = [], {}
     for experiment in experiments:
         inputs = experiment_inputs(test.batch, experiment, seed=seed)
-        runs[experiment] = _request(model, inputs, names, batch_size)
+        runs[experiment] = request_answers(model, inputs, names, batch_size)
         rows += _score("model", experiment, names, *runs[experiment], test)
     no_labels = test.batch.without(vocab.LABEL_NAMES)
     figure_run = None
@@ -240,7 +213,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
                           f"{dataset_path} was built {created}: refit it for a fair comparison",
                           GiantfmWarning)
         targets = [n for n in names if n in base.targets]
-        mean, std = _request(base, no_labels, targets, batch_size)
+        mean, std = request_answers(base, no_labels, targets, batch_size)
         rows += _score("xgboost", base.name, targets, mean, std, test)
         if figure_run is None and targets == names:
             figure_run = (mean, std, f"XGBoost on {base.name}")

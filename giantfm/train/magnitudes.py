@@ -26,12 +26,12 @@ import math
 import numpy as np
 
 from .. import vocab
-from ..io.dataset import load_dataset
-from ..labelmodel import chain_answers
-from ..prediction import answer_labels, label_model_of
-from ..tokens import TokenBatch, from_token_scale, to_token_scale
+from ..io.dataset import float_labels, load_dataset
+from ..prediction import PREDICTED_LABELS, finish_answers
+from ..tokens import from_token_scale, to_token_scale
 from .augment import FaintCopies
-from .scoring import REFERENCES, calibration, experiment_inputs, metrics, reference_error
+from .scoring import (REFERENCES, calibration, experiment_inputs, metrics, reference_error,
+                      request_answers)
 
 __all__ = ["DEFAULT_LEVELS", "parse_levels", "degraded_inputs", "red_clump_like",
            "evaluate_by_magnitude", "magnitude_figure"]
@@ -86,16 +86,10 @@ def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
     """
     if level != "native":
         copies = FaintCopies(batch, inputs, p_native=0.0)
-        rows = np.flatnonzero(copies.has_xp)
         rng = np.random.default_rng([seed, int(round(100 * float(level)))])
-        target = np.maximum(float(level), copies.mags["g"][rows])
-        faint = copies.copies(rows, target, rng, truncate=truncate)
-        parts = [batch[np.flatnonzero(~copies.has_xp)], faint]
-        stacked = TokenBatch.concatenate(parts)
-        order = np.empty(len(batch), dtype=np.int64)
-        order[np.flatnonzero(~copies.has_xp)] = np.arange((~copies.has_xp).sum())
-        order[rows] = (~copies.has_xp).sum() + np.arange(len(rows))
-        batch = stacked[order]
+        # every XP star copied, at G = max(level, its own); the others as stored
+        target = np.where(copies.has_xp, np.maximum(float(level), copies.mags["g"]), np.nan)
+        batch = copies.mixed(np.arange(len(batch)), target, rng, truncate=truncate)
     return experiment_inputs(batch, "xp_colours")
 
 
@@ -149,26 +143,20 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
     return out
 
 
-def _parts(model, tokens, level, labels, giant, domain, batch_size):
-    """Mass and age rows of the model's direct and chained estimates alone (what the
-    combination of `giantfm.labelmodel.chain_answers` is made of)."""
-    chain = (model.metadata or {}).get("chain")
-    if not chain:
-        return []
-    names = list(vocab.LABEL_NAMES)
-    mean = np.full((len(tokens), len(names)), np.nan)
-    std = np.full_like(mean, np.nan)
-    ok = tokens.ok
-    mean[ok], std[ok] = model.request(tokens[ok], names, batch_size=batch_size, progress=False)
-    for name, factor in (model.metadata.get("uncertainty_scale") or {}).items():
-        std[:, names.index(name)] *= factor
+def _model_rows(model, tokens, level, labels, giant, domain, batch_size):
+    """The model's rows as `giantfm.predict` answers, and, for a model that chains mass
+    and age, the mass and age rows of its direct and chained estimates alone (what the
+    combination is made of), all from one call of the network."""
+    names = list(PREDICTED_LABELS)
+    raw_mean, raw_std = model.request(tokens, names, batch_size=batch_size, progress=False)
     out = []
-    for system, share in (("model: direct", 0.0), ("model: chain", 1.0)):
-        m, s = chain_answers(label_model_of(model), names, mean, std,
-                             {"weights": {"mass": share, "age": share}})
-        out += [row for row in _rows(system, level, names, m, s, labels, giant, domain)
-                if row["label"] in vocab.MASS_AGE_NAMES]
-    return out
+    if (model.metadata or {}).get("chain"):
+        for system, share in (("model: direct", 0.0), ("model: chain", 1.0)):
+            m, s = finish_answers(model, raw_mean, raw_std, {"mass": share, "age": share})
+            out += [row for row in _rows(system, level, names, m, s, labels, giant, domain)
+                    if row["label"] in vocab.MASS_AGE_NAMES]
+    mean, std = finish_answers(model, raw_mean, raw_std)
+    return out + _rows("model", level, names, mean, std, labels, giant, domain)
 
 
 def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
@@ -178,7 +166,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     Parameters
     ----------
     model : `giantfm.model.TrainedModel` or None
-        Scored as `giantfm.predict` answers (`giantfm.prediction.answer_labels`).
+        Scored as `giantfm.predict` answers (`giantfm.prediction.finish_answers`).
     dataset_path : str or path-like
         A dataset file with the raw XP inputs (`giantfm.train.dataset`).
     levels : sequence
@@ -211,8 +199,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
 
     data = load_dataset(dataset_path)
     batch, inputs = data["test"], data["inputs"]["test"]
-    labels = {name: np.asarray(value, dtype=float) for name, value in data["labels"]["test"].items()
-              if name not in ("apogee_id", "source", "giant")}
+    labels = float_labels(data["labels"]["test"])
     giant = np.asarray(data["labels"]["test"]["giant"], dtype=bool)
     if domain is None:
         domain = (getattr(model, "metadata", None) or {}).get("label_domain")
@@ -225,22 +212,13 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     rows = []
     for level in levels:
         tokens = degraded_inputs(batch, inputs, level, seed=seed, truncate=truncate)
-        systems = [] if model is None else [("model", model, names)]
-        systems += [(f"xgboost {b.name}", b, [n for n in names if n in b.targets])
-                    for b in baselines]
-        for system, predictor, targets in systems:
-            if system == "model":   # as giantfm.predict answers (mass and age chained)
-                mean, std, _ = answer_labels(predictor, tokens, batch_size=batch_size,
-                                             progress=False)
-                rows += _parts(predictor, tokens, level, labels, giant, domain, batch_size)
-            else:
-                mean = np.full((len(tokens), len(targets)), np.nan)
-                std = np.full_like(mean, np.nan)
-                ok = tokens.ok
-                if ok.any():
-                    m, s = predictor.request(tokens[ok], targets, batch_size=batch_size)
-                    mean[ok], std[ok] = m, s
-            rows += _rows(system, level, targets, mean, std, labels, giant, domain)
+        if model is not None:
+            rows += _model_rows(model, tokens, level, labels, giant, domain, batch_size)
+        for baseline in baselines:
+            targets = [n for n in names if n in baseline.targets]
+            mean, std = request_answers(baseline, tokens, targets, batch_size)
+            rows += _rows(f"xgboost {baseline.name}", level, targets, mean, std, labels, giant,
+                          domain)
     table = Table(rows=rows, names=list(rows[0]))
     table.meta.update({"dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),
                        "levels": [str(v) for v in levels],

@@ -12,11 +12,13 @@ import numpy as np
 
 from .. import vocab
 from ..exceptions import InvalidNameError
+from ..model import TrainedModel
+from ..prediction import PREDICTED_LABELS, answer_labels
 from ..utils._stats import mad_std
 from .baseline import INPUT_SETS
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "metrics", "calibration",
-           "experiment_inputs", "check_experiment", "reference_error"]
+           "experiment_inputs", "check_experiment", "reference_error", "request_answers"]
 
 #: Input experiments: name -> description (see the module docstring).
 EXPERIMENTS = {
@@ -159,3 +161,26 @@ def reference_error(reference, labels, column, truth):
     if reference == "label_model":
         return np.zeros_like(truth)
     return labels.get(f"{column}_err", np.full_like(truth, np.nan))
+
+
+def request_answers(model, batch, names, batch_size=None):
+    """Token-scale mean and std for every star; NaN for stars that cannot be asked.
+
+    A `giantfm.model.TrainedModel` asked for the six labels answers as
+    `giantfm.predict` does (`giantfm.prediction.answer_labels`: mass and age
+    chained, uncertainties calibrated, as its metadata says).
+    """
+    if isinstance(model, TrainedModel) and list(names) == list(PREDICTED_LABELS):
+        mean, std, _ = answer_labels(model, batch, batch_size=batch_size, progress=False)
+        return mean, std
+    mean = np.full((len(batch), len(names)), np.nan)
+    std = np.full_like(mean, np.nan)
+    ok = batch.ok
+    if ok.any():
+        m, s = model.request(batch[ok], list(names), batch_size=batch_size)
+        m, s = np.asarray(m, dtype=float), np.asarray(s, dtype=float)
+        if m.shape != (ok.sum(), len(names)) or s.shape != m.shape:
+            raise ValueError(f"{type(model).__name__}.request returned shapes {m.shape} and "
+                             f"{s.shape} for {ok.sum()} stars and {len(names)} requests")
+        mean[ok], std[ok] = m, s
+    return mean, std
