@@ -46,10 +46,20 @@ corruption = st.tuples(
     st.integers(0, 54))                                        # coefficient index
 
 
+def _cell(row, where, index):
+    if where == "masked":
+        return row, MAGNITUDES[index % len(MAGNITUDES)], None
+    return row, where, None if where in MAGNITUDES else index
+
+
 def _corrupt(stars, corruptions):
     table = stars.copy()
     needs_reason, touched = set(), set()
-    for row, where, what, index in corruptions:
+    # one corruption per cell: a later one would overwrite what an earlier one expects
+    first = {}
+    for corruption in corruptions:
+        first.setdefault(_cell(corruption[0], corruption[1], corruption[3]), corruption)
+    for row, where, what, index in first.values():
         value, bad = BAD[what]
         touched.add(row)
         if where == "masked":
