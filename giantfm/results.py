@@ -19,8 +19,8 @@ from . import vocab
 from .flags import reason as reason_text
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "mask_outside_label_domain", "add_label_floor", "add_ood_score",
-           "embedding_distance", "join_reasons",
+__all__ = ["results_table", "inside_label_domain", "mask_outside_label_domain",
+           "add_label_floor", "add_ood_score", "embedding_distance", "join_reasons",
            "model_meta", "describe_inputs", "empty_result", "prediction_units",
            "PREDICTION_COLUMNS", "GIANT_DOMAIN", "CONSISTENCY_SCALES"]
 
@@ -104,6 +104,17 @@ def _append_reason(result, rows, texts):
     result["flag"] |= rows
 
 
+def inside_label_domain(labels, domain, n):
+    """True for the ``n`` stars whose ``labels`` (``{name: values}``, vocabulary units) lie
+    inside every range of ``domain`` (``{name: (low, high)}``) they have; NaN is outside."""
+    inside = np.ones(n, dtype=bool)
+    for name, (low, high) in domain.items():
+        if name in labels:
+            with np.errstate(invalid="ignore"):
+                inside &= (labels[name] >= low) & (labels[name] <= high)
+    return inside
+
+
 def mask_outside_label_domain(result, domain):
     """Mask mass and age of stars whose predicted labels lie outside ``domain``.
 
@@ -112,13 +123,8 @@ def mask_outside_label_domain(result, domain):
     upper giant branch, metal-poor stars) they are extrapolations. The domain
     is recorded in ``result.meta['label_domain']``.
     """
-    inside = np.ones(len(result), dtype=bool)
-    for name, (lo, hi) in domain.items():
-        if name not in result.colnames:
-            continue
-        value = result[name].unmasked.value
-        with np.errstate(invalid="ignore"):
-            inside &= (value >= lo) & (value <= hi)
+    inside = inside_label_domain({name: result[name].unmasked.value for name in domain
+                                  if name in result.colnames}, domain, len(result))
     outside = ~inside & ~result["flag"]
     for name in vocab.MASS_AGE_NAMES:
         for col in (name, f"{name}_err"):

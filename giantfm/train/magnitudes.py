@@ -28,6 +28,7 @@ import numpy as np
 from .. import vocab
 from ..io.dataset import float_labels, load_dataset
 from ..prediction import PREDICTED_LABELS, finish_answers
+from ..results import inside_label_domain
 from ..tokens import from_token_scale, to_token_scale
 from .augment import FaintCopies
 from .scoring import (REFERENCES, calibration, experiment_inputs, metrics, reference_error,
@@ -101,18 +102,10 @@ def red_clump_like(teff, logg, m_h):
         return (logg >= 1.8) & (logg <= 0.0018 * (teff - teff_ref) + 2.5)
 
 
-def _domain_mask(pred, domain):
-    """True where the predicted labels lie inside the label domain (mass and age answered)."""
-    inside = np.ones(len(next(iter(pred.values()))), dtype=bool)
-    for name, (low, high) in domain.items():
-        with np.errstate(invalid="ignore"):
-            inside &= (pred[name] >= low) & (pred[name] <= high)
-    return inside
-
-
 def _rows(system, level, names, mean, std, labels, giant, domain):
     pred = {name: from_token_scale(name, mean[:, k])[0] for k, name in enumerate(names)}
-    inside = _domain_mask(pred, domain) if domain and all(n in pred for n in domain) else None
+    inside = (inside_label_domain(pred, domain, len(mean))
+              if domain and all(n in pred for n in domain) else None)
     rc = red_clump_like(labels["teff"], labels["logg"], labels["m_h"])
     samples = {"giants": giant, "rc": giant & rc, "rgb": giant & ~rc}
     out = []
