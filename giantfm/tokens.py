@@ -333,8 +333,6 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
             note.add(row, reason_text("bad_value", column=f"{names_of[band]}[{index}]",
                                       value=str(c[row, index]), why="not finite"))
         raw[band] = np.where(infinite, np.nan, c)
-    zeroth = {band: raw[band][:, 0] if band in raw else np.full(n, np.nan)
-              for band in ("bp", "rp")}
     xp_snr = {}
     for band, errs, nrel, band_ids in (("bp", bp_err, bp_n_relevant, vocab.BP_IDS),
                                        ("rp", rp_err, rp_n_relevant, vocab.RP_IDS)):
@@ -351,8 +349,7 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         if rows.size:
             # the default error model, evaluated only for the rows that need it (it costs
             # as much as the rest of the tokenisation)
-            defaults = dict(zip(("bp", "rp"), load_noise_model().median_errors(
-                zeroth["bp"][rows], zeroth["rp"][rows])))[band]
+            defaults = load_noise_model().band_errors(band, c[rows, 0])
             e = e.copy()
             e[rows] = np.where(missing[rows], defaults, e[rows])
         present = np.isfinite(c).any(axis=1)

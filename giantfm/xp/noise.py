@@ -54,6 +54,7 @@ import numpy as np
 
 from ..vocab import N_COEFFICIENTS
 from .coefficients import XPCoefficients
+from .photometry import MAG_PER_FRACTION
 
 __all__ = ["XPNoiseModel", "load_noise_model", "faint_copy", "photometric_errors",
            "TWOMASS_LIMITS"]
@@ -67,8 +68,6 @@ _GAIA_FLOORS = {"g": 0.001, "bp": 0.003, "rp": 0.003}
 # A copy's real sources: the nearest in (G / 0.5 mag, colour / 0.1 dex), this many.
 _NEIGHBOUR_SCALE = np.array([0.5, 0.1])
 _NEIGHBOURS = 10
-# 2.5 / ln(10): magnitude error per unit fractional flux error.
-_MAG_PER_FRACTION = 2.5 / np.log(10)
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,11 @@ class XPNoiseModel:
         bp_err, rp_err : arrays (n, 55)
             NaN where a ``c0`` is not positive (no flux to scale from).
         """
-        return (10.0 ** self._log_errors("bp", np.atleast_1d(c0_bp)),
-                10.0 ** self._log_errors("rp", np.atleast_1d(c0_rp)))
+        return self.band_errors("bp", c0_bp), self.band_errors("rp", c0_rp)
+
+    def band_errors(self, band, c0):
+        """`median_errors` of one band (``'bp'`` or ``'rp'``) for its zeroth coefficients ``c0``."""
+        return 10.0 ** self._log_errors(band, np.atleast_1d(c0))
 
     def draw_sources(self, g, colour, rng):
         """For each star, one of the real sources nearest in G and colour (see the module).
@@ -221,7 +223,7 @@ def photometric_errors(mags, xp_snr=None):
         m = np.asarray(m, dtype=float)
         if name in TWOMASS_LIMITS:
             snr = 10.0 * 10.0 ** (-0.4 * (m - TWOMASS_LIMITS[name]))
-            errors[name] = np.hypot(_TWOMASS_FLOOR, _MAG_PER_FRACTION / snr)
+            errors[name] = np.hypot(_TWOMASS_FLOOR, MAG_PER_FRACTION / snr)
             detected[name] = snr >= _TWOMASS_MIN_SNR
         else:
             floor = _GAIA_FLOORS.get(name, 0.003)
@@ -231,7 +233,7 @@ def photometric_errors(mags, xp_snr=None):
                 snr = np.asarray(snr, dtype=float)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     errors[name] = np.where(np.isfinite(snr) & (snr > 0),
-                                            np.hypot(floor, _MAG_PER_FRACTION / snr), floor)
+                                            np.hypot(floor, MAG_PER_FRACTION / snr), floor)
             detected[name] = np.isfinite(m)
         errors[name] = np.where(np.isfinite(m), errors[name], np.nan)
     return errors, detected

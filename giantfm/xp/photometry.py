@@ -13,10 +13,10 @@ import numpy as np
 
 from .basis import passbands
 
-__all__ = ["synthetic_photometry", "synthetic_g"]
+__all__ = ["synthetic_photometry", "synthetic_g", "MAG_PER_FRACTION"]
 
-# 2.5 / ln(10): magnitude error per unit fractional flux error.
-_MAG_PER_FRACTION = 2.5 / np.log(10)
+#: 2.5 / ln(10): magnitude error per unit fractional flux error.
+MAG_PER_FRACTION = 2.5 / np.log(10)
 
 
 def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):
@@ -50,7 +50,7 @@ def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):
             variance = sum(_zero_nan(np.asarray(e, dtype=np.float64)) ** 2 @ (bands ** 2).T
                            for e, bands in ((bp_err, bp_bands), (rp_err, rp_bands))
                            if e is not None)
-            errors = np.where(positive, _MAG_PER_FRACTION * np.sqrt(variance) / flux, np.nan)
+            errors = np.where(positive, MAG_PER_FRACTION * np.sqrt(variance) / flux, np.nan)
     keys = [n.lower() for n in names]
     return ({k: mags[..., i] for i, k in enumerate(keys)},
             None if errors is None else {k: errors[..., i] for i, k in enumerate(keys)})
