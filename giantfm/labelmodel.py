@@ -96,13 +96,19 @@ class LabelDomain:
         dist, _ = cKDTree(scaled).query(scaled, k + 1)
         return cls(low, high, scale, float(np.quantile(dist[:, -1], quantile)), k, scaled)
 
+    def in_box(self, x):
+        """Boolean mask: rows of ``x`` (n, 4) inside the box of the ranges alone (False for
+        NaN rows); what `giantfm.predict` answers mass and age inside."""
+        x = feature_matrix(x)
+        with np.errstate(invalid="ignore"):
+            return np.all((x >= self.low) & (x <= self.high), axis=1)
+
     def contains(self, x):
         """Boolean mask: rows of ``x`` (n, 4) inside the domain (False for NaN rows)."""
         from scipy.spatial import cKDTree
 
         x = feature_matrix(x)
-        finite = np.isfinite(x).all(axis=1)
-        inside = finite & np.all((x >= self.low) & (x <= self.high), axis=1)
+        inside = self.in_box(x)
         if inside.any():
             dist, _ = cKDTree(self.points).query(x[inside] / self.scale, self.k)
             inside[np.flatnonzero(inside)] = dist[:, -1] <= self.max_distance

@@ -599,7 +599,6 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         bar.close()
     if best_state is not None:
         network.load_state_dict(best_state)
-    model.metadata.pop("last_epoch", None)
     model.metadata["epochs_run"] = len(rows)
     model.metadata["finished"] = bool(finished)
     network.eval()

@@ -363,9 +363,8 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
         inside = model.domain.contains(features)
         # The box of the calibration ranges is where `predict` answers with mass and age
         # (its label_domain), so the giants in it get training labels; the label model's
-        # stricter neighbour test is recorded in in_label_domain.
-        in_box = np.all((features >= model.domain.low) & (features <= model.domain.high), axis=1)
-        use = (inside | in_box) & xp_giant & np.isfinite(pred["mass"])
+        # stricter neighbour test (inside the box too) is recorded in in_label_domain.
+        use = model.domain.in_box(features) & xp_giant & np.isfinite(pred["mass"])
         lab["in_label_domain"] = inside.astype(float)
         for name in ("mass", "mass_err", "age", "age_err"):
             lab[name] = np.where(use, pred[name], np.nan)
