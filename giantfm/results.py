@@ -193,8 +193,9 @@ def add_ood_score(result, batch, embedding=None, ood=None):
         parts["embedding"] = embedding_distance(embedding, ood) / scales["embedding"]
     stacked = np.column_stack(list(parts.values()))
     known = np.isfinite(stacked).any(axis=1)
-    score = np.where(known, np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=1),
-                     np.nan)
+    measured = np.where(np.isfinite(stacked), stacked, -np.inf)
+    worst = np.argmax(measured, axis=1)
+    score = np.where(known, measured.max(axis=1), np.nan)
     score[~np.asarray(batch.ok)] = np.nan
     result.add_column(Masked(np.nan_to_num(score) * u.dimensionless_unscaled,
                              mask=~np.isfinite(score)), name="ood_score",
@@ -203,7 +204,6 @@ def add_ood_score(result, batch, embedding=None, ood=None):
                                             "flagged above 1")
     over = np.nan_to_num(score) > 1
     names = list(parts)
-    worst = np.argmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=1)
     details = {"g": "its spectrum and its G disagree by {:.3g} sigma",
                "colour": "its spectrum and its BP - RP disagree by {:.3g} sigma",
                "embedding": "its inputs lie {:.3g} times farther from the training stars than "
