@@ -20,12 +20,21 @@ tokenisation). ``predict without the ood_score`` is the same model with its
 alternating with the main call, so their ratio is the cost of the score. With
 ``--compare MODEL`` the end-to-end rate of ``predict(..., model=MODEL)`` (an
 earlier model, say) is measured in the same process, alternating with the
-main model's, and the ratio of the two is given.
+main model's, and the ratio of the two is given. With ``--against TREE`` (a
+checkout of an earlier giantfm, e.g. ``git worktree add /tmp/before HEAD~3``)
+that code's ``predict`` is timed in this process too, alternating with this
+tree's on the same input and model weights, and their rate ratio is given:
+the back-to-back comparison of a change's speed.
 """
 import argparse
 import copy
+import importlib
+import shutil
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from astropy.table import vstack
@@ -53,6 +62,9 @@ def main():
     parser.add_argument("--model", default=None, help="saved model (default: the bundled one)")
     parser.add_argument("--compare", default=None, metavar="MODEL",
                         help="also time predict with this saved model, alternating")
+    parser.add_argument("--against", default=None, metavar="TREE",
+                        help="also time predict of the giantfm in this source tree "
+                             "(an earlier checkout), alternating")
     parser.add_argument("--save", default=None, help="write the figures to this ECSV file")
     args = parser.parse_args()
 
@@ -64,12 +76,17 @@ def main():
     def run(model):
         return lambda: giantfm.predict(table, device=args.device, progress=False, model=model)
     no_ood = copy.copy(net)
-    no_ood.metadata = {key: value for key, value in net.metadata.items() if key != "ood"}
+    no_ood.metadata = net.metadata.replace(ood=None)
     steps = [("predict, end to end", run(net)), ("predict without the ood_score", run(no_ood))]
     other = None
     if args.compare:
         other = get_model(device=args.device, model=args.compare)
-        steps.append((f"predict with {other.metadata.get('name', args.compare)}", run(other)))
+        steps.append((f"predict with {other.metadata.name}", run(other)))
+    if args.against:
+        before = earlier_giantfm(args.against)
+        before_net = before.prediction.get_model(device=args.device, model=args.model)
+        steps.append((f"predict of the code in {args.against}", lambda: before.predict(
+            table, device=args.device, progress=False, model=before_net)))
     times = {step: [] for step, _ in steps}
     for _ in range(args.repeats):        # alternating, so that both see the same load
         for step, fn in steps:
@@ -79,7 +96,7 @@ def main():
     t_network = median_time(lambda: net.request(batch, list(PREDICTED_LABELS), progress=False),
                             args.repeats)
     n = len(table)
-    print(f"# device: {net.device}; model: {net.metadata.get('name', 'custom')}; "
+    print(f"# device: {net.device}; model: {net.metadata.name}; "
           f"{n} stars; medians of {args.repeats}")
     print(f"predict (end to end)  {n / t_predict:12,.0f} stars/s")
     print(f"tokenize (inputs)     {n / t_tokens:12,.0f} stars/s")
@@ -98,11 +115,33 @@ def main():
         print(f"{step:22s}{n / t_other:12,.0f} stars/s; rate ratio (main / compared) "
               f"{t_other / t_predict:.2f}")
         rows.append((step, t_other))
+    if args.against:
+        step = steps[-1][0]
+        t_before = statistics.median(times[step])
+        print(f"{step}: {n / t_before:,.0f} stars/s; rate ratio (this / that) "
+              f"{t_before / t_predict:.3f}")
+        rows.append((step, t_before))
     if args.save:
         save_table([{"step": step, "stars_per_s": round(n / t)} for step, t in rows],
                    args.save, title=f"giantfm.predict end to end ({net.device})",
                    machine=machine_description(net.device),
                    notes=f"{n} stars (the bundled examples repeated), medians of {args.repeats}")
+
+
+def earlier_giantfm(tree):
+    """The ``giantfm`` package of another source tree, imported as ``giantfm_baseline``.
+
+    Its modules import each other relatively, so a copy under another name
+    lives beside this one in the process (its data files are found through
+    ``giantfm.data``, this tree's: the same bundled model and examples).
+    """
+    source = Path(tree) / "giantfm"
+    if not (source / "__init__.py").is_file():
+        raise SystemExit(f"--against: {tree} holds no giantfm package")
+    folder = Path(tempfile.mkdtemp(prefix="giantfm_baseline_"))
+    shutil.copytree(source, folder / "giantfm_baseline")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("giantfm_baseline")
 
 
 if __name__ == "__main__":

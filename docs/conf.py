@@ -7,7 +7,8 @@
 #
 # At build time, docs/scripts/make_tables.py writes the generated tables
 # (the vocabulary, the accuracy and performance tables from docs/results/)
-# into docs/_generated/; nothing in _generated/ is edited by hand.
+# and the substitutions of the numbers the prose quotes (numbers.rst) into
+# docs/_generated/; nothing in _generated/ is edited by hand.
 import datetime
 import sys
 from importlib import metadata
@@ -62,6 +63,10 @@ plot_rcparams = {"figure.figsize": (6.0, 4.5), "savefig.bbox": "tight"}
 rst_epilog += """
 .. |giantfm| replace:: giantfm
 """
+# Numbers quoted in the prose are substitutions (``|v_teff_native|``) that make_tables.py
+# generates from docs/results/ into _generated/numbers.rst at every build; every page
+# includes them, so no page types a measured number by hand (tests/test_docs_numbers.py).
+rst_prolog = ".. include:: /_generated/numbers.rst\n"
 
 
 def _generate_tables(app):

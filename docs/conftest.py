@@ -17,6 +17,7 @@ collect_ignore_glob = ["scripts/*", "_build/*", "_generated/*", "api/*"]
 #: Pages whose examples run giantfm.predict on the bundled model and example stars.
 NEEDS_MODEL = {
     "install.rst",
+    "cli.rst",
     "tutorials/predict_archive.rst",
     "tutorials/predict_spectrum.rst",
     "tutorials/uncertainties_flags.rst",

@@ -11,6 +11,7 @@ from .utils._version import package_version
 __version__ = package_version()
 
 from .config import conf
+from .flags import decode_flags
 # both are light: astroquery and specutils are imported only when they are used
 from . import examples
 from .prediction import predict, request
@@ -34,7 +35,7 @@ __citation__ = __bibtex__ = """\
 
 __all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
            "generate_spectrum", "predict_files", "predict_catalog", "load_model", "fetch_xp",
-           "tokenize", "examples", "read_table", "write_table"]
+           "tokenize", "examples", "read_table", "write_table", "decode_flags"]
 
 
 def load_model(path_or_name=None, device=None):

@@ -11,6 +11,7 @@
     giantfm train ...                       train a model            (giantfm.train.trainer)
     giantfm baseline ...                    train XGBoost baselines  (giantfm.train.baseline)
     giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluate)
+    giantfm bundle ...                      bundle a trained model   (giantfm.train.bundle)
 
 ``giantfm SUBCOMMAND --help`` describes each one. ``predict`` reads any table
 astropy reads and writes its output in the format its extension names
@@ -85,6 +86,8 @@ _DELEGATES = {
     "baseline": ("giantfm.train.baseline", "train the XGBoost baseline (giantfm.train.baseline)"),
     "evaluate": ("giantfm.train.evaluate", "evaluate a model on the test split "
                                            "(giantfm.train.evaluate)"),
+    "bundle": ("giantfm.train.bundle", "bundle a trained model with its calibrations, or "
+                                       "write its model card (giantfm.train.bundle)"),
 }
 
 
@@ -366,8 +369,9 @@ def build_parser():
                        description="Predict Teff, log g, [M/H], [alpha/M], mass and age for every "
                                    "row of INPUT and write them, with units, to OUTPUT.")
     p.add_argument("input", metavar="INPUT",
-                   help="table of Gaia DR3 XP coefficients and photometry (FITS, ECSV, VOTable, "
-                        "CSV, Parquet, HDF5; the archive's XP_CONTINUOUS files)")
+                   help="table of Gaia DR3 XP coefficients, with photometry where it has it "
+                        "(FITS, ECSV, VOTable, CSV, Parquet, HDF5; the archive's XP_CONTINUOUS "
+                        "files as they come: missing G, BP, RP are synthesised)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output table; format from its extension")
     p.add_argument("--photometry", metavar="TABLE",

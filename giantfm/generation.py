@@ -27,16 +27,17 @@ from astropy.table import QTable
 
 from . import tokens, vocab
 from .exceptions import GiantfmWarning, InvalidNameError
+from .flags import REASONS
 from .flags import reason as reason_text
-from .prediction import ask
-from .results import join_reasons, model_meta
+from .prediction import answer, get_model
+from .results import finish, join_reasons, model_meta
 from .vocab import XP_NAMES
 from .xp.basis import DEFAULT_WAVELENGTH
 from .xp.coefficients import ARCHIVE_MAGNITUDES
 from .xp.sampling import coefficients_to_flux
 
 __all__ = ["inpaint", "generate_spectrum", "XP_NAMES", "RELATIVE_FLUX_UNIT",
-           "ABSOLUTE_FLUX_UNIT", "check_label_support"]
+           "ABSOLUTE_FLUX_UNIT"]
 
 _N = vocab.N_COEFFICIENTS
 
@@ -88,7 +89,7 @@ def _hidden_masks(hide, n):
     return masks
 
 
-def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spectrum=False,
+def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spectrum=False,
             wavelength=None, device=None, batch_size=None, progress=None, model=None):
     """Fill in the XP coefficients a star lacks, with uncertainties.
 
@@ -116,8 +117,10 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     photometry : table, optional
         Magnitudes for the stars (see `giantfm.tokenize`).
     truncate : bool, optional
-        Treat coefficients beyond ``*_n_relevant_bases`` as missing (default
-        True, as `predict` does): they are replaced by the model's.
+        Treat coefficients beyond ``*_n_relevant_bases`` as missing: they are
+        replaced by the model's. None (default): as the model reads them, as
+        `predict` does (`giantfm.metadata.ModelMetadata.truncate`; the bundled
+        model reads every coefficient given).
     spectrum : bool, optional
         Also return the completed spectra as a `specutils.Spectrum`.
     wavelength : `~astropy.units.Quantity` or array, optional
@@ -133,8 +136,9 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
         ``rp_coefficient_errors`` (n, 55 each, the archive's units),
         ``bp_inpainted``/``rp_inpainted`` (n, 55 booleans, True where the
         value is the model's), the input magnitudes under their archive
-        names, ``flag`` and ``reason``. A row the model cannot read (no
-        coefficients, no G magnitude) keeps its input values, is flagged and
+        names, ``ood_score``, ``flag``, ``flags`` and ``reason``, as
+        `giantfm.predict` gives them (`giantfm.results.finish`). A row the model
+        cannot read (no coefficients) keeps its input values, is flagged and
         says why. The table has no ``*_n_relevant_bases`` columns, so reading
         it back uses every coefficient.
     spectrum : `specutils.Spectrum`, only with ``spectrum=True``
@@ -154,6 +158,8 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     xp, mags, labels = tokens.read_inputs(data, photometry, labels)
     n = len(xp)
     hidden = _hidden_masks(hide, n)
+    net = get_model(device=device, model=model)
+    truncate = net.metadata.truncate if truncate is None else truncate
     given, inputs = {}, {}
     for band, coeffs, nrel in (("bp", xp.bp, xp.bp_n_relevant), ("rp", xp.rp, xp.rp_n_relevant)):
         keep = np.isfinite(coeffs) & ~hidden[band]
@@ -165,10 +171,10 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     batch = tokens.from_arrays(bp=inputs["bp"], rp=inputs["rp"], bp_err=xp.bp_err,
                                rp_err=xp.rp_err, mags=mags, labels=labels, truncate=False,
                                source_id=xp.source_id, reason=xp.reason)
-    net, mean, std = ask(batch, XP_NAMES, device=device, model=model, batch_size=batch_size,
-                         progress=progress)
+    _, mean, std, embedded = answer(net, batch, XP_NAMES, batch_size=batch_size,
+                                    progress=progress)
     ok = batch.ok & np.all(np.isfinite(mean), axis=1)
-    flux_scale = tokens.g_flux(mags.get("g", np.full(n, np.nan)))[:, None]
+    flux_scale = tokens.g_flux(batch.g_mag)[:, None]   # the G they were normalised with
 
     result = QTable()
     result["source_id"] = xp.source_id
@@ -190,6 +196,7 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=True, spe
     reason[~ok & (reason == "")] = reason_text("not_read")
     result["flag"] = ~ok
     result["reason"] = join_reasons(reason, batch.notes).astype(str)
+    finish(result, batch, net.metadata, embedding=embedded)
     result.meta.update(model_meta(net))
     result.meta["hidden"] = "" if hide is None else repr(hide) if not isinstance(hide, dict) \
         else "boolean masks"
@@ -219,53 +226,6 @@ def _xp_spectrum(bp, rp, wavelength, unit, meta, shape=None):
 
 
 # ---------------------------------------------------------------------------- generation
-def check_label_support(labels, support):
-    """Which requests lie outside the labels a model was trained on, and why.
-
-    Parameters
-    ----------
-    labels : dict
-        ``{token name: array (n,)}`` in vocabulary units (NaN = not given).
-    support : dict
-        A model's ``metadata['label_support']`` (written when it is bundled,
-        see `giantfm.train.dataset.label_support`): ``ranges`` (``{name: [low,
-        high]}``, the 0.5-99.5 percentiles of the training labels) and
-        ``kiel`` (training stars counted on a Teff-log g grid).
-
-    Returns
-    -------
-    reason : `numpy.ndarray` of str (n,)
-        Empty where inside; else what is outside.
-    """
-    n = len(next(iter(labels.values())))
-    reasons = [[] for _ in range(n)]
-    for name, (low, high) in support.get("ranges", {}).items():
-        if name not in labels:
-            continue
-        value = np.asarray(labels[name], dtype=float)
-        with np.errstate(invalid="ignore"):
-            out = (value < low) | (value > high)
-        for i in np.flatnonzero(out):
-            reasons[i].append(f"{name}={value[i]:.4g} outside the training range "
-                              f"[{low:.4g}, {high:.4g}]")
-    kiel = support.get("kiel")
-    if kiel and "teff" in labels and "logg" in labels:
-        teff = np.asarray(labels["teff"], dtype=float)
-        logg = np.asarray(labels["logg"], dtype=float)
-        t_edges, g_edges = np.asarray(kiel["teff_edges"]), np.asarray(kiel["logg_edges"])
-        counts = np.asarray(kiel["counts"])
-        i = np.searchsorted(t_edges, teff, side="right") - 1
-        j = np.searchsorted(g_edges, logg, side="right") - 1
-        inside = (i >= 0) & (i < len(t_edges) - 1) & (j >= 0) & (j < len(g_edges) - 1)
-        filled = np.zeros(n, bool)
-        filled[inside] = counts[i[inside], j[inside]] >= kiel["min_count"]
-        both = np.isfinite(teff) & np.isfinite(logg)
-        for k in np.flatnonzero(both & ~filled):
-            reasons[k].append(f"(teff, logg)=({teff[k]:.0f}, {logg[k]:.2f}) lies where the "
-                              f"training set has fewer than {kiel['min_count']} stars")
-    return np.array(["; ".join(r) for r in reasons], dtype=object).astype(str)
-
-
 def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, age=None,
                       extinction=None, *, phot_g_mean_mag=None, wavelength=None, device=None,
                       batch_size=None, progress=None, model=None, **other_tokens):
@@ -309,7 +269,9 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
         `~astropy.nddata.StdDevUncertainty` (the predicted coefficients'
         standard deviations propagated as independent). ``meta`` holds
         ``labels`` (a QTable of the conditions, one row per spectrum),
-        ``flag`` and ``reason`` (per spectrum, flattened), the coefficients
+        ``flag``, ``flags`` and ``reason`` (per spectrum, flattened; a spectrum
+        is flagged where a label given was left out as no label, or lies
+        outside the training labels), the coefficients
         (``bp_coefficients`` ...) and the model's name.
 
     Warns
@@ -359,20 +321,21 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
             for name, value in given.items()}
 
     batch = tokens.from_arrays(labels=flat)
-    net, mean, std = ask(batch, XP_NAMES, device=device, model=model, batch_size=batch_size,
-                         progress=progress)
-    metadata = getattr(net, "metadata", {}) or {}
-    reason = join_reasons(batch.reason, batch.notes).astype(str)
-    support = metadata.get("label_support")
-    if support:
-        outside = check_label_support(flat, support)
-        reason = join_reasons(reason, outside).astype(str)
-        if (outside != "").any():
-            first = np.flatnonzero(outside != "")[0]
-            warnings.warn(f"{int((outside != '').sum())} of {n} requested label sets lie outside "
-                          f"the labels the model was trained on (e.g. spectrum {first}: "
-                          f"{outside[first]}); their spectra are extrapolations, flagged in "
-                          "meta['flag']", GiantfmWarning, stacklevel=2)
+    net = get_model(device=device, model=model)
+    _, mean, std, embedded = answer(net, batch, XP_NAMES, batch_size=batch_size,
+                                    progress=progress)
+    status = QTable({"flag": ~batch.ok, "reason": join_reasons(batch.reason, batch.notes)})
+    finish(status, batch, net.metadata, embedding=embedded)
+    flags = np.asarray(status["flags"])
+    # a condition left out (not a label: NaN, inf, -9999) makes it another spectrum than asked
+    status["flag"] |= (flags & REASONS["bad_value"].value) != 0
+    outside = np.asarray(status["flag"])
+    if outside.any():
+        first = np.flatnonzero(outside)[0]
+        warnings.warn(f"{int(outside.sum())} of {n} requested label sets lie outside the labels "
+                      f"the model was trained on (e.g. spectrum {first}: "
+                      f"{status['reason'][first]}); their spectra are extrapolations, flagged in "
+                      "meta['flag']", GiantfmWarning, stacklevel=2)
     if phot_g_mean_mag is None:
         scale, unit = np.ones((n, 1)), RELATIVE_FLUX_UNIT
     else:
@@ -383,7 +346,8 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
     bp = (coefficients[:, :_N], errors[:, :_N])
     rp = (coefficients[:, _N:], errors[:, _N:])
     labels = QTable({name: value * vocab.token_unit(name) for name, value in flat.items()})
-    meta = {"labels": labels, "flag": reason != "", "reason": reason,
+    meta = {"labels": labels, "flag": np.asarray(status["flag"]),
+            "flags": np.asarray(status["flags"]), "reason": np.asarray(status["reason"]),
             "bp_coefficients": bp[0], "bp_coefficient_errors": bp[1],
             "rp_coefficients": rp[0], "rp_coefficient_errors": rp[1], **model_meta(net)}
     return _xp_spectrum(bp, rp, wavelength, unit, meta, shape=shape)

@@ -1,4 +1,4 @@
-"""Validation figures: one-to-one, residuals, Kiel diagram, mass-age plane, calibration, spectra.
+r"""Validation figures: one-to-one, residuals, Kiel diagram, mass-age plane, calibration, spectra.
 
 Every function draws on the `~matplotlib.axes.Axes` it is given (``ax=None``:
 the current Axes, ``plt.gca()``) and returns the Axes it drew on, so that
@@ -7,8 +7,11 @@ figures can be composed and restyled by the caller; nothing here calls
 
 Inputs may be plain arrays, `~astropy.units.Quantity` (masked or not) or
 `~astropy.table.Table` / `~astropy.table.QTable` columns: masked entries and
-NaN are left out of the plots and of the statistics. Axis labels carry the
-unit of the data (or the ``unit`` asked for).
+NaN are left out of the plots and of the statistics. Axis labels are
+written as papers write them (`axis_label`): the symbol of a label or colour
+(``$T_{\rm eff}$``, ``$\log g$``, ``[M/H]``, from `giantfm.vocab`) and the unit
+of the data (or the ``unit`` asked for) in brackets, e.g. ``$T_{\rm eff}$ [K]``;
+residual axes as differences, ``$\Delta T_{\rm eff}$ [K]``.
 
 Statistics follow the rest of giantfm: the scatter ``sigma`` is the MAD-based
 standard deviation (`astropy.stats.mad_std`) of the residuals and the bias is
@@ -18,7 +21,8 @@ import numpy as np
 from astropy import units as u
 
 __all__ = ["one_to_one", "residual_vs", "kiel_diagram", "mass_age", "calibration_histogram",
-           "normalised_residuals", "residual_stats", "spectrum"]
+           "normalised_residuals", "residual_stats", "spectrum", "axis_label",
+           "reliability_diagram"]
 
 # The XP sampling of giantfm and GaiaXPy's default grid: used as the spectral
 # axis of a plain array of that length.
@@ -74,10 +78,97 @@ def _pair(truth, pred, unit):
     return t, p, t_unit or p_unit
 
 
-def _axis_label(text, unit):
-    if unit is None or unit == u.dimensionless_unscaled:
+#: Units that papers write otherwise than astropy's LaTeX does.
+_UNIT_TEXT = {"solMass": r"$M_\odot$", "solLum": r"$L_\odot$", "solRad": r"$R_\odot$"}
+
+
+def _token(name):
+    """The `giantfm.vocab.Token` called ``name``, or None for any other text."""
+    from . import vocab
+
+    if not isinstance(name, str) or name not in vocab.NAMES:
+        return None
+    return vocab.VOCABULARY[vocab.token_id(name)]
+
+
+def _unit_text(unit):
+    """``unit`` as axis labels write it ("" for none or dimensionless)."""
+    if unit is None:
+        return ""
+    if not isinstance(unit, u.UnitBase | u.FunctionUnitBase):
+        unit = u.Unit(unit)
+    if isinstance(unit, u.FunctionUnitBase):  # dex(cm / s2) -> dex, as papers write log g
+        unit = unit.function_unit
+    if unit == u.dimensionless_unscaled:
+        return ""
+    text = unit.to_string()
+    if text in _UNIT_TEXT:
+        return _UNIT_TEXT[text]
+    if text.isalpha() and text != "Angstrom":  # K, Gyr, dex, mag, nm: plain text
         return text
-    return f"{text} [{unit.to_string()}]"
+    return unit.to_string("latex_inline")
+
+
+def axis_label(name, unit=None, *, delta=False):
+    r"""An axis (or colour-bar) label as papers write it: symbol and unit in brackets.
+
+    Parameters
+    ----------
+    name : str
+        A token name of `giantfm.vocab` (``"teff"``, ``"logg"``, ``"m_h"``,
+        ``"alpha_m"``, ``"mass"``, ``"age"``, ``"a_k"``, ``"bp_rp"``, ...),
+        shown as its symbol (`giantfm.vocab.Token.symbol`, e.g.
+        ``$T_{\rm eff}$``); any other text is used as it is (e.g.
+        ``"wavelength"`` or ``"predicted $M$"``).
+    unit : `~astropy.units.Unit` or str, optional
+        The unit in brackets; default the token's vocabulary unit (none for
+        other text). Logarithmic units show their function unit
+        (``dex(cm / s2)`` as ``dex``), solar masses as ``$M_\odot$``, simple
+        units as plain text (K, Gyr, mag, nm) and others in LaTeX
+        (``unit.to_string("latex_inline")``); a dimensionless unit shows none.
+    delta : bool, optional
+        Label a difference (a residual, prediction - reference):
+        ``$\Delta T_{\rm eff}$ [K]``.
+
+    Returns
+    -------
+    label : str
+        Text for matplotlib (mathtext between ``$``; also valid LaTeX).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from giantfm.plotting import axis_label
+    >>> axis_label("teff")
+    '$T_{\\rm eff}$ [K]'
+    >>> axis_label("logg"), axis_label("m_h"), axis_label("mass"), axis_label("age")
+    ('$\\log g$ [dex]', '[M/H] [dex]', '$M$ [$M_\\odot$]', 'age [Gyr]')
+    >>> axis_label("teff", delta=True)
+    '$\\Delta T_{\\rm eff}$ [K]'
+    >>> axis_label("wavelength", u.nm), axis_label("predicted $M$", "solMass")
+    ('wavelength [nm]', 'predicted $M$ [$M_\\odot$]')
+    """
+    token = _token(name)
+    text = (token.symbol or token.name) if token is not None else str(name)
+    if unit is None and token is not None:
+        unit = token.unit
+    if delta:
+        if text.startswith("$") and text.endswith("$") and text.count("$") == 2:
+            text = r"$\Delta " + text[1:]
+        else:
+            text = r"$\Delta$" + text
+    unit_text = _unit_text(unit)
+    return f"{text} [{unit_text}]".strip() if unit_text else text
+
+
+def _name_of(*columns):
+    """The first of ``columns`` that is a table column named after a token: its name."""
+    for column in columns:
+        info = getattr(column, "info", None)
+        name = getattr(info, "name", None) if info is not None else None
+        if _token(name) is not None:
+            return name
+    return None
 
 
 def _get_ax(ax):
@@ -124,7 +215,7 @@ def residual_stats(truth, pred, *, unit=None):
 
 def one_to_one(truth, pred, ax=None, *, label=None, unit=None, pred_err=None, resid_size="30%",
                **scatter_kwargs):
-    """Predicted against reference values, with a residual panel and the scatter and bias.
+    r"""Predicted against reference values, with a residual panel and the scatter and bias.
 
     The residual panel (``pred - truth`` against ``truth``) is a second Axes
     attached below ``ax`` with `mpl_toolkits.axes_grid1.make_axes_locatable`,
@@ -143,7 +234,10 @@ def one_to_one(truth, pred, ax=None, *, label=None, unit=None, pred_err=None, re
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw; default the current Axes.
     label : str, optional
-        Name of the quantity for the axis labels, e.g. ``"Teff"``.
+        The quantity, for the axis labels (`axis_label`): a token name such as
+        ``"teff"`` (shown as ``$T_{\rm eff}$``, with the vocabulary unit when
+        the data have none) or any text. Default: the name of the ``pred``
+        (or ``truth``) table column when it is a token name.
     unit : `~astropy.units.Unit` or str, optional
         Unit to show (both inputs are converted to it); default the unit of
         ``truth``.
@@ -158,7 +252,10 @@ def one_to_one(truth, pred, ax=None, *, label=None, unit=None, pred_err=None, re
     Returns
     -------
     ax, ax_resid : `~matplotlib.axes.Axes`
-        The main panel and the residual panel.
+        The main panel (y: "predicted $T_{\rm eff}$ [K]") and the residual
+        panel (x: "reference $T_{\rm eff}$ [K]", y: "$\Delta T_{\rm eff}$ [K]");
+        to name the reference, set the x label again, e.g.
+        ``ax_resid.set_xlabel("APOGEE " + axis_label("teff"))``.
     """
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
@@ -166,7 +263,7 @@ def one_to_one(truth, pred, ax=None, *, label=None, unit=None, pred_err=None, re
     t, p, unit = _pair(truth, pred, unit)
     good = np.isfinite(t) & np.isfinite(p)
     bias, sigma, n = residual_stats(t, p)
-    name = label or "value"
+    name = label or _name_of(pred, truth) or "value"
 
     scatter_kwargs.setdefault("s", 6)
     if "c" in scatter_kwargs and np.ndim(scatter_kwargs["c"]) == 1:
@@ -183,24 +280,28 @@ def one_to_one(truth, pred, ax=None, *, label=None, unit=None, pred_err=None, re
         ax.plot([lo, hi], [lo, hi], color="k", lw=1, zorder=3, label="one-to-one")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-    unit_text = "" if unit is None or unit == u.dimensionless_unscaled else f" {unit.to_string()}"
-    ax.text(0.04, 0.96, f"bias = {bias:.3g}{unit_text}\nsigma = {sigma:.3g}{unit_text}\nN = {n}",
+    if unit is None and _token(name) is not None:
+        unit = _token(name).unit  # plain numbers: in the vocabulary unit
+    unit_text = _unit_text(unit)
+    unit_text = f" {unit_text}" if unit_text else ""
+    ax.text(0.04, 0.96,
+            f"bias = {bias:.3g}{unit_text}\n$\\sigma$ = {sigma:.3g}{unit_text}\nN = {n}",
             transform=ax.transAxes, va="top", ha="left",
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
-    ax.set_ylabel(_axis_label(f"{name} (predicted)", unit))
+    ax.set_ylabel("predicted " + axis_label(name, unit))
     ax.tick_params(labelbottom=False)
 
     ax_resid = make_axes_locatable(ax).append_axes("bottom", size=resid_size, pad=0.08, sharex=ax)
     ax_resid.scatter(t[good], (p - t)[good], **scatter_kwargs)
     ax_resid.axhline(0.0, color="k", lw=1)
-    ax_resid.set_xlabel(_axis_label(f"{name} (reference)", unit))
-    ax_resid.set_ylabel("pred - ref")
+    ax_resid.set_xlabel("reference " + axis_label(name, unit))
+    ax_resid.set_ylabel(axis_label(name, unit, delta=True))
     return ax, ax_resid
 
 
 def residual_vs(x, truth, pred, ax=None, *, xlabel=None, label=None, unit=None, bins=10,
                 **scatter_kwargs):
-    """Residuals ``pred - truth`` against another quantity, with their running median.
+    r"""Residuals ``pred - truth`` against another quantity, with their running median.
 
     Parameters
     ----------
@@ -212,7 +313,11 @@ def residual_vs(x, truth, pred, ax=None, *, xlabel=None, label=None, unit=None, 
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw; default the current Axes.
     xlabel, label : str, optional
-        Names of ``x`` and of the predicted quantity for the axis labels.
+        Names of ``x`` and of the predicted quantity for the axis labels:
+        token names (e.g. ``"m_h"``, shown as ``[M/H]``) or any text
+        (`axis_label`); the residual axis is labelled as a difference,
+        ``$\Delta$[M/H] [dex]``. Default ``label``: the name of the ``pred``
+        (or ``truth``) column when it is a token name.
     unit : `~astropy.units.Unit` or str, optional
         Unit of the residuals; default the unit of ``truth``.
     bins : int or sequence, optional
@@ -251,8 +356,8 @@ def residual_vs(x, truth, pred, ax=None, *, xlabel=None, label=None, unit=None, 
                 label="running median")
         ax.fill_between(centres[enough], stats[1].statistic[enough], stats[2].statistic[enough],
                         color="C3", alpha=0.2, label="16th-84th percentile")
-    ax.set_xlabel(_axis_label(xlabel or "x", x_unit))
-    ax.set_ylabel(_axis_label(f"{label or 'value'}: pred - ref", unit))
+    ax.set_xlabel(axis_label(xlabel or _name_of(x) or "x", x_unit))
+    ax.set_ylabel(axis_label(label or _name_of(pred, truth) or "value", unit, delta=True))
     return ax
 
 
@@ -267,13 +372,14 @@ def _coloured_scatter(ax, x, y, color, color_label, colorbar, scatter_kwargs):
     good = np.isfinite(x) & np.isfinite(y) & np.isfinite(c)
     artist = ax.scatter(x[good], y[good], c=c[good], **scatter_kwargs)
     if colorbar:
-        ax.figure.colorbar(artist, ax=ax, label=_axis_label(color_label or "", c_unit))
+        ax.figure.colorbar(artist, ax=ax,
+                           label=axis_label(color_label or _name_of(color) or "", c_unit))
     return artist, good
 
 
 def kiel_diagram(teff, logg, color=None, ax=None, *, color_label=None, colorbar=True,
                  **scatter_kwargs):
-    """Kiel diagram (log g against Teff), both axes reversed, optionally coloured by a column.
+    r"""Kiel diagram (log g against Teff), both axes reversed, optionally coloured by a column.
 
     Parameters
     ----------
@@ -287,7 +393,10 @@ def kiel_diagram(teff, logg, color=None, ax=None, *, color_label=None, colorbar=
     ax : `~matplotlib.axes.Axes`, optional
         Where to draw; default the current Axes.
     color_label : str, optional
-        Label of the colour bar (its unit is appended).
+        Name of the colour bar: a token name (``"mass"``: ``$M$ [$M_\odot$]``)
+        or text, e.g. ``"predicted $M$"``, to which the unit of ``color`` is
+        appended (`axis_label`). Default: the name of the ``color`` table
+        column when it is a token name.
     colorbar : bool, optional
         Draw a colour bar when ``color`` is given (default True).
     **scatter_kwargs
@@ -309,8 +418,8 @@ def kiel_diagram(teff, logg, color=None, ax=None, *, color_label=None, colorbar=
         ax.invert_xaxis()
     if not ax.yaxis_inverted():
         ax.invert_yaxis()
-    ax.set_xlabel(_axis_label("Teff", t_unit))
-    ax.set_ylabel(_axis_label("log g", g_unit))
+    ax.set_xlabel(axis_label("teff", t_unit))
+    ax.set_ylabel(axis_label("logg", g_unit))
     return ax
 
 
@@ -329,7 +438,7 @@ def mass_age(mass, age, ax=None, color=None, *, color_label=None, colorbar=True,
     color : array-like, `~astropy.units.Quantity` or table column, optional
         Per-star quantity for the colours.
     color_label : str, optional
-        Label of the colour bar.
+        Name of the colour bar, as for `kiel_diagram`.
     colorbar : bool, optional
         Draw a colour bar when ``color`` is given (default True).
     log_age : bool, optional
@@ -351,8 +460,8 @@ def mass_age(mass, age, ax=None, color=None, *, color_label=None, colorbar=True,
     _coloured_scatter(ax, m, a, color, color_label, colorbar, scatter_kwargs)
     if log_age:
         ax.set_yscale("log")
-    ax.set_xlabel(_axis_label("mass", m_unit))
-    ax.set_ylabel(_axis_label("age", a_unit))
+    ax.set_xlabel(axis_label("mass", m_unit))
+    ax.set_ylabel(axis_label("age", a_unit))
     return ax
 
 
@@ -385,7 +494,7 @@ def normalised_residuals(truth, pred, pred_err, truth_err=None, *, unit=None):
 
 def calibration_histogram(z, ax=None, *, bins=40, range=(-5.0, 5.0), label=None,
                           **hist_kwargs):
-    """Histogram of normalised residuals against the unit Gaussian they should follow.
+    r"""Histogram of normalised residuals against the unit Gaussian they should follow.
 
     Parameters
     ----------
@@ -400,7 +509,10 @@ def calibration_histogram(z, ax=None, *, bins=40, range=(-5.0, 5.0), label=None,
     range : (float, float), optional
         Range of the histogram.
     label : str, optional
-        Name of the quantity, shown in the x label.
+        The quantity: a token name (``"teff"``) or text (`axis_label`); the
+        x label is then ``$\Delta T_{\rm eff}$ / combined $\sigma$`` (the
+        residual over its combined uncertainty), else
+        ``(pred - ref) / combined $\sigma$``.
     **hist_kwargs
         Passed to `~matplotlib.axes.Axes.hist`.
 
@@ -426,9 +538,9 @@ def calibration_histogram(z, ax=None, *, bins=40, range=(-5.0, 5.0), label=None,
     centre = float(np.median(zv)) if zv.size else np.nan
     ax.text(0.04, 0.96, f"MAD-std = {width:.3g}\nmedian = {centre:.3g}\nN = {zv.size}",
             transform=ax.transAxes, va="top", ha="left")
-    what = f" of {label}" if label else ""
-    ax.set_xlabel(f"(pred - ref) / combined uncertainty{what}")
-    ax.set_ylabel("density")
+    what = axis_label(label, u.dimensionless_unscaled, delta=True) if label else "(pred - ref)"
+    ax.set_xlabel(f"{what} / combined $\\sigma$")
+    ax.set_ylabel("probability density")
     return ax
 
 
@@ -510,6 +622,62 @@ def spectrum(spec, ax=None, *, spectral_axis=None, uncertainty=None, row=None, l
         x_name = "pixel"
     else:
         x_name = "wavelength" if x_unit.physical_type == "length" else "spectral axis"
-    ax.set_xlabel(_axis_label(x_name, x_unit))
-    ax.set_ylabel(_axis_label("flux", y_unit))
+    ax.set_xlabel(axis_label(x_name, x_unit))
+    ax.set_ylabel(axis_label("flux", y_unit))
+    return ax
+
+
+def reliability_diagram(p_mean, fraction, count=None, ax=None, *, fraction_err=None,
+                        label=None, annotate=True, **plot_kwargs):
+    r"""Reliability diagram of predicted probabilities: observed fraction against predicted.
+
+    Calibrated probabilities lie on the diagonal, which is drawn. Made for the
+    label model's red-clump probability (axes ``predicted $P(\rm RC)$`` and
+    ``observed RC fraction``), e.g. from the ``reliability`` of
+    `giantfm.train.labelmodel.cross_validate_state`.
+
+    Parameters
+    ----------
+    p_mean, fraction : array-like
+        Per bin of predicted probability, the mean prediction and the observed
+        fraction of positives; empty (NaN) bins are left out.
+    count : array-like, optional
+        Stars per bin, written beside each point when ``annotate``.
+    ax : `~matplotlib.axes.Axes`, optional
+        Where to draw; default the current Axes.
+    fraction_err : array-like, optional
+        Standard errors of ``fraction``, drawn as error bars.
+    label : str, optional
+        Legend label of the points.
+    annotate : bool, optional
+        Write the counts beside the points (needs ``count``).
+    **plot_kwargs
+        Passed to `~matplotlib.axes.Axes.errorbar`.
+
+    Returns
+    -------
+    ax : `~matplotlib.axes.Axes`
+    """
+    ax = _get_ax(ax)
+    x = _as_values(p_mean, name="p_mean")[0]
+    y = _as_values(fraction, name="fraction")[0]
+    if x.shape != y.shape:
+        raise ValueError(f"p_mean has {x.size} bins and fraction {y.size}")
+    err = None if fraction_err is None else _as_values(fraction_err, name="fraction_err")[0]
+    good = np.isfinite(x) & np.isfinite(y)
+    ax.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--", label="calibrated")
+    plot_kwargs.setdefault("marker", "o")
+    plot_kwargs.setdefault("ls", "-")
+    ax.errorbar(x[good], y[good], yerr=None if err is None else err[good], label=label,
+                capsize=2, **plot_kwargs)
+    if count is not None and annotate:
+        n = _as_values(count, name="count")[0]
+        for xi, yi, ni in zip(x[good], y[good], n[good]):
+            ax.annotate(f"{int(ni)}", (xi, yi), textcoords="offset points", xytext=(4, -10),
+                        fontsize="x-small")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"predicted $P(\rm RC)$")
+    ax.set_ylabel("observed RC fraction")
     return ax

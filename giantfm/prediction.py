@@ -2,18 +2,22 @@
 
 Each verb runs the flow inputs -> tokens -> network -> results: the inputs
 become a `~giantfm.tokens.TokenBatch` (`giantfm.tokens`), the network answers
-in token scale (`ask`, with the model of `get_model`), and `giantfm.results`
+in token scale (`answer`, with the model of `get_model`), and `giantfm.results`
 turns the answers into an astropy `~astropy.table.QTable` with units, keeping
-the input's rows, order and ``source_id``.
+the input's rows, order and ``source_id``, and puts it through the checks
+every verb shares (`giantfm.results.finish`). What a model needs for each step
+it records in its `~giantfm.metadata.ModelMetadata`.
 """
+import dataclasses
+
 import numpy as np
 
 from . import results, tokens, vocab
 from .config import conf, resolve_batch_size
 from .labelmodel import LABEL_MODEL_DIR, chain_answers, load_label_model
 
-__all__ = ["predict", "request", "ask", "answer_labels", "label_model_of", "get_model",
-           "PREDICTED_LABELS"]
+__all__ = ["predict", "request", "ask", "answer", "answer_labels", "finish_answers",
+           "label_model_of", "get_model", "PREDICTED_LABELS"]
 
 #: The labels `predict` returns, in this order.
 PREDICTED_LABELS = vocab.LABEL_NAMES
@@ -45,7 +49,7 @@ def get_model(device=None, model=None):
 
 def ask(batch, names, *, device=None, model=None, batch_size=None, progress=None,
         embedding=False):
-    """The network's answers for the tokens ``names`` of every star of ``batch``.
+    """The network's own answers for the tokens ``names`` of every star of ``batch``.
 
     Parameters
     ----------
@@ -70,8 +74,51 @@ def ask(batch, names, *, device=None, model=None, batch_size=None, progress=None
     return (net, *(np.asarray(a) for a in answers))
 
 
+def answer(net, batch, names, *, batch_size=None, progress=None):
+    """What the verbs answer for ``names``: the network's answers, finished for the labels.
+
+    Asks the network once for ``names`` plus what finishing them needs: every
+    label of `PREDICTED_LABELS` when any is asked (mass and age are chained
+    through the label model, which reads the other four; the domain of mass
+    and age is tested on them), and the stars' embeddings when the model has an
+    OOD calibration. The label answers are then finished as the model records
+    (`finish_answers`).
+
+    Returns
+    -------
+    asked : list of str
+        ``names`` first, then the tokens added.
+    mean, std : arrays (n_stars, len(asked))
+    embedded : array (n_stars, d) or None
+    """
+    asked = list(names)
+    if any(name in PREDICTED_LABELS for name in asked):
+        asked += [name for name in PREDICTED_LABELS if name not in asked]
+    metadata = net.metadata
+    _, mean, std, *embedded = ask(batch, asked, model=net, batch_size=batch_size,
+                                  progress=progress, embedding=metadata.ood is not None)
+    mean, std = finish_answers(net, asked, mean, std)
+    return asked, mean, std, embedded[0] if embedded else None
+
+
+def _answer_table(net, batch, names, *, batch_size, progress):
+    """The verbs' one path: answers -> results table -> the shared checks, with only
+    the columns of ``names`` (and the status columns) kept."""
+    asked, mean, std, embedded = answer(net, batch, names, batch_size=batch_size,
+                                        progress=progress)
+    meta = {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
+            "inputs": results.describe_inputs(batch, net.input_names)}
+    result = results.finish(results.results_table(batch, asked, mean, std, meta), batch,
+                            net.metadata, embedding=embedded)
+    extra = [c for name in asked[len(names):] for c in (name, f"{name}_err")]
+    result.remove_columns(extra)
+    if net.metadata.chain is not None and any(n in vocab.MASS_AGE_NAMES for n in names):
+        result.meta["chain"] = dataclasses.asdict(net.metadata.chain)
+    return result
+
+
 def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, progress=None,
-            truncate=True, model=None):
+            truncate=None, model=None):
     """Any tokens in, any tokens out: the general form of `predict`.
 
     Parameters
@@ -85,7 +132,8 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     outputs : str or sequence of str
         Token names to predict (see `giantfm.vocab.vocabulary_table`).
     photometry, truncate
-        Passed to `giantfm.tokens.tokenize` for table and spectrum inputs.
+        Passed to `giantfm.tokens.tokenize` for table and spectrum inputs;
+        ``truncate=None`` follows the model, as in `predict`.
     device, batch_size, progress, model
         See `predict`.
 
@@ -94,16 +142,30 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     `~astropy.table.QTable`
         One row per input star, in input order: ``source_id`` when known,
         each output and ``<name>_err`` in vocabulary units (masked where not
-        predicted), ``flag`` and ``reason``.
+        predicted), ``ood_score``, ``flag``, ``flags`` and ``reason``. Labels
+        are answered as `predict` answers them (mass and age chained,
+        uncertainties calibrated) and go through the same checks: mass and
+        age are masked outside the label domain, tested on the labels given
+        as inputs where there are any (a main-sequence dwarf given as Teff,
+        log g and [M/H] gets no mass), and labels given as inputs outside the
+        training labels flag the row.
+
+    Examples
+    --------
+    >>> import giantfm
+    >>> dwarf = giantfm.request({"teff": [5800], "logg": [4.4], "m_h": [0.0]}, ["mass", "age"])
+    >>> bool(dwarf["mass"].mask[0])
+    True
+    >>> print(dwarf["reason"][0])
+    outside the mass-age label domain (teff 5800 > 5115, logg 4.4 > 3.289): mass and age masked
     """
     names = [outputs] if isinstance(outputs, str) else list(outputs)
     if not names:
         raise ValueError("outputs is empty: name at least one token to predict")
     vocab.token_ids(names)  # unknown names raise here, before any work
-    batch = _as_batch(inputs, photometry=photometry, truncate=truncate)
-    net, mean, std = ask(batch, names, device=device, model=model, batch_size=batch_size,
-                         progress=progress)
-    return results.results_table(batch, names, mean, std, _meta(net, batch))
+    net = get_model(device=device, model=model)
+    batch = _as_batch(inputs, photometry=photometry, truncate=_truncate(truncate, net))
+    return _answer_table(net, batch, names, batch_size=batch_size, progress=progress)
 
 
 def predict(data, *, photometry=None, device=None, batch_size=None, progress=None, truncate=None,
@@ -115,10 +177,11 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
     data : `~astropy.table.Table`, `specutils.Spectrum`, str or path
         A Gaia DR3 ``xp_continuous_mean_spectrum`` table (array columns
         ``bp_coefficients``... as the archive or astroquery return it, or the
-        flattened ``bp_coeff_0..54`` form) with ``phot_g_mean_mag`` (needed to
-        normalise the coefficients) and, when present, the BP, RP and 2MASS
-        magnitudes; a `specutils.Spectrum` (one star or a 2-D batch); or the
-        path of such a table.
+        flattened ``bp_coeff_0..54`` form), with the G, BP, RP and 2MASS
+        magnitudes where it has them (a missing G, BP or RP is synthesised
+        from the coefficients, as Gaia's own XP files carry none); a
+        `specutils.Spectrum` (one star or a 2-D batch); or the path of such
+        a table, in any format of `giantfm.io.tables.TABLE_FORMATS`.
     photometry : `~astropy.table.Table`, optional
         Magnitudes for the same stars when ``data`` lacks them (same row
         order, or matched on ``source_id``).
@@ -132,10 +195,10 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         (shown once the call has run 2 s); default ``giantfm.conf.progress``
         ('auto').
     truncate : bool, optional
-        Leave out coefficients beyond ``bp/rp_n_relevant_bases``. Default: what
-        the model was measured to do best with (``metadata['truncate']``; True
-        for models that record nothing). The bundled model reads every
-        coefficient with its error: at G 16.5 that gave 4-16 % smaller errors
+        Leave out coefficients beyond ``bp/rp_n_relevant_bases``. None
+        (default): what the model was measured to do best with
+        (`giantfm.metadata.ModelMetadata.truncate`). The bundled model reads
+        every coefficient with its error: when faint that gave smaller errors
         than truncating (the accuracy page).
     model : str, path or `giantfm.model.TrainedModel`, optional
         Another model than the bundled one.
@@ -145,78 +208,75 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
     `~astropy.table.QTable`
         One row per input star, in input order: ``source_id`` (when known), ``teff`` [K],
         ``logg`` [dex(cm s-2)], ``m_h`` [dex], ``alpha_m`` [dex], ``mass`` [solMass],
-        ``age`` [Gyr], each with ``<name>_err`` (1-sigma, the network's predictive
-        uncertainty, calibrated on held-out stars); ``ood_score`` (how unlike the training
-        stars the inputs are, with 1 at the 99.7th percentile of the validation giants and
-        their faint copies, `giantfm.results.add_ood_score`; masked where nothing was
-        predicted); ``flag`` (True where a row, or its mass and age, was not predicted, or
-        ``ood_score`` > 1) and ``reason`` (why, plus notes that did not stop the prediction,
-        such as an unreadable 2MASS magnitude; the reasons are listed on the flags page of
-        the documentation and in ``giantfm.flags.REASONS``). Rows that could not be
-        predicted are masked; no row is dropped or reordered. Mass and age combine the
-        network's own answer with its other labels put through the label model (weights in
-        ``meta['chain']``). They are masked for stars whose predicted labels fall outside
-        the calibration domain of that label model (recorded with the model;
-        ``meta['label_domain']``), and their errors include its scatter against
-        asteroseismology (``meta['label_floor']``), so they are uncertainties on the
-        asteroseismic (APOKASC-2) scale. ``meta`` also records the model, its version, the
-        device and the inputs used.
+        ``age`` [Gyr], each with ``<name>_err``; ``ood_score``; ``flag``; ``flags``;
+        ``reason``.
+
+        * ``<name>_err`` is the 1-sigma uncertainty: the network's predictive
+          uncertainty for that star, rescaled by a factor per label measured on
+          held-out stars (``uncertainty_scale`` of the model's metadata); for mass
+          and age it also includes the label model's scatter against
+          asteroseismology (``meta['label_floor']``), so that they are
+          uncertainties on the asteroseismic (APOKASC-2) scale.
+        * Mass and age combine the network's own answer with its other labels put
+          through the label model (weights in ``meta['chain']``). They are masked
+          for stars whose labels fall outside the calibration domain of that label
+          model (``meta['label_domain']``); the other labels stay usable.
+        * ``ood_score``: how unlike the training stars the inputs are, with 1 at
+          the 99.7th percentile of the validation giants and their faint copies
+          (`giantfm.results.add_ood_score`); masked where nothing was predicted.
+        * ``flag``: True where the row should not be used: nothing was predicted,
+          or ``ood_score`` > 1. A label is usable where it is not masked and
+          ``flag`` is False.
+        * ``flags``: the bitmask of every reason that applies
+          (`giantfm.decode_flags`), and ``reason``: their texts, such as an
+          unreadable 2MASS magnitude left out, photometry synthesised from the
+          coefficients, or the mass-age limits a star breaks (the reasons are
+          listed on the flags page of the documentation and in
+          ``giantfm.flags.REASONS``).
+
+        Rows that could not be predicted are masked; no row is dropped or
+        reordered. ``meta`` also records the model, its version, the device
+        and the inputs the model read.
     """
     net = get_model(device=device, model=model)
-    metadata = getattr(net, "metadata", {}) or {}
-    if truncate is None:
-        truncate = metadata.get("truncate", True)
-    batch = _as_batch(data, photometry=photometry, truncate=truncate)
-    mean, std, embedded = answer_labels(net, batch, batch_size=batch_size, progress=progress)
-    result = results.results_table(batch, PREDICTED_LABELS, mean, std, _meta(net, batch))
-    results.mask_outside_label_domain(result, metadata.get("label_domain", results.GIANT_DOMAIN))
-    results.add_label_floor(result, metadata.get("label_floor"))
-    results.add_ood_score(result, batch, embedded, metadata.get("ood"))
-    if metadata.get("chain"):
-        result.meta["chain"] = dict(metadata["chain"])
-    return result
+    batch = _as_batch(data, photometry=photometry, truncate=_truncate(truncate, net))
+    return _answer_table(net, batch, PREDICTED_LABELS, batch_size=batch_size, progress=progress)
 
 
 def answer_labels(net, batch, *, batch_size=None, progress=None):
-    """The network's answers for `PREDICTED_LABELS` as `predict` gives them, in token scale.
-
-    Mass and age are the combination of the network's own and its labels put
-    through its label model (`giantfm.labelmodel.chain_answers`) when the model
-    records how (``metadata['chain']``, with its label model saved beside it),
-    and the uncertainties are scaled as the model records
-    (``metadata['uncertainty_scale']``, `giantfm.train.calibration`).
+    """The answers for `PREDICTED_LABELS` as `predict` gives them, in token scale.
 
     Returns
     -------
     mean, std : arrays (n_stars, 6)
     embedded : array (n_stars, d) or None
-        The stars' embeddings when the model has an ``ood`` calibration.
+        The stars' embeddings when the model has an OOD calibration.
     """
-    metadata = getattr(net, "metadata", {}) or {}
-    _, mean, std, *embedded = ask(batch, PREDICTED_LABELS, model=net, batch_size=batch_size,
-                                  progress=progress, embedding=bool(metadata.get("ood")))
-    mean, std = finish_answers(net, mean, std)
-    return mean, std, embedded[0] if embedded else None
+    _, mean, std, embedded = answer(net, batch, PREDICTED_LABELS, batch_size=batch_size,
+                                    progress=progress)
+    return mean, std, embedded
 
 
-def finish_answers(net, mean, std, chain_weights=None):
-    """The network's own answers for `PREDICTED_LABELS` turned into what `predict` answers.
+def finish_answers(net, names, mean, std, chain_weights=None):
+    """The network's own answers for ``names`` turned into what the verbs answer.
 
-    Mass and age are chained (`giantfm.labelmodel.chain_answers`) with the
-    model's ``metadata['chain']`` weights, or with ``chain_weights`` (``{'mass':
-    w, 'age': w}``: 0 keeps the network's own, 1 takes the label model's), and
-    the uncertainties scaled by ``metadata['uncertainty_scale']``. ``mean`` and
-    ``std`` (token scale, as `ask` gives them) are not changed; copies are returned.
+    Where ``names`` hold all of `PREDICTED_LABELS` and the model records a
+    chain, mass and age are chained (`giantfm.labelmodel.chain_answers`) with
+    its weights, or with ``chain_weights`` (``{'mass': w, 'age': w}``: 0 keeps
+    the network's own, 1 takes the label model's); every token the model
+    records an uncertainty scale for has its standard deviation scaled.
+    ``mean`` and ``std`` (token scale, as `ask` gives them) are not changed;
+    copies are returned.
     """
-    metadata = getattr(net, "metadata", {}) or {}
+    metadata = net.metadata
+    names = list(names)
     mean, std = np.array(mean, dtype=float), np.array(std, dtype=float)
-    chain = metadata.get("chain")
-    if chain:
-        weights = chain["weights"] if chain_weights is None else chain_weights
-        mean, std = chain_answers(label_model_of(net), PREDICTED_LABELS, mean, std,
-                                  {"weights": weights})
-    for name, factor in (metadata.get("uncertainty_scale") or {}).items():
-        std[:, PREDICTED_LABELS.index(name)] *= factor
+    if metadata.chain is not None and all(name in names for name in PREDICTED_LABELS):
+        weights = metadata.chain.weights if chain_weights is None else chain_weights
+        mean, std = chain_answers(label_model_of(net), names, mean, std, {"weights": weights})
+    for name, factor in metadata.uncertainty_scale.items():
+        if name in names:
+            std[:, names.index(name)] *= factor
     return mean, std
 
 
@@ -227,16 +287,16 @@ def label_model_of(net):
     """The label model saved with ``net`` (loaded once per process; xgboost imported here)."""
     path = getattr(net, "path", None)
     if path is None:
-        raise ValueError("this model records a chain (metadata['chain']) but was not loaded "
+        raise ValueError("this model records a chain (its metadata's chain) but was not loaded "
                          "from a folder, so it has no label model beside it")
     if path not in _LABEL_MODELS:
         _LABEL_MODELS[path] = load_label_model(path / LABEL_MODEL_DIR)
     return _LABEL_MODELS[path]
 
 
-def _meta(net, batch):
-    return {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
-            "inputs": results.describe_inputs(batch)}
+def _truncate(truncate, net):
+    """``truncate`` as given, or the model's choice (None)."""
+    return net.metadata.truncate if truncate is None else bool(truncate)
 
 
 def _as_batch(inputs, *, photometry, truncate):

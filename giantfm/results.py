@@ -2,13 +2,24 @@
 
 The network answers in token scale, as plain arrays (`giantfm.vocab`); a
 result has one row per input star, in input order, with ``source_id``, each
-requested quantity and ``<name>_err`` in vocabulary units, ``flag`` and
-``reason``. A row that cannot be predicted comes back masked with its reason,
-never dropped. For `giantfm.predict`, mass and age are then masked outside
-the label domain of the model that made the training masses and ages, and
-their errors include that label model's scatter (`mask_outside_label_domain`,
-`add_label_floor`). `giantfm.scale` writes the same columns as plain values
-(`PREDICTION_COLUMNS`, `prediction_units`).
+requested quantity and ``<name>_err`` in vocabulary units, ``flag``, ``flags``
+and ``reason``. A row that cannot be predicted comes back masked with its
+reason, never dropped.
+
+Every verb's answers then go through the same checks, `finish`, in this order:
+
+1. mass and age are masked outside the label domain of the model that made
+   the training masses and ages (`mask_outside_label_domain`: the note names
+   the limits broken), and their errors include that label model's scatter
+   (`add_label_floor`);
+2. ``ood_score``, how unlike the training stars the inputs are
+   (`add_ood_score`), and the labels given as inputs checked against the
+   training labels (`add_label_support`);
+3. ``flags``, the bitmask of the reasons, and ``flag`` (`set_flags`,
+   `giantfm.flags`).
+
+`giantfm.scale` writes the same columns as plain values (`PREDICTION_COLUMNS`,
+`prediction_units`).
 """
 import numpy as np
 from astropy import units as u
@@ -16,42 +27,64 @@ from astropy.table import QTable
 from astropy.utils.masked import Masked
 
 from . import vocab
+from .flags import FLAG_MASK, SEPARATOR, flag_bits
 from .flags import reason as reason_text
+from .metadata import DEFAULT_LABEL_DOMAIN, ModelMetadata
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "inside_label_domain", "mask_outside_label_domain",
-           "add_label_floor", "add_ood_score", "embedding_distance", "join_reasons",
-           "model_meta", "describe_inputs", "empty_result", "prediction_units",
-           "PREDICTION_COLUMNS", "GIANT_DOMAIN", "CONSISTENCY_SCALES"]
+__all__ = ["results_table", "finish", "inside_label_domain", "mask_outside_label_domain",
+           "add_label_floor", "add_ood_score", "add_label_support", "label_support_reasons",
+           "set_flags", "embedding_distance", "join_reasons", "model_meta", "describe_inputs",
+           "empty_result", "prediction_units", "PREDICTION_COLUMNS", "CONSISTENCY_SCALES"]
 
 #: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order.
 PREDICTION_COLUMNS = tuple(c for name in vocab.LABEL_NAMES
-                           for c in (name, f"{name}_err")) + ("ood_score", "flag", "reason")
+                           for c in (name, f"{name}_err")) + ("ood_score", "flag", "flags",
+                                                              "reason")
+#: The columns of `PREDICTION_COLUMNS` that are not a label or its error.
+_STATUS_COLUMNS = ("ood_score", "flag", "flags", "reason")
 
 #: The ``ood_score`` scales of the two photometric-consistency measures for a model
 #: that records none (see `add_ood_score`).
 CONSISTENCY_SCALES = {"g": 5.0, "colour": 5.0}
 
-#: Fallback domain of the mass and age labels when a model does not record the
-#: calibration domain of the label model that made its training labels.
-GIANT_DOMAIN = {"logg": (0.0, 3.5), "teff": (3500.0, 5500.0)}
 
 def model_meta(net):
     """Which model answered: ``giantfm_model`` (its name) and ``giantfm_model_version``."""
-    metadata = getattr(net, "metadata", {}) or {}
-    return {"giantfm_model": metadata.get("name", "custom"),
-            "giantfm_model_version": metadata.get("version", "unknown")}
+    metadata = net.metadata
+    return {"giantfm_model": metadata.name, "giantfm_model_version": metadata.version}
 
 
-def describe_inputs(batch):
-    """The tokens the stars of ``batch`` bring, in words (for ``meta['inputs']``)."""
-    present = np.unique(batch.ids[batch.ids != vocab.PAD_ID])
-    names = [vocab.NAMES[i] for i in present]
+def describe_inputs(batch, read=None):
+    """The tokens of ``batch`` that the model reads, in words (for ``meta['inputs']``).
+
+    Parameters
+    ----------
+    batch : `~giantfm.tokens.TokenBatch`
+    read : sequence of str, optional
+        The token names the model reads as inputs
+        (`giantfm.model.TrainedModel.input_names`); tokens the stars bring
+        beyond them are counted apart. None: every token is read.
+    """
+    counts = np.bincount(batch.ids.ravel(), minlength=vocab.N_TOKENS)   # faster than unique
+    present = [vocab.NAMES[i] for i in np.flatnonzero(counts) if i != vocab.PAD_ID]
+    read = set(vocab.NAMES if read is None else read)
     xp = set(vocab.XP_NAMES)
-    n_bp = sum(name in xp and name.startswith("bp") for name in names)
-    n_rp = sum(name in xp and name.startswith("rp") for name in names)
-    other = [name for name in names if name not in xp]
-    return f"{n_bp} BP and {n_rp} RP coefficient tokens; " + ", ".join(other)
+    parts = []
+    for band in ("bp", "rp"):
+        given = [name for name in present if name in xp and name.startswith(band)]
+        used = [name for name in given if name in read]
+        text = f"{len(used)} {band.upper()}"
+        if used:
+            orders = sorted(int(name[2:]) for name in used)
+            text += f" (orders {orders[0]}-{orders[-1]})"
+        if len(used) < len(given):
+            text += f" of the {len(given)} given"
+        parts.append(text)
+    other = [name for name in present if name not in xp and name in read]
+    ignored = [name for name in present if name not in xp and name not in read]
+    text = " and ".join(parts) + " coefficient tokens; " + ", ".join(other)
+    return text + (f" (not read: {', '.join(ignored)})" if ignored else "")
 
 
 def results_table(batch, names, mean, std, meta):
@@ -67,6 +100,12 @@ def results_table(batch, names, mean, std, meta):
         The network's answers in token scale (NaN where none).
     meta : dict
         Put into the table's ``meta``.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        The answers, ``flag`` (True where nothing was predicted) and
+        ``reason``; `finish` completes it.
     """
     result = QTable()
     if (batch.source_id >= 0).any():
@@ -86,22 +125,50 @@ def results_table(batch, names, mean, std, meta):
     return result
 
 
+def finish(result, batch, metadata, *, embedding=None):
+    """The checks every verb's answers go through (see the module docstring), in place.
+
+    Parameters
+    ----------
+    result : `~astropy.table.QTable`
+        From `results_table` (or any table with ``reason``; ``mass`` and
+        ``age`` are masked where it has them).
+    batch : `~giantfm.tokens.TokenBatch`
+        The stars' input tokens.
+    metadata : `~giantfm.metadata.ModelMetadata`
+        Of the model that answered.
+    embedding : array (n_stars, d), optional
+        The stars' embeddings, for the ``ood_score`` (see `add_ood_score`).
+    """
+    if not isinstance(metadata, ModelMetadata):
+        raise TypeError(f"metadata must be a giantfm.metadata.ModelMetadata, "
+                        f"got {type(metadata).__name__}")
+    if any(name in result.colnames for name in vocab.MASS_AGE_NAMES):
+        domain = metadata.label_domain
+        mask_outside_label_domain(result, DEFAULT_LABEL_DOMAIN if domain is None else domain,
+                                  batch)
+        add_label_floor(result, metadata.label_floor)
+    add_ood_score(result, batch, embedding, metadata.ood)
+    add_label_support(result, batch, metadata.label_support)
+    set_flags(result)
+    return result
+
+
 def join_reasons(first, second):
     """Per star, the reasons ``first`` and ``second`` joined with ``"; "`` (empty ones left out)."""
     first, second = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
     both = (first != "") & (second != "")
     out = np.where(first != "", first, second).astype(object)
-    out[both] = [f"{a}; {b}" for a, b in zip(first[both], second[both])]
+    out[both] = [f"{a}{SEPARATOR}{b}" for a, b in zip(first[both], second[both])]
     return out
 
 
 def _append_reason(result, rows, texts):
-    """Add ``texts`` (one, or one per True of ``rows``) to the reason of ``rows`` and flag them."""
+    """Add ``texts`` (one, or one per True of ``rows``) to the reason of ``rows``."""
     rows = np.asarray(rows, dtype=bool)
     add = np.full(len(result), "", dtype=object)
     add[rows] = texts
     result["reason"] = join_reasons(result["reason"].astype(object), add).astype(str)
-    result["flag"] |= rows
 
 
 def inside_label_domain(labels, domain, n):
@@ -115,24 +182,66 @@ def inside_label_domain(labels, domain, n):
     return inside
 
 
-def mask_outside_label_domain(result, domain):
-    """Mask mass and age of stars whose predicted labels lie outside ``domain``.
+def _domain_labels(result, domain, batch):
+    """The labels the domain is tested on: each star's own input value where it gave one
+    (a `giantfm.request` from labels), else the network's answer in ``result``."""
+    names = [name for name in domain if name in result.colnames]
+    given, _ = batch.values_of(names) if names else (np.empty((len(result), 0)), None)
+    labels = {}
+    for k, name in enumerate(names):
+        predicted = np.asarray(result[name].unmasked.value, dtype=float)
+        mine = from_token_scale(name, given[:, k])[0]
+        labels[name] = np.where(np.isfinite(mine), mine, predicted)
+    return labels
+
+
+def _broken_limits(labels, domain, row):
+    """The limits of ``domain`` that star ``row`` breaks, in words ("logg 4.4 > 3.29")."""
+    broken = []
+    for name, (low, high) in domain.items():
+        if name not in labels:
+            continue
+        value = labels[name][row]
+        if not np.isfinite(value):
+            broken.append(f"{name} unknown")
+        elif value < low:
+            broken.append(f"{name} {value:.4g} < {low:.4g}")
+        elif value > high:
+            broken.append(f"{name} {value:.4g} > {high:.4g}")
+    return ", ".join(broken)
+
+
+def mask_outside_label_domain(result, domain, batch):
+    """Mask mass and age of stars whose labels lie outside ``domain``, naming the limits.
 
     The mass and age labels the network learned come from a label model
     calibrated on asteroseismic giants in this domain; elsewhere (dwarfs,
     upper giant branch, metal-poor stars) they are extrapolations. The domain
+    is tested on each star's input value of a label where it gave one, else on
+    the network's answer (`giantfm.request` asks for the labels it needs), and
     is recorded in ``result.meta['label_domain']``.
+
+    Parameters
+    ----------
+    result : `~astropy.table.QTable`
+    domain : dict
+        ``{label: (low, high)}`` in vocabulary units.
+    batch : `~giantfm.tokens.TokenBatch`
+        The stars' inputs.
     """
-    inside = inside_label_domain({name: result[name].unmasked.value for name in domain
-                                  if name in result.colnames}, domain, len(result))
-    outside = ~inside & ~result["flag"]
-    for name in vocab.MASS_AGE_NAMES:
+    present = [name for name in vocab.MASS_AGE_NAMES if name in result.colnames]
+    if not present:
+        return
+    labels = _domain_labels(result, domain, batch)
+    answered = ~np.asarray(result[present[0]].mask)
+    outside = answered & ~inside_label_domain(labels, domain, len(result))
+    for name in present:
         for col in (name, f"{name}_err"):
-            if col in result.colnames:      # a `request` result may lack them
+            if col in result.colnames:
                 result[col].mask |= outside
-    _append_reason(result, outside, reason_text(
-        "outside_label_domain",
-        domain=", ".join(f"{lo:.4g} <= {n} <= {hi:.4g}" for n, (lo, hi) in domain.items())))
+    _append_reason(result, outside, [
+        reason_text("outside_label_domain", limits=_broken_limits(labels, domain, row))
+        for row in np.flatnonzero(outside)])
     result.meta["label_domain"] = {k: list(v) for k, v in domain.items()}
 
 
@@ -142,23 +251,27 @@ def add_label_floor(result, floor):
     The network predicts the label model's mass and age, and its own error
     says how well it does that; the label model itself scatters around the
     seismic values (measured by cross-validation). Their quadrature sum is the
-    uncertainty on the asteroseismic scale that users ask for; the floor is
-    recorded in ``result.meta['label_floor']``.
+    uncertainty on the asteroseismic scale that users ask for; the floor
+    (`~giantfm.metadata.LabelFloor`, None for none) is recorded in
+    ``result.meta['label_floor']``.
     """
-    if not floor:
+    if floor is None:
         return
-    mass, age = result["mass"], result["age"]
-    result["mass_err"] = np.hypot(result["mass_err"], floor["mass_fractional"] * mass)
-    result["age_err"] = np.hypot(result["age_err"], np.log(10) * floor["log10_age"] * age)
-    result.meta["label_floor"] = dict(floor)
+    if "mass" in result.colnames:
+        result["mass_err"] = np.hypot(result["mass_err"], floor.mass_fractional * result["mass"])
+    if "age" in result.colnames:
+        result["age_err"] = np.hypot(result["age_err"],
+                                     np.log(10) * floor.log10_age * result["age"])
+    result.meta["label_floor"] = {"mass_fractional": floor.mass_fractional,
+                                  "log10_age": floor.log10_age}
 
 
 def embedding_distance(embedding, ood):
-    """Mahalanobis distance of star embeddings from the training stars' (``ood`` of a model)."""
-    mean = np.asarray(ood["embedding_mean"], dtype=np.float64)
-    precision = np.asarray(ood["embedding_precision"], dtype=np.float64)
-    x = np.asarray(embedding, dtype=np.float64) - mean
-    return np.sqrt(np.einsum("ni,ij,nj->n", x, precision, x))
+    """Mahalanobis distance of star embeddings from the training stars'
+    (``ood``: a model's `~giantfm.metadata.OODCalibration`)."""
+    x = np.asarray(embedding, dtype=np.float64) - ood.embedding_mean
+    # a matrix product, then a row sum: 8x faster than the equivalent einsum (measured)
+    return np.sqrt(np.sum((x @ ood.embedding_precision) * x, axis=1))
 
 
 def add_ood_score(result, batch, embedding=None, ood=None):
@@ -173,24 +286,25 @@ def add_ood_score(result, batch, embedding=None, ood=None):
     * the Mahalanobis distance of the star's embedding (the network's encoding
       of its inputs, `giantfm.model.TrainedModel.request`) from those of the
       training stars and their faint copies: inputs the network has never seen
-      the like of.
+      the like of. It is calibrated on stars with spectra, and is not defined
+      for stars given without XP coefficients (labels alone, say): for those
+      the training labels are the reference (`add_label_support`).
 
     The scales are each measure's 99.7th percentile over the validation
-    giants and their faint copies (recorded with the model as
-    ``metadata['ood']`` by ``tools/bundle_model.py``,
-    `giantfm.train.ood.calibrate_ood`); a model without them gets the
-    consistency measures alone, with `CONSISTENCY_SCALES`. A score above 1
-    flags the row (its labels are kept) with a reason naming the measure.
+    giants and their faint copies (the model's
+    `~giantfm.metadata.OODCalibration`, `giantfm.train.ood.calibrate_ood`); a
+    model without one gets the consistency measures alone, with
+    `CONSISTENCY_SCALES`. A score above 1 flags the row (its labels are kept)
+    with a reason naming the measure.
     """
-    ood = ood or {}
-    scales = {**CONSISTENCY_SCALES, **ood.get("scales", {})}
-    if embedding is not None and "embedding_mean" in ood and "embedding" not in scales:
-        raise ValueError("the model's metadata['ood'] has an embedding calibration but no "
-                         "scales['embedding']: calibrate it again (tools/bundle_model.py)")
+    scales = dict(CONSISTENCY_SCALES if ood is None else ood.scales)
     parts = {"g": np.abs(batch.consistency[:, 0]) / scales["g"],
              "colour": np.abs(batch.consistency[:, 1]) / scales["colour"]}
-    if embedding is not None and "embedding_mean" in ood:
-        parts["embedding"] = embedding_distance(embedding, ood) / scales["embedding"]
+    if embedding is not None and ood is not None:
+        has_xp = _IS_XP[batch.ids].any(axis=1)
+        distance = np.full(len(batch), np.nan)
+        distance[has_xp] = embedding_distance(np.asarray(embedding)[has_xp], ood)
+        parts["embedding"] = distance / scales["embedding"]
     stacked = np.column_stack(list(parts.values()))
     known = np.isfinite(stacked).any(axis=1)
     measured = np.where(np.isfinite(stacked), stacked, -np.inf)
@@ -204,10 +318,11 @@ def add_ood_score(result, batch, embedding=None, ood=None):
                                             "flagged above 1")
     over = np.nan_to_num(score) > 1
     names = list(parts)
+    quantile = 99.7 if ood is None else ood.quantile
     details = {"g": "its spectrum and its G disagree by {:.3g} sigma",
                "colour": "its spectrum and its BP - RP disagree by {:.3g} sigma",
                "embedding": "its inputs lie {:.3g} times farther from the training stars than "
-                            f"{ood.get('quantile', 99.7):g} % of theirs"}
+                            f"{quantile:g} % of theirs"}
     texts = []
     for row in np.flatnonzero(over):
         part = names[worst[row]]
@@ -216,11 +331,99 @@ def add_ood_score(result, batch, embedding=None, ood=None):
         texts.append(reason_text("out_of_distribution", score=score[row],
                                  detail=details[part].format(value)))
     _append_reason(result, over, texts)
-    result.meta["ood_scales"] = dict(scales)
+    result.meta["ood_scales"] = scales
+
+
+_IS_XP = np.isin(np.arange(vocab.N_TOKENS), vocab.token_ids(vocab.XP_NAMES))
+
+
+def label_support_reasons(labels, support):
+    """Which label sets lie outside the labels a model was trained on, and why.
+
+    Parameters
+    ----------
+    labels : dict
+        ``{token name: array (n,)}`` in vocabulary units (NaN = not given).
+    support : `~giantfm.metadata.LabelSupport`
+        ``ranges`` (``{name: (low, high)}``, the 0.5-99.5 percentiles of the
+        training labels) and ``kiel`` (training stars counted on a Teff-log g
+        grid), see `giantfm.train.dataset.label_support`.
+
+    Returns
+    -------
+    detail : `numpy.ndarray` of str (n,)
+        Empty where inside; else what lies outside, in words.
+    """
+    n = len(next(iter(labels.values())))
+    found = [[] for _ in range(n)]
+    for name, (low, high) in support.ranges.items():
+        if name not in labels:
+            continue
+        value = np.asarray(labels[name], dtype=float)
+        with np.errstate(invalid="ignore"):
+            out = (value < low) | (value > high)
+        for i in np.flatnonzero(out):
+            found[i].append(f"{name}={value[i]:.4g} outside the training range "
+                            f"[{low:.4g}, {high:.4g}]")
+    kiel = support.kiel
+    if kiel and "teff" in labels and "logg" in labels:
+        teff = np.asarray(labels["teff"], dtype=float)
+        logg = np.asarray(labels["logg"], dtype=float)
+        t_edges, g_edges = np.asarray(kiel["teff_edges"]), np.asarray(kiel["logg_edges"])
+        counts = np.asarray(kiel["counts"])
+        i = np.searchsorted(t_edges, teff, side="right") - 1
+        j = np.searchsorted(g_edges, logg, side="right") - 1
+        inside = (i >= 0) & (i < len(t_edges) - 1) & (j >= 0) & (j < len(g_edges) - 1)
+        filled = np.zeros(n, bool)
+        filled[inside] = counts[i[inside], j[inside]] >= kiel["min_count"]
+        both = np.isfinite(teff) & np.isfinite(logg)
+        for k in np.flatnonzero(both & ~filled):
+            found[k].append(f"(teff, logg)=({teff[k]:.0f}, {logg[k]:.2f}) lies where the "
+                            f"training set has fewer than {kiel['min_count']} stars")
+    # a comma, not SEPARATOR: one reason, however many labels it names
+    return np.array([", ".join(r) for r in found], dtype=object).astype(str)
+
+
+def add_label_support(result, batch, support):
+    """Flag the stars whose *input* labels lie outside the model's training labels.
+
+    A star given labels as inputs (to `giantfm.request` or
+    `giantfm.generate_spectrum`) outside the labels the model was trained on
+    (``support``, a `~giantfm.metadata.LabelSupport`; None: no check) gets an
+    ``outside_training_labels`` reason: its answers are extrapolations.
+    """
+    if support is None:
+        return
+    names = [name for name in support.ranges if name in vocab.LABEL_NAMES or name == "a_k"]
+    values, _ = batch.values_of(names)
+    given = {name: from_token_scale(name, values[:, k])[0] for k, name in enumerate(names)}
+    rows = np.isfinite(values).any(axis=1) & np.asarray(batch.ok)
+    if not rows.any():
+        return
+    detail = np.full(len(result), "", dtype=object)
+    detail[rows] = label_support_reasons({k: v[rows] for k, v in given.items()}, support)
+    outside = detail != ""
+    _append_reason(result, outside, [reason_text("outside_training_labels", detail=d)
+                                     for d in detail[outside]])
+
+
+def set_flags(result):
+    """Set ``flags`` (the bitmask of every reason in ``reason``, `giantfm.flags.flag_bits`)
+    and ``flag`` (True where any of them says the row should not be used)."""
+    bits = flag_bits(result["reason"])
+    result["flag"] = (bits & FLAG_MASK) != 0
+    if "flags" in result.colnames:
+        result["flags"] = bits
+    else:
+        result.add_column(bits, name="flags", index=result.colnames.index("flag") + 1)
+    result["flags"].info.description = ("bitmask of the reasons (giantfm.decode_flags, "
+                                        "giantfm.flags.REASONS)")
+    return result
 
 
 def prediction_units():
-    """The unit of each prediction column, as strings (``flag`` and ``reason`` have none).
+    """The unit of each prediction column, as strings (``flag``, ``flags`` and ``reason``
+    have none).
 
     Returns
     -------
@@ -229,7 +432,9 @@ def prediction_units():
         the units of the plain float columns `giantfm.predict_catalog` adds.
     """
     units = {}
-    for column in PREDICTION_COLUMNS[:-3]:
+    for column in PREDICTION_COLUMNS:
+        if column in _STATUS_COLUMNS:
+            continue
         name = column[:-4] if column.endswith("_err") else column
         units[column] = vocab.token_unit(name).to_string()
     units["ood_score"] = u.dimensionless_unscaled.to_string()
@@ -239,10 +444,9 @@ def prediction_units():
 def empty_result(rows=0):
     """A result of ``rows`` zero rows' worth: the prediction columns, with their units."""
     result = QTable()
-    for name in PREDICTION_COLUMNS[:-3]:
-        base = name[:-4] if name.endswith("_err") else name
-        result[name] = np.zeros(rows) << vocab.token_unit(base)
-    result["ood_score"] = np.zeros(rows) << u.dimensionless_unscaled
+    for name, unit in prediction_units().items():
+        result[name] = np.zeros(rows) << u.Unit(unit)
     result["flag"] = np.zeros(rows, dtype=bool)
+    result["flags"] = np.zeros(rows, dtype=np.int64)
     result["reason"] = np.zeros(rows, dtype="U1")
     return result

@@ -26,8 +26,11 @@ from astropy import units as u
 from . import validation, vocab
 from .exceptions import InvalidNameError
 from .flags import reason as reason_text
+from .metadata import read_metadata
 from .xp.coefficients import ARCHIVE_MAGNITUDES, SOURCE_ID_ALIASES, find_column
 from .xp.noise import load_noise_model, photometric_errors
+from .xp.photometry import (SYNTHETIC_MAGNITUDES, SYNTHETIC_OFFSET, SYNTHETIC_SCATTER,
+                            synthetic_photometry)
 from .xp.projection import project_coefficients
 from .xp.readers import as_table, read_photometry, read_source_ids, read_xp
 
@@ -79,7 +82,9 @@ class TokenBatch:
 
     ``consistency`` (n, 2) holds, per star, its spectrum's synthetic G and
     BP - RP minus the measured ones in units of their errors
-    (`giantfm.validation.photometric_consistency`), NaN where not known.
+    (`giantfm.validation.photometric_consistency`), NaN where not known;
+    ``g_mag`` (n,) the G magnitude its coefficients were divided by (measured,
+    or synthesised from them), NaN where none.
     """
 
     ids: np.ndarray
@@ -89,6 +94,7 @@ class TokenBatch:
     reason: np.ndarray = field(default=None)
     notes: np.ndarray = field(default=None)
     consistency: np.ndarray = field(default=None)
+    g_mag: np.ndarray = field(default=None)
 
     def __post_init__(self):
         self.ids = np.asarray(self.ids, dtype=np.int16)
@@ -109,10 +115,13 @@ class TokenBatch:
             else np.asarray(self.notes, dtype=object)
         self.consistency = np.full((n, 2), np.nan, dtype=np.float32) \
             if self.consistency is None else np.asarray(self.consistency, dtype=np.float32)
+        self.g_mag = np.full(n, np.nan) if self.g_mag is None \
+            else np.asarray(self.g_mag, dtype=np.float64)
         if self.source_id.shape != (n,) or self.reason.shape != (n,) \
-                or self.notes.shape != (n,) or self.consistency.shape != (n, 2):
-            raise ValueError("source_id, reason, notes and consistency must have one entry "
-                             "per star")
+                or self.notes.shape != (n,) or self.consistency.shape != (n, 2) \
+                or self.g_mag.shape != (n,):
+            raise ValueError("source_id, reason, notes, consistency and g_mag must have one "
+                             "entry per star")
 
     def __len__(self):
         return len(self.ids)
@@ -130,7 +139,7 @@ class TokenBatch:
     def __getitem__(self, rows):
         return TokenBatch(self.ids[rows], self.values[rows], self.errors[rows],
                           self.source_id[rows], self.reason[rows], self.notes[rows],
-                          self.consistency[rows])
+                          self.consistency[rows], self.g_mag[rows])
 
     def value_of(self, name):
         """Token-scale value and error of ``name`` per star (NaN where absent)."""
@@ -186,7 +195,7 @@ class TokenBatch:
             emptied = (self.reason == "") & ~(ids != vocab.PAD_ID).any(axis=1)
             rows_reason = np.where(emptied, reason, self.reason)
         return _pack(ids, self.values, self.errors, self.source_id, rows_reason, self.notes,
-                     self.consistency)
+                     self.consistency, self.g_mag)
 
     @classmethod
     def concatenate(cls, batches):
@@ -201,10 +210,12 @@ class TokenBatch:
                    np.concatenate([b.source_id for b in batches]),
                    np.concatenate([b.reason for b in batches]),
                    np.concatenate([b.notes for b in batches]),
-                   np.concatenate([b.consistency for b in batches]))
+                   np.concatenate([b.consistency for b in batches]),
+                   np.concatenate([b.g_mag for b in batches]))
 
 
-def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consistency=None):
+def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consistency=None,
+          g_mag=None):
     """Move each row's tokens to the front (stable), trim all-padding columns."""
     present = ids != vocab.PAD_ID
     width = max(int(present.sum(axis=1).max(initial=0)), 1)
@@ -217,7 +228,7 @@ def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consiste
     padding = ids == vocab.PAD_ID
     values[padding] = 0
     errors[padding] = 0
-    return TokenBatch(ids, values, errors, source_id, reason, notes, consistency)
+    return TokenBatch(ids, values, errors, source_id, reason, notes, consistency, g_mag)
 
 
 def _column(x, n, what):
@@ -230,7 +241,7 @@ def _column(x, n, what):
 
 
 def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_errors=None,
-                labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=True, project=True,
+                labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=None, project=True,
                 source_id=None, reason=None, notes=None, columns=None):
     """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
 
@@ -267,7 +278,10 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         are left out with a note.
     bp_n_relevant, rp_n_relevant : array (n,), optional
         Gaia's ``*_n_relevant_bases``. With ``truncate`` the coefficients of
-        higher order are left out (they carry noise, not signal).
+        higher order are left out (Gaia: they carry noise, not signal).
+    truncate : bool, optional
+        None (default): what the model ``giantfm.conf.model`` was measured to
+        do best with (`giantfm.metadata.ModelMetadata.truncate`).
     project : bool, optional
         Map each band's coefficients through `giantfm.xp.project_coefficients`
         (on by default): onto the part of the spectrum that a sampled XP
@@ -276,12 +290,14 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         Carried through; a non-empty ``reason`` marks a row unusable, ``notes``
         are added to.
     columns : dict, optional
-        The input's own names of the magnitudes (by short name) and of
-        ``bp``, ``rp``, ``bp_err``, ``rp_err``, for the notes; default the
-        Gaia archive's names.
+        The input's own names of the magnitudes (by short name) and of the
+        coefficients (by their archive names, ``bp_coefficients``,
+        ``bp_coefficient_errors``, ...), for the notes; default the Gaia
+        archive's names.
     """
     mags = {} if mags is None else dict(mags)
     labels = {} if labels is None else dict(labels)
+    truncate = read_metadata().truncate if truncate is None else bool(truncate)
     n = None
     for arr in (bp, rp, *mags.values(), *(v[0] if isinstance(v, tuple) else v
                                           for v in labels.values())):
@@ -293,11 +309,14 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
     reason = np.full(n, "", dtype=object) if reason is None else np.array(reason, dtype=object)
     note = validation.Notes(n)
-    names_of = {**ARCHIVE_MAGNITUDES, "bp": "bp_coefficients", "rp": "rp_coefficients",
-                "bp_err": "bp_coefficient_errors", "rp_err": "rp_coefficient_errors",
-                **(columns or {})}
-    magnitude_names = {**ARCHIVE_MAGNITUDES, **{k: v for k, v in (columns or {}).items()
-                                                 if k in ARCHIVE_MAGNITUDES}}
+    columns = dict(columns or {})
+    # the input's own names, for the notes: of the coefficients (by their archive names) ...
+    names_of = {key: columns.get(key, key) for key in ("bp_coefficients", "rp_coefficients",
+                                                       "bp_coefficient_errors",
+                                                       "rp_coefficient_errors")}
+    # ... and of the magnitudes (by short name)
+    magnitude_names = {short: columns.get(short, archive)
+                       for short, archive in ARCHIVE_MAGNITUDES.items()}
 
     unknown = set(mags) - set(vocab.MAGNITUDE_NAMES)
     if unknown:
@@ -306,15 +325,11 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     mag = {name: validation.clean(_column(mags.get(name), n, f"magnitude {name!r}"),
                                   magnitude_names[name], note, *validation.MAGNITUDE_RANGE)
            for name in vocab.MAGNITUDE_NAMES}
-    flux = g_flux(mag["g"])
-    # The normalisation is applied in float32, the batch's dtype, to the kept tokens only.
-    inverse_flux = (1.0 / flux).astype(np.float32)
-
     # Segments of tokens, each (keep, ids, values, errors, scale): which of its columns
     # each star has, their token ids, and the values and errors to gather from (times
     # ``scale`` per star where not None). They are packed in this order.
     segments = []
-    raw, kept, kept_errors = {}, {}, {}
+    raw, errors_of = {}, {}
     for band, coeffs in (("bp", bp), ("rp", rp)):
         if coeffs is None:
             continue
@@ -330,12 +345,12 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         infinite = np.isinf(c)
         for row in np.flatnonzero(infinite.any(axis=1)):
             index = int(np.flatnonzero(infinite[row])[0])
-            note.add(row, reason_text("bad_value", column=f"{names_of[band]}[{index}]",
+            note.add(row, reason_text("bad_value",
+                                      column=f"{names_of[band + '_coefficients']}[{index}]",
                                       value=str(c[row, index]), why="not finite"))
         raw[band] = np.where(infinite, np.nan, c)
     xp_snr = {}
-    for band, errs, nrel, band_ids in (("bp", bp_err, bp_n_relevant, vocab.BP_IDS),
-                                       ("rp", rp_err, rp_n_relevant, vocab.RP_IDS)):
+    for band, errs in (("bp", bp_err), ("rp", rp_err)):
         if band not in raw:
             continue
         c = raw[band]
@@ -343,7 +358,8 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
              else np.ma.filled(np.ma.asarray(errs, dtype=float), np.nan))
         if e.shape != c.shape:
             raise ValueError(f"{band}_err has shape {e.shape}, expected {c.shape}")
-        bad_error = validation.check_errors(e, names_of[f"{band}_err"], "coefficient", note)
+        bad_error = validation.check_errors(e, names_of[f"{band}_coefficient_errors"],
+                                            "coefficient", note)
         missing = np.isnan(e) | bad_error
         rows = np.flatnonzero(missing.any(axis=1))
         if rows.size:
@@ -352,28 +368,15 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
             defaults = load_noise_model().band_errors(band, c[rows, 0])
             e = e.copy()
             e[rows] = np.where(missing[rows], defaults, e[rows])
+        errors_of[band] = e
         present = np.isfinite(c).any(axis=1)
-        not_a_spectrum, texts = validation.check_spectrum(band, c, present)
+        _, texts = validation.check_spectrum(band, c, present)
         for row, text in texts.items():
             if reason[row] == "":
                 reason[row] = text
         with np.errstate(invalid="ignore", divide="ignore"):
             xp_snr[band] = np.abs(c[:, 0]) / e[:, 0]
-        keep = np.isfinite(c) & np.isfinite(flux)[:, None]
-        if truncate and nrel is not None:
-            nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
-            nrel = np.where(np.isfinite(nrel) & (nrel > 0), nrel, vocab.N_COEFFICIENTS)
-            keep &= np.arange(vocab.N_COEFFICIENTS)[None, :] < nrel[:, None]
-        kept[band], kept_errors[band] = np.where(keep, c, np.nan), e
-        if project:
-            # Gaia: coefficients beyond the relevant bases are noise; they enter the
-            # projection as zero, and absent coefficients likewise.
-            c, e = project_coefficients(c, e, band, keep=keep)
-        segments.append((keep, band_ids, c, e, inverse_flux))
-        no_g = ~np.isfinite(flux) & present
-        reason = np.where(no_g & (reason == ""), reason_text("no_g"), reason)
 
-    # Tokens every star has at most once (colours and labels): one column each.
     mag_error, _ = photometric_errors(mag, xp_snr)
     for name, error in (mag_errors or {}).items():
         if name not in mag:
@@ -383,10 +386,41 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         bad = validation.check_errors(given, f"the error of {magnitude_names[name]}",
                                       "magnitude", note)
         mag_error[name] = np.where(np.isnan(given) | bad, mag_error[name], given)
+    measured = {name: np.isfinite(mag[name]) for name in SYNTHETIC_MAGNITUDES}
+    if "bp" in raw and "rp" in raw:
+        _synthesise_missing(mag, mag_error, raw, errors_of, reason, note, magnitude_names)
+
+    flux = g_flux(mag["g"])
+    # The normalisation is applied in float32, the batch's dtype, to the kept tokens only.
+    inverse_flux = (1.0 / flux).astype(np.float32)
+    kept = {}
+    for band, nrel, band_ids in (("bp", bp_n_relevant, vocab.BP_IDS),
+                                 ("rp", rp_n_relevant, vocab.RP_IDS)):
+        if band not in raw:
+            continue
+        c, e = raw[band], errors_of[band]
+        keep = np.isfinite(c) & np.isfinite(flux)[:, None]
+        if truncate and nrel is not None:
+            nrel = np.ma.filled(np.ma.asarray(nrel, dtype=float), np.nan).reshape(-1)
+            nrel = np.where(np.isfinite(nrel) & (nrel > 0), nrel, vocab.N_COEFFICIENTS)
+            keep &= np.arange(vocab.N_COEFFICIENTS)[None, :] < nrel[:, None]
+        kept[band] = np.where(keep, c, np.nan)
+        if project:
+            # Gaia: coefficients beyond the relevant bases are noise; they enter the
+            # projection as zero, and absent coefficients likewise.
+            c, e = project_coefficients(c, e, band, keep=keep)
+        segments.append((keep, band_ids, c, e, inverse_flux))
+        no_g = ~np.isfinite(flux) & np.isfinite(raw[band]).any(axis=1)
+        reason = np.where(no_g & (reason == ""), reason_text("no_g"), reason)
+
     consistency = None
     if "bp" in kept and "rp" in kept:
         consistency = validation.photometric_consistency(
-            kept["bp"], kept["rp"], kept_errors["bp"], kept_errors["rp"], mag, mag_error)
+            kept["bp"], kept["rp"], errors_of["bp"], errors_of["rp"], mag, mag_error)
+        # a synthesised magnitude says nothing about whether the spectrum is the star's
+        consistency[~measured["g"], 0] = np.nan
+        consistency[~(measured["bp"] & measured["rp"]), 1] = np.nan
+    # Tokens every star has at most once (colours and labels): one column each.
     names, scalar_values, scalar_errors = [], [], []
     for name, (m1, m2) in vocab.COLOURS.items():
         names.append(name)
@@ -417,7 +451,39 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         given = np.asarray(notes, dtype=object)
         found = np.array([f"{a}; {b}" if a and b else a or b for a, b in zip(given, found)],
                          dtype=object)
-    return TokenBatch(ids, values, errors, source_id, reason, found, consistency)
+    return TokenBatch(ids, values, errors, source_id, reason, found, consistency, mag["g"])
+
+
+def _synthesise_missing(mag, mag_error, raw, errors_of, reason, note, magnitude_names):
+    """Fill a missing G, BP or RP with the magnitude synthesised from the coefficients, in place.
+
+    Gaia's XP files carry no photometry; a spectrum with both bands says what
+    G, BP and RP its star has (`giantfm.xp.photometry`). The magnitude is put on
+    the scale of measured ones (`giantfm.xp.photometry.SYNTHETIC_OFFSET`
+    subtracted), its error is the propagated one widened by their measured
+    scatter (`giantfm.xp.photometry.SYNTHETIC_SCATTER`), and each star so
+    completed gets a ``synthetic_photometry`` note naming the columns.
+    """
+    usable = reason == ""
+    need = {name: usable & ~np.isfinite(mag[name]) for name in SYNTHETIC_MAGNITUDES}
+    rows = np.flatnonzero(np.any(list(need.values()), axis=0))
+    if not rows.size:
+        return
+    synthetic, synthetic_err = synthetic_photometry(
+        raw["bp"][rows], raw["rp"][rows], errors_of["bp"][rows], errors_of["rp"][rows])
+    filled = np.zeros((len(rows), len(SYNTHETIC_MAGNITUDES)), dtype=bool)
+    for k, name in enumerate(SYNTHETIC_MAGNITUDES):
+        fill = need[name][rows] & np.isfinite(synthetic[name])
+        filled[:, k] = fill
+        mag[name][rows[fill]] = synthetic[name][fill] - SYNTHETIC_OFFSET[name]
+        mag_error[name][rows[fill]] = np.hypot(synthetic_err[name][fill],
+                                               SYNTHETIC_SCATTER[name])
+    names = np.array([magnitude_names[name] for name in SYNTHETIC_MAGNITUDES])
+    for pattern in np.unique(filled[filled.any(axis=1)], axis=0):
+        which = names[pattern]
+        text = reason_text("synthetic_photometry", bands=", ".join(which[:-1]) + " and "
+                           + which[-1] if len(which) > 1 else which[0])
+        note.add(rows[(filled == pattern).all(axis=1)], text)
 
 
 def _pack_segments(segments, usable):
@@ -559,7 +625,7 @@ def read_inputs(data, photometry=None, labels=None):
     return xp, mags, _labels_from(labels, len(xp))
 
 
-def from_xp(xp, mags=None, labels=None, truncate=True, project=True):
+def from_xp(xp, mags=None, labels=None, truncate=None, project=True):
     """Tokens of an `~giantfm.xp.XPCoefficients` (see `from_arrays` for the arguments).
 
     ``mags`` defaults to the magnitudes read with the coefficients (``xp.mags``).
@@ -571,7 +637,7 @@ def from_xp(xp, mags=None, labels=None, truncate=True, project=True):
                        reason=xp.reason, notes=xp.notes, columns=xp.columns)
 
 
-def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
+def tokenize(data, photometry=None, labels=None, truncate=None, project=True):
     """Tokens of Gaia DR3 XP spectra in any form astronomers hold them.
 
     Parameters
@@ -595,7 +661,10 @@ def tokenize(data, photometry=None, labels=None, truncate=True, project=True):
         ``alpha_m``, ``mass``, ``age``) and optional ``<name>_err``.
     truncate : bool, optional
         Leave out coefficients beyond Gaia's ``bp_n_relevant_bases`` /
-        ``rp_n_relevant_bases`` (on by default, as the model was trained).
+        ``rp_n_relevant_bases``. None (default): what the model
+        ``giantfm.conf.model`` was measured to do best with
+        (`giantfm.metadata.ModelMetadata.truncate`; the bundled model reads
+        every coefficient with its error), as `giantfm.predict` does.
     project : bool, optional
         Project the coefficients as the models' inputs are (see `from_arrays`).
 

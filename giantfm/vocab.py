@@ -56,6 +56,8 @@ class Token:
 
     ``valid`` is the range of values a measurement of it can have, in ``unit``
     (`giantfm.validation` leaves out a value outside it, naming the column).
+    ``symbol`` is how papers write it, in matplotlib mathtext / LaTeX (e.g.
+    ``$T_{\\rm eff}$``; empty: none), used by `giantfm.plotting.axis_label`.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Token:
     scale: str
     description: str
     valid: tuple = (-np.inf, np.inf)
+    symbol: str = ""
 
 
 def _build():
@@ -73,22 +76,27 @@ def _build():
                                 f"Gaia DR3 {band} ({long}) XP coefficient {i}, "
                                 "divided by the G-band flux"))
     tokens += [
-        Token("bp_rp", u.mag, "linear", "Gaia BP - RP colour"),
-        Token("g_rp", u.mag, "linear", "Gaia G - RP colour"),
-        Token("j_h", u.mag, "linear", "2MASS J - H colour"),
-        Token("j_k", u.mag, "linear", "2MASS J - Ks colour"),
-        Token("g_k", u.mag, "linear", "Gaia G - 2MASS Ks colour"),
+        Token("bp_rp", u.mag, "linear", "Gaia BP - RP colour",
+              symbol=r"$G_{\rm BP}-G_{\rm RP}$"),
+        Token("g_rp", u.mag, "linear", "Gaia G - RP colour", symbol=r"$G-G_{\rm RP}$"),
+        Token("j_h", u.mag, "linear", "2MASS J - H colour", symbol=r"$J-H$"),
+        Token("j_k", u.mag, "linear", "2MASS J - Ks colour", symbol=r"$J-K_s$"),
+        Token("g_k", u.mag, "linear", "Gaia G - 2MASS Ks colour", symbol=r"$G-K_s$"),
         # Valid ranges: what a star can have, generously (no giant near the edges).
         Token("teff", u.K, "linear", "effective temperature (APOGEE DR17 ASPCAP scale)",
-              (1000.0, 100000.0)),
-        Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity", (-2.0, 10.0)),
-        Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])", (-6.0, 2.0)),
-        Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]", (-2.0, 2.0)),
-        Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)", (0.05, 300.0)),
+              (1000.0, 100000.0), symbol=r"$T_{\rm eff}$"),
+        Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity", (-2.0, 10.0),
+              symbol=r"$\log g$"),
+        Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])", (-6.0, 2.0),
+              symbol="[M/H]"),
+        Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]", (-2.0, 2.0),
+              symbol=r"[$\alpha$/M]"),
+        Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)", (0.05, 300.0),
+              symbol="$M$"),
         Token("age", u.Gyr, "log10", "stellar age; token value is log10(age / Gyr)",
-              (1e-5, 20.0)),
+              (1e-5, 20.0), symbol="age"),
         Token("a_k", u.mag, "linear", "K-band extinction A_K (APOGEE targeting AK_TARG)",
-              (-1.0, 30.0)),
+              (-1.0, 30.0), symbol="$A_K$"),
     ]
     return tuple(tokens)
 

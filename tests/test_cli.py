@@ -32,10 +32,11 @@ FORMATS = [
 
 def fake_predict(data, *, photometry=None, device=None, batch_size=None, progress=None,
                  truncate=True):
-    """Stands in for giantfm.predict: same rows, units, a masked row where G is missing."""
-    if "phot_g_mean_mag" not in data.colnames:
-        raise ValueError("missing columns: expected phot_g_mean_mag (Gaia G magnitude) "
-                         "to normalise the XP coefficients")
+    """Stands in for giantfm.predict: same rows, units, a masked row where G is missing
+    (``bp_rp`` stands in for the XP coefficients, without which predict refuses a table)."""
+    if "bp_rp" not in data.colnames:
+        raise ValueError("no XP coefficient columns found. Expected the Gaia archive / "
+                         "GaiaXPy array columns 'bp_coefficients' and/or 'rp_coefficients'")
     g = as_float(data["phot_g_mean_mag"])
     bad = ~np.isfinite(g)
     result = QTable()
@@ -237,12 +238,12 @@ def test_unreadable_table(tmp_path, capsys, fake):
 
 def test_missing_columns_message(tmp_path, capsys, fake):
     table = stars()
-    table.remove_column("phot_g_mean_mag")
+    table.remove_column("bp_rp")
     src = write_input(table, tmp_path / "in.ecsv", "ascii.ecsv")
     status, _, err = run(["predict", src, "-o", tmp_path / "o.fits"], capsys)
     assert status == cli.EXIT_BAD_INPUT
-    assert err.startswith(f"giantfm: error: cannot predict from '{src}': missing columns")
-    assert "phot_g_mean_mag" in err
+    assert err.startswith(f"giantfm: error: cannot predict from '{src}': no XP coefficient")
+    assert "bp_coefficients" in err
     assert not (tmp_path / "o.fits").exists()
 
 

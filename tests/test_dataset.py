@@ -9,7 +9,7 @@ import pytest
 from astropy.table import Table
 
 from giantfm import vocab
-from giantfm.io import dataset as dataset_file
+from giantfm.train import datafile as dataset_file
 from giantfm.train import dataset, sources
 from giantfm.xp import recover
 

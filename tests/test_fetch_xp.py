@@ -99,7 +99,7 @@ def test_photometry_is_joined_and_tokens_follow(fake_gaia):
     assert table["ks_m"][0] == 11.8
     query, name, uploaded = fake_gaia.queries[0]
     assert name == "ids" and "gaiadr3.gaia_source" in query and sorted(uploaded) == [3, DATALINK_ID]
-    batch = tokenize(table)
+    batch = tokenize(table, truncate=True)
     assert batch.ok.tolist() == [True, False]
     assert "not in gaiadr3" in batch.reason[1] and batch.n_tokens[1] == 0
     nrel = int(table["bp_n_relevant_bases"][0]) + int(table["rp_n_relevant_bases"][0])

@@ -10,7 +10,9 @@ from specutils import Spectrum
 
 import giantfm
 from giantfm.exceptions import GiantfmWarning
-from giantfm.generation import ABSOLUTE_FLUX_UNIT, RELATIVE_FLUX_UNIT, check_label_support
+from giantfm.generation import ABSOLUTE_FLUX_UNIT, RELATIVE_FLUX_UNIT
+from giantfm.metadata import LabelSupport
+from giantfm.results import label_support_reasons
 from giantfm.xp.readers import read_xp
 
 
@@ -55,7 +57,7 @@ def test_inpaint_truncation_and_token_names(stars):
     stars = stars.copy()
     nrel = np.arange(len(stars)) % 30 + 20
     stars["bp_n_relevant_bases"] = nrel
-    result = giantfm.inpaint(stars, hide=["rp54", "bp3"])
+    result = giantfm.inpaint(stars, hide=["rp54", "bp3"], truncate=True)
     order = np.arange(55)
     expected_bp = (order[None, :] >= nrel[:, None]) | (order[None, :] == 3)
     np.testing.assert_array_equal(result["bp_inpainted"], expected_bp)
@@ -191,13 +193,13 @@ def test_generate_bad_input_raises():
     assert np.isfinite(spectrum.flux[0].value).all()
 
 
-def test_check_label_support_ranges_and_kiel_cells():
-    support = {"ranges": {"m_h": [-1.0, 0.5]},
-               "kiel": {"teff_edges": [4000.0, 4500.0, 5000.0], "logg_edges": [2.0, 3.0],
-                        "counts": [[10], [0]], "min_count": 5}}
-    reason = check_label_support({"teff": np.array([4200.0, 4700.0, 4200.0]),
-                                  "logg": np.array([2.5, 2.5, 2.5]),
-                                  "m_h": np.array([0.0, 0.0, -2.0])}, support)
+def test_label_support_ranges_and_kiel_cells():
+    support = LabelSupport(ranges={"m_h": [-1.0, 0.5]},
+                           kiel={"teff_edges": [4000.0, 4500.0, 5000.0], "logg_edges": [2.0, 3.0],
+                                 "counts": [[10], [0]], "min_count": 5})
+    reason = label_support_reasons({"teff": np.array([4200.0, 4700.0, 4200.0]),
+                                    "logg": np.array([2.5, 2.5, 2.5]),
+                                    "m_h": np.array([0.0, 0.0, -2.0])}, support)
     assert reason[0] == ""
     assert "fewer than 5 stars" in reason[1]
     assert "m_h=-2 outside" in reason[2]

@@ -95,16 +95,20 @@ def test_domain_mask_on_a_request_result(stars):
     pytest.importorskip("torch", reason="prediction needs torch")
     from giantfm.results import mask_outside_label_domain
     result = giantfm.request(stars, ["teff", "logg"], progress=False)
-    mask_outside_label_domain(result, {"teff": (4000.0, 5000.0)})   # no mass or age: no error
-    assert "label_domain" in result.meta
+    before = result.copy()
+    # no mass or age: no error, and nothing to mask
+    mask_outside_label_domain(result, {"teff": (4000.0, 5000.0)}, giantfm.tokenize(stars))
+    assert result.colnames == before.colnames
+    assert (result["teff"].mask == before["teff"].mask).all()
 
 
 def test_one_saves_metadata_does_not_reach_the_next(tmp_path):
     torch = pytest.importorskip("torch", reason="models need torch")
     from giantfm.model import load_model
     model = load_model(giantfm.prediction.get_model().path, device="cpu")
-    model.save(tmp_path / "a", metadata={"last_epoch": 3})
+    model.save(tmp_path / "a", metadata=model.metadata.replace(
+        training={**model.metadata.training, "last_epoch": 3}))
     model.save(tmp_path / "b")
-    assert "last_epoch" in load_model(tmp_path / "a").metadata
-    assert "last_epoch" not in load_model(tmp_path / "b").metadata
+    assert "last_epoch" in load_model(tmp_path / "a").metadata.training
+    assert "last_epoch" not in load_model(tmp_path / "b").metadata.training
     assert torch is not None

@@ -1,10 +1,12 @@
-"""Tests of the DistMass-like label model (giantfm.train.labelmodel)."""
+"""Tests of the DistMass-like label model (giantfm.train.labelmodel, giantfm.labelmodel)."""
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
+from giantfm import labelmodel as labelmodel_runtime
 from giantfm.train import labelmodel
 
 pytest.importorskip("xgboost", reason="the label model needs xgboost (xgboost-cpu)")
@@ -106,7 +108,8 @@ def test_miglio_fills_unknown_evstate():
 def test_model_learns_mass_law_and_calibrates_errors():
     apokasc, truth = synthetic_apokasc(n=800)
     cal = labelmodel.seismic_calibration_set(apokasc)  # no offsets: old scale, still learnable
-    model, validation = labelmodel.build_label_model(cal, n_folds=3, n_estimators=150)
+    model, validation = labelmodel.build_label_model(cal, n_folds=3, n_estimators=150,
+                                                     state_n_estimators=50)
     xg = validation["xgboost"]
     # the mass law has 0.05 Msun noise; a model that learnt nothing scatters by ~0.35
     assert xg["mass"]["overall"]["scatter"] < 0.1
@@ -164,3 +167,189 @@ def test_real_apokasc_subset_scatter():
     assert result["mass"]["overall"]["scatter"] < 0.6 * spread
     assert result["log_age"]["overall"]["scatter"] < 0.2
     assert result["mass"]["RGB"]["scatter"] < result["mass"]["unknown"]["scatter"]
+
+
+def _apokasc_with_states(n=600, seed=3):
+    """Synthetic APOKASC-2 whose state follows the labels (a clump in log g) and sets the mass."""
+    apokasc, truth = synthetic_apokasc(n=n, seed=seed)
+    clump = (truth["logg"] > 2.3) & (truth["logg"] < 2.6)
+    es = np.where(clump, "RC", "RGB").astype("<U7")
+    es[::20] = "-9999.0"
+    apokasc["ES"] = es
+    apokasc["Mcorr"][5:] = np.where(clump, 1.4, 1.0)[5:] + 0.3 * truth["m_h"][5:]
+    return labelmodel.seismic_calibration_set(apokasc)
+
+
+@pytest.fixture(scope="module")
+def state_model():
+    cal = _apokasc_with_states()
+    model = labelmodel.LabelModel(n_estimators=40, state_n_estimators=30).fit(
+        cal, cal["mass"], cal["log_age"], evstate=cal["evstate"])
+    return model, cal
+
+
+@pytest.mark.skipif(not (SHARED / "labels" / "apokasc2.fits").exists(),
+                    reason="the shared seismic catalogues (../shared/data) are not present")
+def test_state_classifier_real_out_of_fold():
+    """Teff, log g, [M/H], [alpha/M] tell APOKASC-2's RGB from RC stars, out of fold."""
+    from giantfm.train import sources
+
+    apokasc = sources.read_apokasc2(SHARED / "labels" / "apokasc2.fits")
+    miglio = sources.read_miglio2021(SHARED / "labels" / "miglio2021_kepler_apogee.fits")
+    cal = labelmodel.seismic_calibration_set(apokasc, miglio=miglio)
+    result = labelmodel.cross_validate_state(cal, n_folds=3, state_n_estimators=60)
+    known = cal["evstate"] != 0
+    assert result["n_known"] == known.sum() and result["n_rc"] == (cal["evstate"] == 2).sum()
+    raw = result["metrics"]["none"]
+    assert raw["accuracy"] > 0.9 and raw["roc_auc"] > 0.95
+    assert result["metrics"][result["method"]]["log_loss"] <= raw["log_loss"]
+    assert sum(result["reliability"]["count"]) == known.sum()
+    p = result["predictions"]["p_rc"]
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_state_aware_save_load_round_trip(state_model, tmp_path):
+    model, cal = state_model
+    model.state_calibration = {"method": "platt", "a": 1.2, "b": -0.1}
+    model.error_scale = {"mass": 1.05, "log_age": 1.07}
+    model.save(tmp_path / "lm")
+    meta = json.loads((tmp_path / "lm" / "label_model.json").read_text())
+    assert meta["format_version"] == labelmodel_runtime.FORMAT_VERSION
+    assert meta["states"] == ["RGB", "RC"]
+    back = labelmodel_runtime.load_label_model(tmp_path / "lm")
+    assert back.state_aware and back.state_calibration == model.state_calibration
+    before, after = model.predict(cal), back.predict(cal)
+    assert before.keys() == after.keys()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+    assert np.isfinite(after["p_rc"][after["in_domain"]]).all()
+    np.testing.assert_array_equal(model.state_probability(cal), back.state_probability(cal))
+
+
+def test_bundled_old_format_label_model_predicts_as_before():
+    """The bundled folder (written before format_version) gives what its boosters give."""
+    import xgboost
+
+    folder = Path(labelmodel_runtime.__file__).parent / "data" / "model" / "label_model"
+    meta = json.loads((folder / "label_model.json").read_text())
+    if meta.get("states"):
+        pytest.skip("the bundled label model is state-aware now")
+    model = labelmodel_runtime.load_label_model(folder)
+    assert not model.state_aware
+    x = np.array([[4500, 2.5, 0.0, 0.1], [4800, 2.4, -0.3, 0.2], [4300, 1.8, -0.6, 0.25],
+                  [4650, 2.9, 0.2, 0.02], [6500, 4.4, 0.0, 0.0], [4500, 2.5, np.nan, 0.1]])
+    pred = model.predict(x, domain=False)
+    assert np.isnan(pred["p_rc"]).all()
+    for name in meta["targets"]:
+        booster = xgboost.Booster()
+        booster.load_model(str(folder / f"{name}.ubj"))
+        q = np.sort(booster.predict(xgboost.DMatrix(x[:5])), axis=1)
+        np.testing.assert_array_equal(pred[name][:5], q[:, 1].astype(float))
+        np.testing.assert_array_equal(pred[f"{name}_err"][:5],
+                                      (q[:, 2] - q[:, 0]) / 2 * meta["error_scale"][name])
+        assert np.isnan(pred[name][5])
+    with pytest.raises(RuntimeError, match="no state classifier"):
+        model.state_probability(x)
+
+
+def test_state_probabilities_in_unit_interval_and_nan_for_nan(state_model):
+    model, cal = state_model
+    x = labelmodel.feature_matrix(cal)
+    x[3, 2] = np.nan
+    p = model.state_probability(x)
+    assert np.isnan(p[3]) and np.all((p[np.arange(len(p)) != 3] >= 0) & (p[~np.isnan(p)] <= 1))
+    pred = model.predict(x)
+    assert np.isnan(pred["p_rc"][~pred["in_domain"]]).all()
+    assert not pred["in_domain"][3] and np.isnan(pred["mass"][3])
+    inside = pred["in_domain"]
+    np.testing.assert_allclose(pred["p_rc"][inside], p[inside])
+    # the classifier learnt the clump: mean P(RC) higher for the RC stars
+    rc, rgb = cal["evstate"] == 2, cal["evstate"] == 1
+    assert np.nanmean(p[rc]) > np.nanmean(p[rgb]) + 0.3
+    assert np.isnan(model.quantiles(x)["mass"][0][3])
+
+
+def test_mixture_uncertainty_holds_each_state_part(state_model):
+    model, cal = state_model
+    x = labelmodel.feature_matrix(cal)
+    parts = model.quantiles_by_state(x)
+    mixed = model.quantiles(x)
+    p = parts["p_rc"]
+    for name in ("mass", "log_age"):
+        (v_rc, h_rc), (v_rgb, h_rgb) = parts["RC"][name], parts["RGB"][name]
+        value, half = mixed[name]
+        tol = 1e-12
+        assert np.all(half**2 >= p * h_rc**2 - tol) and np.all(half**2 >= (1 - p) * h_rgb**2 - tol)
+        assert np.all(half >= np.minimum(h_rc, h_rgb) - tol)
+        assert np.all((value >= np.minimum(v_rc, v_rgb) - tol)
+                      & (value <= np.maximum(v_rc, v_rgb) + tol))
+    # an even chance between answers 1 and 2 of width 0.1 each: sqrt(0.01 + 0.25)
+    even = labelmodel_runtime.combine_states({"p_rc": np.array([0.5]),
+                                              "RC": {"mass": (np.array([2.0]), np.array([0.1]))},
+                                              "RGB": {"mass": (np.array([1.0]), np.array([0.1]))}})
+    np.testing.assert_allclose(even["mass"], [[1.5], [np.sqrt(0.26)]])
+
+
+def test_state_inputs_checked():
+    cal = _apokasc_with_states(n=100)
+    bad = np.asarray(cal["evstate"]).copy()
+    bad[0] = 3
+    with pytest.raises(ValueError, match="evstate holds"):
+        labelmodel.LabelModel(n_estimators=5).fit(cal, cal["mass"], cal["log_age"], evstate=bad)
+    with pytest.raises(ValueError, match="at least 10 of each"):
+        labelmodel.LabelModel().fit_state_classifier(cal[:12], np.r_[np.ones(11), 2])
+    with pytest.raises(ValueError, match="probability calibration method"):
+        labelmodel.fit_probability_calibration([0.5], [True], "beta")
+    with pytest.raises(ValueError, match="unknown probability calibration"):
+        labelmodel_runtime.calibrate_probability([0.5], {"method": "beta"})
+
+
+def test_probability_calibrations_fix_overconfidence():
+    """Platt and isotonic calibration of overconfident probabilities (a unit check)."""
+    rng = np.random.default_rng(0)
+    truth_p = rng.uniform(0.05, 0.95, 4000)
+    is_rc = rng.uniform(size=4000) < truth_p
+    logit = np.log(truth_p / (1 - truth_p))
+    overconfident = 1 / (1 + np.exp(-3 * logit))
+    raw = labelmodel.state_metrics(overconfident, is_rc)
+    for method in ("platt", "isotonic"):
+        fitted = labelmodel.fit_probability_calibration(overconfident, is_rc, method)
+        assert json.loads(json.dumps(fitted)) == fitted
+        q = labelmodel_runtime.calibrate_probability(overconfident, fitted)
+        assert labelmodel.state_metrics(q, is_rc)["log_loss"] < raw["log_loss"]
+    assert fitted["x"] == sorted(fitted["x"]) and np.all(np.diff(fitted["y"]) >= 0)
+    platt = labelmodel.fit_probability_calibration(overconfident, is_rc, "platt")
+    assert platt["a"] == pytest.approx(1 / 3, abs=0.05)
+    rel = labelmodel.state_reliability(truth_p, is_rc, n_bins=5)
+    assert rel["bin_high"][-1] == 1.0 and sum(rel["count"]) == 4000
+    np.testing.assert_allclose(rel["fraction"], rel["p_mean"], atol=0.05)
+
+
+def test_build_state_aware_validation_and_tables():
+    cal = _apokasc_with_states(n=500)
+    model, validation = labelmodel.build_label_model(cal, n_folds=3, compare=(),
+                                                     n_estimators=40, state_n_estimators=30)
+    assert model.state_aware and validation["chosen"] == "xgboost_state"
+    chosen = validation[validation["chosen"]]
+    assert np.isfinite(chosen["mass_fractional"]["overall"]["scatter"])
+    assert np.isfinite(validation["xgboost"]["log_age"]["overall"]["scatter"])
+    assert model.error_scale == chosen["error_scale"]
+    assert model.state_calibration == chosen["state_classifier"]["calibration"]
+    json.dumps(validation)  # JSON-friendly (NaN allowed, as in the dataset's attributes)
+    floors, reliability = labelmodel.validation_tables(validation)
+    assert len(floors) == 16 and set(floors["state"]) == {"RGB", "RC", "unknown", "overall"}
+    row = floors[(floors["state"] == "overall") & (floors["target"] == "mass")][0]
+    assert row["floor_blind"] == validation["xgboost"]["mass"]["overall"]["scatter"]
+    assert row["floor_state"] == chosen["mass"]["overall"]["scatter"]
+    assert len(reliability) == 10 and reliability["count"].sum() == (cal["evstate"] != 0).sum()
+    with pytest.raises(ValueError, match="xgboost_state"):
+        labelmodel.validation_tables({"xgboost": validation["xgboost"]})
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from giantfm.plotting import reliability_diagram
+
+    ax = reliability_diagram(reliability["p_mean"], reliability["fraction"], reliability["count"],
+                             ax=Figure().subplots(), fraction_err=reliability["fraction_err"])
+    assert ax.get_xlabel() == r"predicted $P(\rm RC)$"
+    assert ax.get_ylabel() == "observed RC fraction"

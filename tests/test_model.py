@@ -199,11 +199,11 @@ def test_checkpoints_and_metrics(trained):
     header = rows[0].split(",")
     assert {"epoch", "train_loss", "val_loss", "val_label_loss", "lr",
             "samples_per_s"} <= set(header)
-    assert len(rows) == 1 + model.metadata["epochs_run"]
+    assert len(rows) == 1 + model.metadata.training["epochs_run"]
     val = np.array([float(r.split(",")[header.index("val_loss")]) for r in rows[1:]])
     assert val[-1] < val[0]                       # it learned
     best = load_model(out / "best", device="cpu")
-    assert best.metadata["best_epoch"] == int(np.argmin(val)) + 1
+    assert best.metadata.training["best_epoch"] == int(np.argmin(val)) + 1
     assert (out / "last" / "weights.pt").exists()
 
 
@@ -391,7 +391,7 @@ def test_training_repeatable_on_cpu(tmp_path):
 
 def test_command_line(tmp_path):
     pytest.importorskip("h5py")
-    from giantfm.io.dataset import write_dataset
+    from giantfm.train.datafile import write_dataset
 
     batch = make_stars(200, 10)[0]
     path = tmp_path / "set.h5"
@@ -406,7 +406,7 @@ def test_command_line(tmp_path):
                           "--config", json.dumps(TINY.to_dict()), "--epochs", "1",
                           "--train-config", '{"batch_size": 50}', "--no-progress",
                           "--device", "cpu", "--half", "--augment", "none"])
-    assert model.metadata["n_train"] == 100 and model.metadata["n_val"] == 100
+    assert model.metadata.training["n_train"] == 100 and model.metadata.training["n_val"] == 100
     for sub in ("best", "last", "final"):
         assert load_model(tmp_path / "run" / sub, device="cpu").config == TINY
 
@@ -461,10 +461,10 @@ def test_a_run_resumed_is_the_run_uninterrupted(tmp_path):
     whole = train(train_batch, val_batch, TINY, cfg, tmp_path / "whole", device="cpu")
     first = train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu",
                   stop_after_minutes=0)
-    assert first.metadata["epochs_run"] == 1 and not first.metadata["finished"]
+    assert first.metadata.training["epochs_run"] == 1 and not first.metadata.training["finished"]
     resumed = train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu",
                     resume=True)
-    assert resumed.metadata["epochs_run"] == 3 and resumed.metadata["finished"]
+    assert resumed.metadata.training["epochs_run"] == 3 and resumed.metadata.training["finished"]
     for key, value in whole.network.state_dict().items():
         torch.testing.assert_close(resumed.network.state_dict()[key], value)
     with pytest.raises(ValueError, match="has finished"):

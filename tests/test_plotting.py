@@ -47,7 +47,7 @@ def test_one_to_one_data_and_annotation(ax, rng):
     truth = rng.normal(4700, 300, 200) * u.K
     pred = truth + rng.normal(20, 50, 200) * u.K
     pred[3] = np.nan * u.K  # a star without a prediction is left out
-    main, resid = plotting.one_to_one(truth, pred, ax=ax, label="Teff")
+    main, resid = plotting.one_to_one(truth, pred, ax=ax, label="teff")
     assert main is ax and resid is not ax
     offsets = main.collections[0].get_offsets()
     good = np.isfinite(pred)
@@ -65,8 +65,9 @@ def test_one_to_one_data_and_annotation(ax, rng):
     assert sigma == pytest.approx(mad_std(r), rel=1e-3)
     assert n == 199
     assert "K" in text
-    assert main.get_ylabel() == "Teff (predicted) [K]"
-    assert resid.get_xlabel() == "Teff (reference) [K]"
+    assert main.get_ylabel() == r"predicted $T_{\rm eff}$ [K]"
+    assert resid.get_xlabel() == r"reference $T_{\rm eff}$ [K]"
+    assert resid.get_ylabel() == r"$\Delta T_{\rm eff}$ [K]"  # residuals have units
     # the residual panel shares the x axis of the main panel
     assert resid.get_shared_x_axes().joined(main, resid)
 
@@ -90,7 +91,55 @@ def test_one_to_one_table_columns_with_units_and_dex(ax):
     main, resid = plotting.one_to_one(t["logg"], t["logg_pred"], ax=ax, label="log g",
                                       pred_err=[0.1, 0.1, 0.1])
     np.testing.assert_allclose(resid.collections[0].get_offsets()[:, 1], [0.1, -0.1], atol=1e-12)
-    assert "dex(cm / s2)" in main.get_ylabel()
+    # label text is used as given; a logarithmic unit shows as papers write it
+    assert main.get_ylabel() == "predicted log g [dex]"
+    assert resid.get_ylabel() == r"$\Delta$log g [dex]"
+
+
+def test_one_to_one_names_itself_from_columns_and_vocabulary_units(ax):
+    # a QTable column named after a token gives the label; plain numbers of a token
+    # are in its vocabulary unit
+    result = QTable({"mass": [1.0, 1.2, 1.5] * u.solMass})
+    main, resid = plotting.one_to_one([1.1, 1.2, 1.4], result["mass"], ax=ax)
+    assert main.get_ylabel() == r"predicted $M$ [$M_\odot$]"
+    assert resid.get_ylabel() == r"$\Delta M$ [$M_\odot$]"
+    assert r"$M_\odot$" in main.texts[0].get_text()
+    _, resid = plotting.one_to_one([2.0, 3.0], [2.1, 2.9], ax=plt.figure().subplots(),
+                                   label="m_h")
+    assert resid.get_xlabel() == "reference [M/H] [dex]"
+    assert resid.get_ylabel() == r"$\Delta$[M/H] [dex]"
+    plt.close("all")
+
+
+@pytest.mark.parametrize("name, unit, expected", [
+    ("teff", None, r"$T_{\rm eff}$ [K]"),
+    ("logg", None, r"$\log g$ [dex]"),
+    ("logg", u.dex(u.cm / u.s**2), r"$\log g$ [dex]"),
+    ("m_h", None, "[M/H] [dex]"),
+    ("alpha_m", None, r"[$\alpha$/M] [dex]"),
+    ("mass", None, r"$M$ [$M_\odot$]"),
+    ("age", None, "age [Gyr]"),
+    ("age", u.Myr, "age [Myr]"),
+    ("a_k", None, "$A_K$ [mag]"),
+    ("bp_rp", None, r"$G_{\rm BP}-G_{\rm RP}$ [mag]"),
+    ("bp3", None, "bp3"),                         # a coefficient: dimensionless, no symbol
+    ("teff", u.dimensionless_unscaled, r"$T_{\rm eff}$"),
+    ("wavelength", "nm", "wavelength [nm]"),
+    ("flux", u.W / u.m**2 / u.nm, r"flux [$\mathrm{W\,nm^{-1}\,m^{-2}}$]"),
+    ("G", None, "G"),
+])
+def test_axis_label(name, unit, expected):
+    assert plotting.axis_label(name, unit) == expected
+
+
+def test_axis_label_delta_and_vocabulary_symbols():
+    from giantfm import vocab
+
+    assert plotting.axis_label("teff", delta=True) == r"$\Delta T_{\rm eff}$ [K]"
+    assert plotting.axis_label("age", delta=True) == r"$\Delta$age [Gyr]"
+    # every label and colour of the vocabulary has a symbol (what papers write)
+    for name in vocab.LABEL_NAMES + vocab.COLOUR_NAMES + ("a_k",):
+        assert vocab.VOCABULARY[vocab.token_id(name)].symbol, name
 
 
 def test_one_to_one_rejects_mismatched_inputs(ax):
@@ -115,22 +164,33 @@ def test_residual_vs_running_median(ax, rng):
     np.testing.assert_allclose(median.get_xdata(), [1, 3, 5, 7, 9])
     np.testing.assert_allclose(median.get_ydata(), 0.3 * np.array([1, 3, 5, 7, 9]), atol=0.01)
     assert ax.get_xlabel() == "G [mag]"
-    assert ax.get_ylabel() == "[M/H]: pred - ref"
+    assert ax.get_ylabel() == r"$\Delta$[M/H]"  # plain numbers, free text: no unit
+    ax.clear()
+    plotting.residual_vs(x * u.mag, truth * u.dex, pred * u.dex, ax=ax, label="m_h")
+    assert ax.get_ylabel() == r"$\Delta$[M/H] [dex]"
 
 
 def test_kiel_diagram_reversed_and_coloured(ax):
     teff = [4000.0, 4500.0, 5000.0, np.nan] * u.K
     logg = [1.5, 2.5, 3.2, 2.0]
     mass = Masked([1.0, 1.5, 2.0, 1.2] * u.solMass, mask=[False, True, False, False])
-    out = plotting.kiel_diagram(teff, logg, color=mass, ax=ax, color_label="mass")
+    out = plotting.kiel_diagram(teff, logg, color=mass, ax=ax, color_label="predicted $M$")
     assert out is ax
     assert ax.xaxis_inverted() and ax.yaxis_inverted()
     sc = ax.collections[0]
     np.testing.assert_allclose(sc.get_offsets(), [[4000, 1.5], [5000, 3.2]])
     np.testing.assert_allclose(sc.get_array(), [1.0, 2.0])
     colorbar = sc.colorbar
-    assert colorbar is not None and colorbar.ax.get_ylabel() == "mass [solMass]"
-    assert ax.get_xlabel() == "Teff [K]"
+    assert colorbar is not None and colorbar.ax.get_ylabel() == r"predicted $M$ [$M_\odot$]"
+    assert ax.get_xlabel() == r"$T_{\rm eff}$ [K]"
+    assert ax.get_ylabel() == r"$\log g$ [dex]"  # plain numbers: the vocabulary unit
+
+
+def test_colour_bar_named_after_the_column(ax):
+    result = QTable({"teff": [4000.0, 4500.0] * u.K, "logg": [1.5, 2.5] * u.dex(u.cm / u.s**2),
+                     "m_h": [-0.3, 0.1] * u.dex})
+    plotting.kiel_diagram(result["teff"], result["logg"], color=result["m_h"], ax=ax)
+    assert ax.collections[0].colorbar.ax.get_ylabel() == "[M/H] [dex]"
 
 
 def test_kiel_diagram_calling_twice_keeps_axes_reversed(ax):
@@ -147,7 +207,7 @@ def test_mass_age_units_and_log_axis(ax):
     np.testing.assert_allclose(ax.collections[0].get_offsets(), [[1.0, 10.0], [1.5, 3.0]],
                                rtol=1e-4)
     assert ax.get_yscale() == "log"
-    assert ax.get_xlabel() == "mass [solMass]" and ax.get_ylabel() == "age [Gyr]"
+    assert ax.get_xlabel() == r"$M$ [$M_\odot$]" and ax.get_ylabel() == "age [Gyr]"
 
 
 def test_calibration_histogram_against_unit_gaussian(ax, rng):
@@ -164,7 +224,7 @@ def test_calibration_histogram_against_unit_gaussian(ax, rng):
     assert width == pytest.approx(mad_std(z), rel=1e-2)
     assert width == pytest.approx(2.0, rel=0.05)
     assert n == 5000
-    assert "mass" in ax.get_xlabel()
+    assert ax.get_xlabel() == r"$\Delta M$ / combined $\sigma$"
 
 
 def test_normalised_residuals():
@@ -200,8 +260,8 @@ def test_spectrum_from_specutils(ax):
     # the masked pixel splits the band in two; its half-width is 1/sqrt(ivar) = 0.1
     verts = np.concatenate([p.vertices for p in ax.collections[0].get_paths()])
     assert verts[:, 1].min() == pytest.approx(0.9) and verts[:, 1].max() == pytest.approx(2.1)
-    assert ax.get_xlabel() == "wavelength [Angstrom]"
-    assert ax.get_ylabel() == f"flux [{flux.unit.to_string()}]"
+    assert ax.get_xlabel() == r"wavelength [$\mathrm{\mathring{A}}$]"
+    assert ax.get_ylabel() == f"flux [{flux.unit.to_string('latex_inline')}]"
 
 
 def test_spectrum_batch_needs_row(ax):

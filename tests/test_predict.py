@@ -21,8 +21,8 @@ def result(stars):
 def test_bundled_model_is_found_and_described():
     net = get_model(device="cpu")
     assert str(net.device) == "cpu"
-    assert net.metadata["name"].startswith("giantfm")
-    assert set(net.metadata["label_domain"]) >= {"teff", "logg"}
+    assert net.metadata.name.startswith("giantfm")
+    assert set(net.metadata.label_domain) >= {"teff", "logg"}
 
 
 def test_predict_examples_units_order_and_meta(stars, result):
@@ -52,8 +52,13 @@ def test_mass_and_age_masked_outside_label_domain(stars, result):
     dwarfs = stars["apogee_logg"].value > 4
     assert dwarfs.sum() >= 3
     assert np.all(result["mass"].mask[dwarfs]) and np.all(result["age"].mask[dwarfs])
-    assert np.all(result["flag"][dwarfs])
-    assert all("label domain" in r for r in result["reason"][dwarfs])
+    # flag means "do not use this row": a dwarf's Teff, log g, [M/H] are good, so no flag;
+    # the bitmask and the reason say why mass and age are masked, naming the limit broken
+    ood = np.asarray(result["ood_score"].filled(0)) > 1
+    assert not np.any(result["flag"][dwarfs] & ~ood[dwarfs])
+    assert all("outside_label_domain" in giantfm.decode_flags(f) for f in result["flags"][dwarfs])
+    assert all("label domain (" in r and "logg " in r and " > 3.2" in r
+               for r in result["reason"][dwarfs])
     # the labels that are defined for dwarfs are still given
     assert not np.any(result["teff"].mask[dwarfs])
     giants = np.isfinite(stars["labelmodel_mass"].value) & ~result["mass"].mask
@@ -67,7 +72,8 @@ def test_bad_rows_are_masked_not_dropped(stars):
     bad = stars[:4].copy()
     bad["bp_coefficients"][1] = np.nan
     bad["rp_coefficients"][1] = np.nan
-    bad["phot_g_mean_mag"][2] = np.nan
+    bad["phot_g_mean_mag"][2] = np.nan    # with one band only, no G can be synthesised either
+    bad["rp_coefficients"][2] = np.nan
     out = giantfm.predict(bad, device="cpu", progress=False)
     assert len(out) == 4
     np.testing.assert_array_equal(out["source_id"], bad["source_id"])
@@ -128,9 +134,11 @@ def test_bad_arguments(stars):
 
 
 def test_batch_with_no_usable_star_comes_back_masked(stars):
-    """No G magnitude anywhere: every row flagged with its reason, none dropped (no crash)."""
+    """No G magnitude and one band only anywhere: every row flagged with its reason, none
+    dropped (no crash)."""
     no_g = stars[:3].copy()
     no_g.remove_column("phot_g_mean_mag")
+    no_g.remove_column("rp_coefficients")
     result = giantfm.predict(no_g, progress=False)
     assert len(result) == 3 and result["flag"].all() and result["teff"].mask.all()
     assert all("no G magnitude" in r for r in result["reason"])

@@ -24,6 +24,9 @@ from astropy.table import QTable, Table, vstack
 import giantfm
 from giantfm import scale
 
+#: The prediction columns that are values with units (not ood_score, flag, flags, reason).
+LABEL_COLUMNS = [c for c in scale.PREDICTION_COLUMNS if c not in ("flag", "flags", "reason")]
+
 pytest.importorskip("pyarrow", reason="predict_files writes Parquet: needs pyarrow")
 
 N_ARCHIVE, N_CSV_REPEAT, N_FLAT, N_PARQUET = 40, 10, 36, 48
@@ -149,12 +152,13 @@ def test_sync_run_formats_and_exact_rows(inputs, corrupt, tmp_path):
     expected = giantfm.predict(QTable.read(archive), progress=False)
     result = QTable.read(out / "XpContinuous_000001.parquet")
     np.testing.assert_array_equal(result["source_id"], expected["source_id"])
-    for name in scale.PREDICTION_COLUMNS[:-2]:
+    for name in LABEL_COLUMNS:
         np.testing.assert_array_equal(result[name].mask, expected[name].mask, err_msg=name)
         np.testing.assert_allclose(result[name].filled(np.nan).value,
                                    expected[name].filled(np.nan).value, rtol=1e-5, atol=1e-6,
                                    equal_nan=True, err_msg=name)
     np.testing.assert_array_equal(result["reason"], expected["reason"])
+    np.testing.assert_array_equal(result["flags"], expected["flags"])
     # the archive CSV (with a source without BP) keeps its rows and their order
     csv_result = QTable.read(out / "XpContinuous_000002.parquet")
     np.testing.assert_array_equal(csv_result["source_id"], np.arange(30) + 2 * 10**15)
@@ -174,7 +178,7 @@ def test_parquet_nulls_keep_their_rows(tmp_path):
             cells[2] = None  # a source without an RP spectrum
         columns[name] = pa.array(cells, type=pa.list_(pa.float64()))
     g = list(np.asarray(stars["phot_g_mean_mag"].value, dtype=float))
-    g[4] = None
+    g[2] = g[4] = None   # 2 has no RP: no G can be synthesised; 4 has both bands: it can
     columns["phot_g_mean_mag"] = pa.array(g, type=pa.float64())
     pq.write_table(pa.table(columns), tmp_path / "other_tool.parquet")
     manifest = scale.predict_files(tmp_path / "other_tool.parquet", tmp_path / "o",
@@ -182,8 +186,9 @@ def test_parquet_nulls_keep_their_rows(tmp_path):
     assert manifest["status"][0] == "done" and manifest["rows_out"][0] == 6
     result = QTable.read(manifest["output"][0])
     np.testing.assert_array_equal(result["source_id"], stars["source_id"])
-    assert result["flag"][4] and "G magnitude" in result["reason"][4]
-    assert result["teff"].mask[4] and not result["teff"].mask[0]
+    assert result["flag"][2] and "G magnitude" in result["reason"][2]
+    assert result["teff"].mask[2] and not result["teff"].mask[0]
+    assert not result["flag"][4] and "synthesised" in result["reason"][4]
 
 
 def test_same_format_output(inputs, tmp_path):
@@ -272,7 +277,7 @@ def test_missing_and_unknown_files_are_failures(tmp_path):
                                    tmp_path / "o", client="sync", progress=False)
     assert list(manifest["status"]) == ["failed", "failed"]
     assert "gone.ecsv" in manifest["error"][0]
-    assert "extension" in manifest["error"][1]
+    assert "extension" in manifest["error"][1] and ".ecsv" in manifest["error"][1]
 
 
 def test_output_path():
@@ -419,13 +424,14 @@ def test_predict_catalog_equals_predict(lsdb, tmp_path, flattened):
     table = QTable(stars)
     table["phot_g_mean_mag"][3] = np.nan * u.mag
     expected = giantfm.predict(table, progress=False)
-    for name in scale.PREDICTION_COLUMNS[:-2]:
+    for name in LABEL_COLUMNS:
         np.testing.assert_allclose(np.asarray(result[name], dtype=float),
                                    expected[name].filled(np.nan).value, rtol=1e-5, atol=1e-6,
                                    equal_nan=True, err_msg=name)
     np.testing.assert_array_equal(np.asarray(result["flag"], dtype=bool), expected["flag"])
     np.testing.assert_array_equal(np.asarray(result["reason"], dtype=str), expected["reason"])
-    assert result["flag"].iloc[3]
+    np.testing.assert_array_equal(np.asarray(result["flags"], dtype=np.int64), expected["flags"])
+    assert "synthesised" in result["reason"].iloc[3]   # no G: synthesised, as predict does
 
     if not flattened:  # lsdb's own tools take it from here: write HATS, read it back
         with dask.config.set(scheduler="sync"):
@@ -439,10 +445,10 @@ def test_predict_catalog_validation(lsdb):
     _, frame = xp_frame()
     with pytest.raises(TypeError, match="lsdb.Catalog"):
         scale.predict_catalog(frame)
+    # Gaia's XP catalogues carry no photometry: accepted, G, BP and RP are synthesised
     catalog = lsdb.from_dataframe(frame.drop(columns=["phot_g_mean_mag"]), ra_column="ra",
                                   dec_column="dec")
-    with pytest.raises(ValueError, match="phot_g_mean_mag"):
-        scale.predict_catalog(catalog)
+    assert "flags" in scale.predict_catalog(catalog).columns
     catalog = lsdb.from_dataframe(frame.drop(columns=["bp_coefficients"]), ra_column="ra",
                                   dec_column="dec")
     with pytest.raises(ValueError, match="coefficient columns"):

@@ -8,6 +8,7 @@ from astropy.table import MaskedColumn, QTable, Table
 
 import giantfm
 from giantfm import vocab
+from giantfm.metadata import read_metadata
 from giantfm.tokens import from_arrays, g_flux, tokenize
 from giantfm.xp.readers import read_xp
 
@@ -40,15 +41,19 @@ def test_every_reader_form_tokenises_like_from_arrays(xp_data):
         np.testing.assert_array_equal(batch.source_id, xp.source_id)
 
 
-def test_truncation_by_relevant_bases_is_on_by_default(xp_data):
+def test_truncation_by_relevant_bases_and_by_default_as_the_model(xp_data):
     path = xp_data / "xp_continuous_first2000.fits"
     raw = Table.read(path)[:50]
     phot = Table({"phot_g_mean_mag": np.full(50, 16.0)})
-    truncated = tokenize(raw, photometry=phot, project=False)
+    truncated = tokenize(raw, photometry=phot, project=False, truncate=True)
     full = tokenize(raw, photometry=phot, truncate=False, project=False)
-    expected = np.asarray(raw["bp_n_relevant_bases"]) + np.asarray(raw["rp_n_relevant_bases"])
+    default = tokenize(raw, photometry=phot, project=False)
+    chosen = truncated if read_metadata().truncate else full
+    np.testing.assert_array_equal(default.ids, chosen.ids)
+    # + BP - RP and G - RP, of the BP and RP synthesised from the coefficients
+    expected = np.asarray(raw["bp_n_relevant_bases"]) + np.asarray(raw["rp_n_relevant_bases"]) + 2
     np.testing.assert_array_equal(truncated.n_tokens, expected)
-    np.testing.assert_array_equal(full.n_tokens, 110)
+    np.testing.assert_array_equal(full.n_tokens, 110 + 2)
     row = int(np.argmin(raw["bp_n_relevant_bases"]))
     nrel = int(raw["bp_n_relevant_bases"][row])
     value, _ = truncated.value_of(f"bp{nrel}")
@@ -59,7 +64,7 @@ def test_truncation_by_relevant_bases_is_on_by_default(xp_data):
 
 def test_missing_bp_sample_tokenises_with_bp_absent(xp_data):
     batch = tokenize(xp_data / "XP_CONTINUOUS_RAW_with_missing_BP.csv",
-                     photometry=_photometry(CSV_IDS, [9.0, 15.0, 12.0]))
+                     photometry=_photometry(CSV_IDS, [9.0, 15.0, 12.0]), truncate=True)
     assert batch.ok.all()
     bp_tokens = np.isin(batch.ids, vocab.BP_IDS).sum(axis=1)
     rp_tokens = np.isin(batch.ids, vocab.RP_IDS).sum(axis=1)
@@ -115,7 +120,7 @@ def test_labels_as_dict_or_table(xp_data):
 
 def test_nan_masked_and_g_less_stars_keep_rows_with_reasons(xp_data):
     table = Table.read(xp_data / "XP_CONTINUOUS_RAW_with_missing_BP.csv")
-    table["rp_coefficients"] = MaskedColumn(table["rp_coefficients"], mask=[False, True, False])
+    table["rp_coefficients"] = MaskedColumn(table["rp_coefficients"], mask=[False, True, True])
     table["phot_g_mean_mag"] = MaskedColumn([9.0, 15.0, 12.0], mask=[False, False, True])
     table["phot_bp_mean_mag"] = [9.5, 15.5, 12.6]
     table["phot_rp_mean_mag"] = [8.5, 14.4, 11.3]
@@ -123,6 +128,7 @@ def test_nan_masked_and_g_less_stars_keep_rows_with_reasons(xp_data):
     assert len(batch) == 3 and batch.source_id.tolist() == list(CSV_IDS)
     assert batch.ok.tolist() == [True, False, False]
     assert "no XP coefficients" in batch.reason[1]
+    # no G, and only BP: no G can be synthesised either
     assert "no G magnitude" in batch.reason[2]
     assert batch.n_tokens[1] == 0 and batch.n_tokens[2] == 0  # no colour-only leftovers
 
@@ -260,15 +266,18 @@ def test_spectrum_mask_one_star_and_batch_rows(sampled):
 
 
 def test_spectrum_without_g_uses_synthetic_g(archive_stars, sampled):
-    from giantfm.xp.photometry import synthetic_g
+    from giantfm.xp.photometry import SYNTHETIC_OFFSET, synthetic_g
     flux, flux_err = sampled
     xp = read_xp(_spectrum(flux, flux_err))
-    assert xp.g_synthetic.all() and (xp.source_id == -1).all()
+    assert "g" not in xp.mags and (xp.source_id == -1).all()
+    batch = tokenize(_spectrum(flux, flux_err))
+    assert batch.ok.all()
+    assert all("synthesised from the XP coefficients" in note for note in batch.notes)
     # the fit changes poorly constrained BP directions, which move the synthetic G
     # little (measured 0.008 mag at most on these stars)
-    np.testing.assert_allclose(xp.mags["g"], synthetic_g(archive_stars["bp"], archive_stars["rp"]),
+    np.testing.assert_allclose(batch.g_mag + SYNTHETIC_OFFSET["g"],
+                               synthetic_g(archive_stars["bp"], archive_stars["rp"]),
                                rtol=0, atol=0.02)
-    assert tokenize(_spectrum(flux, flux_err)).ok.all()
 
 
 def test_synthetic_g_is_gaiaxpy_gaia_dr3_vega_g(xp_data):
@@ -315,8 +324,9 @@ def test_synthetic_g_matches_measured_g_on_the_library():
         g = np.asarray(rows["gaiaedr3_phot_g_mean_mag"], dtype=float)
     spectrum = specutils.Spectrum(flux=flux * W_M2_NM, spectral_axis=DEFAULT_WAVELENGTH * u.nm,
                                   uncertainty=StdDevUncertainty(flux_err * W_M2_NM))
+    from giantfm.xp.photometry import synthetic_g
     xp = spectrum_to_coefficients(spectrum, design="instrument")
-    difference = xp.mags["g"] - g
+    difference = synthetic_g(xp.bp, xp.rp) - g
     assert abs(np.median(difference)) < 0.01
     assert np.percentile(np.abs(difference), 90) < 0.03
 

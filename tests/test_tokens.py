@@ -3,16 +3,19 @@ import pytest
 
 from giantfm import tokens, vocab
 from giantfm.xp.noise import load_noise_model, photometric_errors
+from giantfm.xp.photometry import SYNTHETIC_OFFSET, SYNTHETIC_SCATTER, synthetic_photometry
 
 
 def test_from_arrays_normalises_truncates_and_keeps_rows():
     rng = np.random.default_rng(1)
     bp, rp = rng.normal(size=(3, 55)), rng.normal(size=(3, 55))
     bp[:, 0], rp[:, 0] = 5.0, 5.0   # a star's zeroth coefficients are positive
+    rp[2] = np.nan                   # star 2: BP alone, so no G can be synthesised either
     g = np.array([10.0, 12.0, np.nan])
     batch = tokens.from_arrays(bp=bp, rp=rp, mags={"g": g, "bp": g + 0.5, "rp": g - 0.7},
                                labels={"teff": [4500, np.nan, 4000], "age": ([2, 4, 8], [1, 1, 1])},
-                               bp_n_relevant=[55, 10, 55], source_id=[7, 8, 9], project=False)
+                               bp_n_relevant=[55, 10, 55], source_id=[7, 8, 9], project=False,
+                               truncate=True)
     assert len(batch) == 3 and list(batch.source_id) == [7, 8, 9]
     # star 0: 110 coefficients + bp_rp + g_rp + teff + age
     assert batch.n_tokens[0] == 114
@@ -92,15 +95,24 @@ def test_packing_matches_a_row_by_row_reference():
     reason = np.where(rng.random(n) < 0.05, "flagged", "").astype(object)
     batch = tokens.from_arrays(bp=bp, rp=rp, bp_err=bp_err, rp_err=rp_err, mags=mags,
                                labels={"teff": teff}, bp_n_relevant=nrel, project=False,
-                               reason=reason)
-    flux = tokens.g_flux(g)
-    inverse = (1.0 / flux).astype(np.float32)
+                               reason=reason, truncate=True)
     # errors not given get the default error model; colours the photometric error model
     default = dict(zip(("bp", "rp"), load_noise_model().median_errors(bp[:, 0], rp[:, 0])))
     given = {"bp": np.where(bp_err > 0, bp_err, default["bp"]), "rp": rp_err}
     mag_error, _ = photometric_errors(
         {name: mags.get(name, np.full(n, np.nan)) for name in ("g", "bp", "rp", "j", "h", "k")},
         {band: np.abs(c[:, 0]) / given[band][:, 0] for band, c in (("bp", bp), ("rp", rp))})
+    # a missing G, BP or RP of a star with both bands is synthesised from its coefficients
+    mags = {name: np.array(value, dtype=float) for name, value in mags.items()}
+    synthetic, synthetic_err = synthetic_photometry(bp, rp, given["bp"], given["rp"])
+    both = np.isfinite(bp).any(axis=1) & np.isfinite(rp).any(axis=1) & (reason == "")
+    for name in ("g", "bp", "rp"):
+        fill = both & ~np.isfinite(mags[name]) & np.isfinite(synthetic[name])
+        mags[name][fill] = synthetic[name][fill] - SYNTHETIC_OFFSET[name]
+        mag_error[name][fill] = np.hypot(synthetic_err[name][fill], SYNTHETIC_SCATTER[name])
+    g = mags["g"]
+    flux = tokens.g_flux(g)
+    inverse = (1.0 / flux).astype(np.float32)
     for i in range(n):
         expected = []                                   # (id, value, error)
         if reason[i] == "" and np.isfinite(flux[i]):

@@ -77,5 +77,6 @@ def main(shared):
         mad = 1.4826 * np.median(np.abs(res - np.median(res, 0)), 0)
         print(f"{band}: log10 error residual MAD-std {mad.min():.3f}-{mad.max():.3f} dex")
 
+
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")

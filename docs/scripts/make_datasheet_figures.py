@@ -2,7 +2,7 @@
 
 Usage (from the project root, after building the dataset)::
 
-    python docs/scripts/make_datasheet_figures.py [work_data/giantfm-dataset-v1.h5]
+    python docs/scripts/make_datasheet_figures.py [work_data/giantfm-dataset-v3.h5]
         [--only NAME ...] [--shared ../shared/data]
 
 Writes PNG files to ``docs/_static/datasheet/``: the label model's
@@ -12,7 +12,8 @@ noise model against real DR3 sources (``noise_vs_g.png``, from the shared DR3
 file ``xp/xp_continuous_first2000.fits`` only: ``--only noise`` makes it
 without a dataset). The label model's out-of-fold predictions are recomputed
 from the shared seismic catalogues with the file's settings (same folds and
-seed), which takes about a minute on a laptop.
+seed), which takes about a minute on a laptop. Axis labels are written as
+papers write them (`giantfm.plotting.axis_label`: ``$T_{\\rm eff}$ [K]``).
 """
 import argparse
 from pathlib import Path
@@ -24,7 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from giantfm.io import dataset  # noqa: E402
+from giantfm.train import datafile as dataset  # noqa: E402
+from giantfm.plotting import axis_label  # noqa: E402
 from giantfm.train import labelmodel, sources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,27 +49,29 @@ def cross_validation_figure(attrs):
                                    seed=validation["seed"])
     evstate = np.asarray(calibration["evstate"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    # the statistics stored for "mass" are in solar masses, those for "age" in Gyr
     panels = (("mass", np.asarray(calibration["mass"]), cv["predictions"]["mass"],
-               r"mass [$M_\odot$]", (0.5, 3.5), "mass"),
+               axis_label("mass"), (0.5, 3.5), "mass", ("$M$", r" $M_\odot$")),
               ("age", np.asarray(calibration["age"]), 10 ** cv["predictions"]["log_age"],
-               "age [Gyr]", (0.3, 20), "age"))
-    for ax, (name, truth, pred, label, lim, key) in zip(axes, panels):
+               axis_label("age"), (0.3, 20), "age", ("age", " Gyr")))
+    for ax, (name, truth, pred, label, lim, key, (what, unit)) in zip(axes, panels):
         for state, (colour, code) in STATE_STYLE.items():
             sel = evstate == code
             stats = validation[key][state]
             ax.scatter(truth[sel], pred[sel], s=3, alpha=0.5, color=colour,
-                       label=f"{state} (n={stats['n']}): bias {stats['bias']:+.3f}, "
-                             f"scatter {stats['scatter']:.3f}")
+                       label=f"{state} (n={stats['n']}): bias {stats['bias']:+.3f}{unit}, "
+                             f"scatter {stats['scatter']:.3f}{unit}")
         ax.plot(lim, lim, color="k", lw=0.8)
         if name == "age":
             ax.set_xscale("log")
             ax.set_yscale("log")
         ax.set_xlim(lim)
         ax.set_ylim(lim)
-        ax.set_xlabel(f"seismic (APOKASC-2) {label}")
-        ax.set_ylabel(f"label model {label} ({validation['n_folds']}-fold CV)")
+        ax.set_xlabel(f"APOKASC-2 seismic {label}")
+        ax.set_ylabel(f"label-model {label}, {validation['n_folds']}-fold CV")
         overall = validation[key]["overall"]
-        ax.set_title(f"{name}: scatter {overall['scatter']:.3f}, bias {overall['bias']:+.3f}")
+        ax.set_title(f"{what}: scatter {overall['scatter']:.3f}{unit}, "
+                     f"bias {overall['bias']:+.3f}{unit}")
         ax.legend(fontsize=7, loc="upper left", markerscale=3)
     fig.savefig(OUT / "labelmodel_cv.png", dpi=110)
     plt.close(fig)
@@ -76,8 +80,8 @@ def cross_validation_figure(attrs):
 def distributions_figure(data):
     """Histograms of the labels per split (XP stars and label-only stars)."""
     labels, split, source = data["labels"], data["split"], data["source"]
-    names = (("teff", "Teff [K]"), ("logg", "log g"), ("m_h", "[M/H]"),
-             ("alpha_m", "[alpha/M]"), ("mass", r"mass [$M_\odot$]"), ("age", "age [Gyr]"))
+    names = [(name, axis_label(name)) for name in ("teff", "logg", "m_h", "alpha_m", "mass",
+                                                   "age")]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), constrained_layout=True)
     for ax, (name, label) in zip(axes.flat, names):
         values = labels[name]
@@ -91,6 +95,8 @@ def distributions_figure(data):
         ax.hist(values[seismic], bins=bins, histtype="stepfilled", density=True, alpha=0.2,
                 color="k", label=f"label-only seismic ({seismic.sum()})")
         ax.set_xlabel(label)
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("probability density")
         ax.legend(fontsize=7)
     fig.savefig(OUT / "label_distributions.png", dpi=110)
     plt.close(fig)
@@ -111,8 +117,8 @@ def kiel_figure(data):
                    label=f"{text} ({sel.sum()})", rasterized=True)
     ax.invert_xaxis()
     ax.invert_yaxis()
-    ax.set_xlabel("Teff [K] (APOGEE DR17)")
-    ax.set_ylabel("log g")
+    ax.set_xlabel("APOGEE DR17 " + axis_label("teff"))
+    ax.set_ylabel("APOGEE DR17 " + axis_label("logg"))
     ax.legend(fontsize=7, markerscale=6)
     fig.savefig(OUT / "kiel.png", dpi=110)
     plt.close(fig)
@@ -190,7 +196,7 @@ def noise_figure(shared=SHARED, seed=20261127):
             if k is not None:
                 real = relative(xp, band, k)
                 copy = np.array([np.nanmedian(relative(copies[t], band, k)) for t in COPY_G])
-                ylabel = f"error of {name}{k} / |{name}0|"
+                ylabel = rf"$\sigma({{\rm {name}}}_{{{k}}}) / |{{\rm {name}}}_0|$"
             else:
                 real = getattr(xp, f"{band}_n_relevant").astype(float)
                 spread = np.array([np.percentile(getattr(copies[t], f"{band}_n_relevant"),
@@ -216,7 +222,7 @@ def noise_figure(shared=SHARED, seed=20261127):
                 ax.set_yticks([2, 3, 5, 10, 20, 55])
                 ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
                 ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-                ax.set_xlabel("G [mag] (synthesised from the coefficients)")
+                ax.set_xlabel("$G$ [mag], synthesised from the coefficients")
             else:
                 finite = real[np.isfinite(real) & (real > 0)]
                 ax.set_ylim(*np.percentile(finite, [0.2, 99.8]) * [0.7, 1.5])
@@ -239,7 +245,7 @@ def main(argv=None):
     """Make the figures (all by default) from the dataset file and the shared DR3 file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", nargs="?",
-                        default=str(ROOT / "work_data" / "giantfm-dataset-v1.h5"),
+                        default=str(ROOT / "work_data" / "giantfm-dataset-v3.h5"),
                         help="the dataset file (for every figure but 'noise')")
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES),
                         help="make only these figures")

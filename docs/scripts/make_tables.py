@@ -21,6 +21,14 @@ Inputs, all optional except the package itself:
   columns; ``meta['title']``, ``meta['machine']``, ``meta['date']`` and
   ``meta['notes']`` are shown when present
   -> ``performance.rst``
+- ``RESULTS/dataset.ecsv``: the numbers of the training-set file that the
+  datasheet quotes (``docs/scripts/dataset_results.py DATASET`` writes it)
+- all of these -> ``numbers.rst``: RST substitution definitions
+  (``.. |v_teff_native| replace:: 47.0 K``) of the numbers the prose quotes;
+  ``docs/conf.py`` includes it in every page (``rst_prolog``), so that a page
+  writes ``|v_teff_native|`` instead of typing the number (`numbers` lists
+  every name and where it comes from; ``tests/test_docs_numbers.py`` checks
+  that every ``|name|`` a page uses is defined here)
 
 Where an input is missing the page gets a note saying which command produces
 it, so that the documentation builds before the numbers exist and never shows
@@ -112,6 +120,7 @@ def vocabulary_rst():
 EFFECT_TEXT = {
     "row": "nothing predicted: every output masked",
     "mass_age": "mass and age masked; Teff, log g, [M/H], [alpha/M] kept",
+    "evstate": "the evolutionary state (p_rc, evstate) masked; the other labels kept",
     "input": "the value left out (or its error replaced); the star predicted from the rest",
     "none": "prediction kept, with this warning",
 }
@@ -122,14 +131,18 @@ def flags_rst():
     from giantfm.flags import reasons_table
 
     table = reasons_table()
-    rows = [(f"``{r['code']}``", r["step"], EFFECT_TEXT.get(r["effect"], r["effect"]),
-             "yes" if r["flags"] else "no", f"``{r['text']}``", r["description"])
+    rows = [(f"{r['bit']} ({r['value']})", f"``{r['code']}``", r["step"],
+             EFFECT_TEXT.get(r["effect"], r["effect"]), "yes" if r["flags"] else "no",
+             f"``{r['text']}``", r["description"])
             for r in table]
     head = (f"{len(table)} reasons (generated from :func:`giantfm.flags.reasons_table`). "
-            "In the text templates, ``{name}`` stands for a value filled in per star.\n\n")
-    return head + list_table(("code", "step", "what it does to the row", "sets flag",
-                              "text template", "description"), rows,
-                             widths=(12, 8, 18, 6, 26, 30))
+            "The bit is the reason's place in the ``flags`` bitmask (its value, 2 to that "
+            "power, in brackets; :func:`giantfm.decode_flags` turns a ``flags`` value back "
+            "into codes). In the text templates, ``{name}`` stands for a value filled in per "
+            "star.\n\n")
+    return head + list_table(("bit (value)", "code", "step", "what it does to the row",
+                              "sets flag", "text template", "description"), rows,
+                             widths=(7, 11, 7, 16, 6, 24, 29))
 
 
 def _rows(metrics, **where):
@@ -358,6 +371,239 @@ def generative_rst(table):
     return out
 
 
+# ---------------------------------------------------------------- numbers for the prose
+#: Unit text of each label in the prose (RST, not TeX).
+PROSE_UNIT = {"teff": " K", "logg": " dex", "m_h": " dex", "alpha_m": " dex", "mass": " Msun",
+              "age": " Gyr"}
+
+
+def _level_name(level):
+    """A magnitude level of ``magnitudes.ecsv`` as part of a substitution name:
+    ``native``, ``17.0`` -> ``17``, ``17.65`` -> ``17_65``."""
+    if level == "native":
+        return level
+    return f"{float(level):g}".replace(".", "_")
+
+
+def _slug(text):
+    """``text`` as part of a substitution name: lower case, a sign before a digit as ``m`` /
+    ``p``, runs of other characters as ``_`` (``kiel [M/H]=-0.5`` -> ``kiel_m_h_m0_5``)."""
+    import re
+
+    text = re.sub(r"\+(?=\d)", "p", re.sub(r"-(?=\d)", "m", text.lower()))  # signs kept
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+
+
+def _percent(value, decimals=1):
+    return f"{100 * value:.{decimals}f} %"
+
+
+def _range(values, fmt, unit=""):
+    """``min-max`` of ``values`` (or the one value when they agree at that precision)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return (lo if lo == hi else f"{lo} to {hi}" if lo.startswith("-") or hi.startswith("-")
+            else f"{lo}-{hi}") + unit
+
+
+def metrics_numbers(metrics):
+    """Substitutions from ``metrics.ecsv``: the model's headline experiment on the test giants.
+
+    ``acc_<label>_sigma`` / ``_bias`` (with unit), ``acc_<label>_z`` (MAD-std of
+    the z-scores), ``acc_<label>_n``, ``acc_<label>_ratio`` (model sigma over
+    the first XGBoost baseline's), ``acc_n_test_giants``.
+    """
+    out = {}
+    baselines = sorted(set(_rows(metrics, system="xgboost")["experiment"]))
+    for label in LABELS:
+        reference = "apogee" if label in ("teff", "logg", "m_h", "alpha_m") else "label_model"
+        where = {"label": label, "reference": reference, "sample": "giants"}
+        model = _rows(metrics, system="model", experiment=HEADLINE_EXPERIMENT, **where)
+        if not len(model):
+            continue
+        sigma = float(model["sigma"][0])
+        out[f"acc_{label}_sigma"] = _number(sigma, label) + PROSE_UNIT[label]
+        out[f"acc_{label}_bias"] = _number(float(model["bias"][0]), label) + PROSE_UNIT[label]
+        out[f"acc_{label}_z"] = f"{float(model['z_sigma'][0]):.2f}"
+        out[f"acc_{label}_n"] = f"{int(model['n'][0]):,}"
+        if baselines:
+            base = _get(metrics, system="xgboost", experiment=baselines[0], **where)
+            if base:
+                out[f"acc_{label}_ratio"] = f"{sigma / base:.2f}"
+    if "n_test_giants" in metrics.meta:
+        out["acc_n_test_giants"] = f"{int(metrics.meta['n_test_giants']):,}"
+    return out
+
+
+def magnitudes_numbers(table):
+    """Substitutions from ``magnitudes.ecsv`` (the model as ``predict`` answers, test giants).
+
+    Per G level (``native``, ``14``, ..., ``17_65``): ``v_<label>_<level>``
+    (sigma with unit), ``z_<label>_<level>``, ``ratio_<label>_<level>`` (over
+    the XGBoost baseline), ``coverage_<mass|age>_<level>`` (the share of the
+    giants with a label-model mass that get one, in per cent).
+    """
+    out = {}
+    giants = _rows(table, sample="giants")
+    baselines = [s for s in dict.fromkeys(giants["system"]) if s.startswith("xgboost")]
+    for level in dict.fromkeys(giants["level"]):
+        name = _level_name(level)
+        for label in LABELS:
+            rows = _rows(giants, system="model", level=level, label=label)
+            if not len(rows):
+                continue
+            sigma = float(rows["sigma"][0])
+            out[f"v_{label}_{name}"] = _number(sigma, label) + PROSE_UNIT[label]
+            out[f"z_{label}_{name}"] = f"{float(rows['z_sigma'][0]):.2f}"
+            if baselines:
+                base = _get(giants, system=baselines[0], level=level, label=label)
+                if base:
+                    out[f"ratio_{label}_{name}"] = f"{sigma / base:.2f}"
+            if label in ("mass", "age"):
+                out[f"coverage_{label}_{name}"] = _percent(float(rows["coverage"][0]))
+    return out
+
+
+def generative_numbers(table):
+    """Substitutions from ``generative.ecsv``.
+
+    Every row as ``gen_<case>_<metric>`` (3 significant digits and its unit;
+    fractions of the flux also as ``..._percent``), and the summaries the
+    generative page quotes: ``gen_kiel_teff_rms`` (range over [M/H]),
+    ``gen_dteff_dmh_model`` / ``_data`` / ``_ratio``,
+    ``gen_mass_age_slope_model`` / ``_data`` (ranges over [M/H]),
+    ``gen_chi2_without_a_k`` / ``gen_chi2_with_a_k`` (median reduced chi^2 of
+    the giants' generated spectra, observed errors only).
+    """
+    out = {}
+    for row in table:
+        name = f"gen_{_slug(row['case'])}_{_slug(row['metric'])}"
+        out[name] = f"{row['value']:.3g}" + (f" {row['unit']}" if row["unit"] else "")
+        if "fractional" in row["metric"]:
+            out[name + "_percent"] = _percent(row["value"])
+
+    def values(experiment, metric, case_start=""):
+        sel = table[(table["experiment"] == experiment) & (table["metric"] == metric)]
+        return [float(r["value"]) for r in sel if r["case"].startswith(case_start)]
+
+    rms = values("physics", "teff_rms_vs_data", "kiel")
+    if rms:
+        out["gen_kiel_teff_rms"] = _range(rms, ".0f", " K")
+    model, data = values("physics", "dteff_dmh_model"), values("physics", "dteff_dmh_data")
+    if model and data:
+        out["gen_dteff_dmh_model"] = f"{model[0]:.0f} K/dex"
+        out["gen_dteff_dmh_data"] = f"{data[0]:.0f} K/dex"
+        out["gen_dteff_dmh_ratio"] = _percent(model[0] / data[0], 0)
+    model = values("physics", "dlogage_dlogmass_model")
+    data = values("physics", "dlogage_dlogmass_data")
+    if model and data:
+        out["gen_mass_age_slope_model"] = _range(model, ".1f")
+        out["gen_mass_age_slope_data"] = _range(data, ".1f")
+    for case, key in (("giantfm (teff, logg, m_h, alpha_m); giants", "without"),
+                      ("giantfm (teff, logg, m_h, alpha_m, a_k); giants", "with")):
+        sel = table[(table["case"] == case) & (table["metric"] == "chi2_reduced_obs_errors")]
+        if len(sel):
+            out[f"gen_chi2_{key}_a_k"] = f"{float(sel['value'][0]):.0f}"
+    return out
+
+
+def bench_numbers(results):
+    """Substitutions from the benchmark tables ``bench_*.ecsv`` that the prose quotes.
+
+    ``scale_worker_rss`` (largest peak memory of a ``predict_files`` worker,
+    GB), ``scale_stars_per_s_per_worker`` (the smallest per-worker throughput
+    measured), ``predict_stars_per_s`` (``predict`` end to end, CPU).
+    """
+    from astropy.table import Table
+
+    out = {}
+    path = Path(results) / "bench_scale.ecsv"
+    if path.is_file():
+        table = Table.read(path, format="ascii.ecsv")
+        out["scale_worker_rss"] = f"{max(table['peak_rss_mb_per_worker']) / 1000:.1f} GB"
+        out["scale_stars_per_s_per_worker"] = \
+            f"{min(table['stars_per_s_per_worker']):,.0f} stars/s"
+    path = Path(results) / "bench_predict.ecsv"
+    if path.is_file():
+        table = Table.read(path, format="ascii.ecsv")
+        rows = table[table["step"] == "predict, end to end"]
+        if len(rows):
+            out["predict_stars_per_s"] = f"{float(rows['stars_per_s'][0]):,.0f} stars/s"
+    path = Path(results) / "bench_ood.ecsv"
+    if path.is_file():
+        out.update(ood_numbers(Table.read(path, format="ascii.ecsv")))
+    return out
+
+
+#: The cases of ``bench_ood.ecsv`` that the prose quotes, by the start of their name.
+OOD_CASES = {"test_giants": "test-split giants", "dwarfs": "test-split dwarfs",
+             "first2000": "real DR3 sources", "synthetic": "test-split giants without",
+             "g17": "test giants as faint copies at G = 17"}
+
+
+def ood_numbers(table):
+    """``ood_<case>_flagged``, ``ood_<case>_ood`` and ``ood_<case>_unusable_<label>`` (per
+    cent) of the honest cases in `OOD_CASES`, and ``ood_manipulated`` (per cent flagged of
+    all manipulated stars)."""
+    out = {}
+    for key, start in OOD_CASES.items():
+        rows = [r for r in table if r["kind"] == "honest" and str(r["case"]).startswith(start)
+                and not (key == "test_giants" and "without" in str(r["case"]))]
+        if not rows:
+            continue
+        row = rows[0]
+        out[f"ood_{key}_flagged"] = _percent(float(row["flagged"]), 2)
+        out[f"ood_{key}_ood"] = _percent(float(row["flagged_as_ood"]), 2)
+        for column in row.colnames:
+            if column.startswith("unusable_"):
+                out[f"ood_{key}_{column}"] = _percent(float(row[column]), 1 if
+                                                      column == "unusable_mass" else 2)
+    manipulated = table[table["kind"] == "manipulated"]
+    if len(manipulated):
+        fraction = float(sum(manipulated["flagged"] * manipulated["stars"])
+                         / sum(manipulated["stars"]))
+        out["ood_manipulated"] = _percent(fraction, 1)
+    return out
+
+
+def dataset_numbers(table):
+    """Substitutions from ``dataset.ecsv``: ``ds_<name>`` for every row (value in its
+    ``format``, ``%`` formats as per cent, then the unit), ``dsv_<name>`` the same
+    without the unit (for table cells whose header gives it), and ``ds_file`` (the
+    file name)."""
+    out = {"ds_file": str(table.meta.get("dataset", "the dataset file"))}
+    for row in table:
+        fmt, value = str(row["format"]), float(row["value"])
+        text = (_percent(value, int(fmt.strip("+.%") or 0)) if fmt.endswith("%")
+                else format(value, fmt))
+        out[f"ds_{row['name']}"] = text + (f" {row['unit']}" if row["unit"] else "")
+        out[f"dsv_{row['name']}"] = text
+    return out
+
+
+def numbers(results):
+    """Every substitution of ``numbers.rst``: ``{name: text}`` from the files in ``results``
+    (those missing give no names, and a page using them fails the build and the test)."""
+    from astropy.table import Table
+
+    results = Path(results)
+    out = {}
+    for name, make in (("metrics.ecsv", metrics_numbers), ("magnitudes.ecsv", magnitudes_numbers),
+                       ("generative.ecsv", generative_numbers),
+                       ("dataset.ecsv", dataset_numbers)):
+        if (results / name).is_file():
+            out.update(make(Table.read(results / name, format="ascii.ecsv")))
+    out.update(bench_numbers(results))
+    return out
+
+
+def numbers_rst(results):
+    """``numbers.rst``: one substitution definition per number, sorted by name."""
+    lines = [".. Generated by docs/scripts/make_tables.py from docs/results/: do not edit.", ""]
+    for name, text in sorted(numbers(results).items()):
+        lines.append(f".. |{name}| replace:: {text}")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(value):
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -426,6 +672,7 @@ def main(argv=None):
                  "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
                  "``docs/results/generative.ecsv``.")
     _write(out / "performance.rst", performance_rst(results))
+    _write(out / "numbers.rst", numbers_rst(results))
     return 0
 
 

@@ -1,13 +1,15 @@
-"""File formats: tables of stars and results, Parquet streaming, the training-set file.
+"""File formats: tables of stars and results, and Parquet streaming.
 
-- `giantfm.io.tables`: `read_table` / `write_table` for every format astropy
-  knows, chosen by the file extension (atomic writes; a result's metadata kept
-  in FITS too);
+- `giantfm.io.tables`: the one reading path (`read_table`, a registry of
+  table formats, `TABLE_FORMATS`, chosen by the file extension) and
+  `write_table` (atomic writes; a result's metadata kept in FITS too), used by
+  `giantfm.predict`, the command line and `giantfm.predict_files` alike;
 - `giantfm.io.parquet`: Arrow data as astropy Tables and streamed Parquet
-  writes, one block at a time (pyarrow);
-- `giantfm.io.dataset`: the HDF5 training-set file, its writer and its one
-  reader (h5py).
-"""
-from .tables import FORMATS, read_table, table_format, write_table
+  writes, one block at a time (pyarrow).
 
-__all__ = ["read_table", "write_table", "table_format", "FORMATS"]
+The training-set file is `giantfm.train.datafile`.
+"""
+from .tables import FORMATS, TABLE_FORMATS, TableFormat, read_table, table_format, write_table
+
+__all__ = ["read_table", "write_table", "table_format", "FORMATS", "TABLE_FORMATS",
+           "TableFormat"]

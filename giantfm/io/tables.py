@@ -1,11 +1,19 @@
-"""Tables in any format astropy reads and writes, chosen by the file extension.
+"""Tables in any format astropy reads and writes: the one reading path, and atomic writes.
 
-FITS (``.fits``, ``.fit``, ``.fts``), ECSV (``.ecsv``), VOTable (``.vot``,
-``.votable``, ``.xml``), CSV (``.csv``: plain CSV, GaiaXPy-style CSV with
-array strings, or ECSV with comma delimiter), Parquet (``.parquet``, ``.pq``,
-needs pyarrow), HDF5 (``.h5``, ``.hdf5``), each optionally gzipped (``.gz``)
-where astropy can read it so; the Gaia archive's ``XP_CONTINUOUS`` products
-are ECSV, VOTable or CSV files. Written ``.csv`` is ECSV with a comma
+`TABLE_FORMATS` is a registry, as specutils' loaders and astropy's I/O
+registry are: one `TableFormat` entry per format, naming its file extensions,
+the package it needs and how it is read and written. `read_table` -- which
+`giantfm.predict` (given a path), the ``giantfm`` command line and
+`giantfm.predict_files` all read files through -- picks the entry by the
+file's extension (``.gz`` looked through), so a new format is one more entry;
+a file of an extension no entry names is read as astropy guesses it.
+
+The entries: FITS (``.fits``, ``.fit``, ``.fts``), ECSV (``.ecsv``), CSV
+(``.csv``: plain CSV, GaiaXPy-style CSV with array strings, or ECSV with comma
+delimiter), VOTable (``.vot``, ``.votable``, ``.xml``), Parquet (``.parquet``,
+``.pq``, needs pyarrow), HDF5 (``.h5``, ``.hdf5``), each optionally gzipped
+(``.gz``) where astropy can read it so; the Gaia archive's ``XP_CONTINUOUS``
+products are ECSV, VOTable or CSV files. Written ``.csv`` is ECSV with a comma
 delimiter, so that the units travel in its ``#`` header
 (``pandas.read_csv(path, comment="#")`` and
 ``Table.read(path, format="ascii.ecsv")`` both read it).
@@ -18,29 +26,86 @@ only, so dict and list values of ``meta`` (a prediction's ``label_domain`` and
 import json
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..utils import atomic_write
 from ..utils._files import read_file
 from ..utils._optional import require
 from .parquet import iter_parquet
 
-__all__ = ["FORMATS", "HDF5_PATH", "table_format", "format_suffix", "require_format_package",
-           "read_table", "write_table", "iter_table_chunks"]
+__all__ = ["TableFormat", "TABLE_FORMATS", "FORMATS", "HDF5_PATH", "table_format",
+           "format_suffix", "require_format_package", "read_table", "write_table",
+           "iter_table_chunks"]
 
-#: File extension -> astropy format name (``.csv`` is read as ECSV when it is one).
-FORMATS = {
-    ".fits": "fits", ".fit": "fits", ".fts": "fits",
-    ".ecsv": "ascii.ecsv",
-    ".csv": "ascii.csv",
-    ".vot": "votable", ".votable": "votable", ".xml": "votable",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".h5": "hdf5", ".hdf5": "hdf5",
-}
-# packages some formats need beyond astropy: format -> import name
-_FORMAT_NEEDS = {"parquet": "pyarrow", "hdf5": "h5py"}
 #: HDF5 files can hold several tables: giantfm writes its results under this path.
 HDF5_PATH = "predictions"
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """One table format (an entry of `TABLE_FORMATS`).
+
+    ``name`` is astropy's format name; ``extensions`` the file extensions
+    (lower case, with the dot) that mean it; ``needs`` the import name of a
+    package it needs beyond astropy (None: none). ``read(path)`` returns the
+    file's `~astropy.table.Table` (default: astropy's reader of ``name``,
+    failing clearly); ``chunks(path, rows)``, where given, yields it in blocks of
+    at most ``rows`` rows without reading it whole (`iter_table_chunks`);
+    ``write_format`` and ``write_options`` are what `write_table` passes to
+    ``Table.write``.
+    """
+
+    name: str
+    extensions: tuple
+    description: str
+    needs: str = None
+    read: Callable = None
+    chunks: Callable = None
+    write_format: str = None
+    write_options: dict = field(default_factory=dict)
+
+    def read_file(self, path):
+        """The table in ``path`` (see `read_table`)."""
+        return read_file(path, self.name) if self.read is None else self.read(path)
+
+
+def _is_ecsv(path):
+    """Whether a (possibly gzipped) text file starts with the ECSV signature."""
+    from astropy.utils.data import get_readable_fileobj
+    with get_readable_fileobj(os.fspath(path)) as f:
+        return f.readline().startswith("# %ECSV")
+
+
+def _read_csv(path):
+    return read_file(path, "ascii.ecsv" if _is_ecsv(path) else "ascii.csv")
+
+
+def _read_fits(path):
+    table = read_file(path, "fits")
+    table.meta.update(_json_meta_from_fits(table.meta))
+    return table
+
+
+#: The formats `read_table` and `write_table` know, one entry each.
+TABLE_FORMATS = [
+    TableFormat("fits", (".fits", ".fit", ".fts"), "FITS binary table (dict metadata as JSON "
+                "text in the header)", read=_read_fits),
+    TableFormat("ascii.ecsv", (".ecsv",), "ECSV: units and metadata in its header"),
+    TableFormat("ascii.csv", (".csv",), "CSV: plain, GaiaXPy-style with array strings, or ECSV "
+                "with commas (read as ECSV when it is one; written so)", read=_read_csv,
+                write_format="ascii.ecsv", write_options={"delimiter": ","}),
+    TableFormat("votable", (".vot", ".votable", ".xml"), "VOTable (the archive's default)"),
+    TableFormat("parquet", (".parquet", ".pq"), "Apache Parquet (units in astropy's metadata; "
+                "read row group by row group)", needs="pyarrow", chunks=iter_parquet),
+    TableFormat("hdf5", (".h5", ".hdf5"), f"HDF5 (giantfm writes its table at {HDF5_PATH!r})",
+                needs="h5py", write_options={"path": HDF5_PATH, "serialize_meta": True}),
+]
+
+#: File extension -> astropy format name, from `TABLE_FORMATS`.
+FORMATS = {ext: f.name for f in TABLE_FORMATS for ext in f.extensions}
+_BY_EXTENSION = {ext: f for f in TABLE_FORMATS for ext in f.extensions}
 
 
 def format_suffix(path):
@@ -49,6 +114,11 @@ def format_suffix(path):
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     return suffixes[-1] if suffixes else ""
+
+
+def _entry(path):
+    """The `TableFormat` of ``path``'s extension, or None."""
+    return _BY_EXTENSION.get(format_suffix(path))
 
 
 def table_format(path):
@@ -68,18 +138,12 @@ def table_format(path):
     ValueError
         For an extension giantfm does not know, listing the known ones.
     """
-    suffix = format_suffix(path)
-    if suffix in FORMATS:
-        return FORMATS[suffix]
-    raise ValueError(f"cannot tell the table format of {os.fspath(path)!r} from its extension; "
-                     f"known extensions: {', '.join(sorted(FORMATS))} (optionally + .gz)")
-
-
-def _is_ecsv(path):
-    """Whether a (possibly gzipped) text file starts with the ECSV signature."""
-    from astropy.utils.data import get_readable_fileobj
-    with get_readable_fileobj(os.fspath(path)) as f:
-        return f.readline().startswith("# %ECSV")
+    entry = _entry(path)
+    if entry is None:
+        raise ValueError(f"cannot tell the table format of {os.fspath(path)!r} from its "
+                         f"extension; known extensions: {', '.join(sorted(FORMATS))} "
+                         "(optionally + .gz)")
+    return entry.name
 
 
 def require_format_package(path):
@@ -92,17 +156,23 @@ def require_format_package(path):
     ValueError
         Unknown extension.
     """
-    fmt = table_format(path)
-    if fmt in _FORMAT_NEEDS:
-        require(_FORMAT_NEEDS[fmt], f"{fmt} files ({os.fspath(path)!r})")
+    table_format(path)  # unknown extensions raise, listing the known ones
+    _require(_entry(path), path)
+
+
+def _require(entry, path):
+    if entry is not None and entry.needs:
+        require(entry.needs, f"{entry.name} files ({os.fspath(path)!r})")
 
 
 def read_table(path):
-    """Read a table in any format of `FORMATS` (see the module docstring).
+    """Read a table file: the one reading path of giantfm (see the module docstring).
 
     Parameters
     ----------
     path : str or path-like
+        A file of any format of `TABLE_FORMATS`, by its extension (optionally
+        + ``.gz``); a file of another extension is read as astropy guesses it.
 
     Returns
     -------
@@ -113,23 +183,23 @@ def read_table(path):
     FileNotFoundError
         The file does not exist.
     ValueError
-        Unknown extension, or a file that cannot be read as that format
-        (the message names the file and the format, and says "truncated"
-        for a file cut short).
+        A file that cannot be read as its format (the message names the file
+        and the format, and says "truncated" for a file cut short).
     ImportError
         The format needs a package that is not installed.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {os.fspath(path)!r} does not exist")
-    require_format_package(path)
-    fmt = table_format(path)
-    if fmt == "ascii.csv" and _is_ecsv(path):
-        fmt = "ascii.ecsv"
-    table = read_file(path, fmt)
-    if fmt == "fits":
-        table.meta.update(_json_meta_from_fits(table.meta))
-    return table
+    entry = _entry(path)
+    if entry is None:
+        try:
+            return read_file(path)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (giantfm reads the extensions {', '.join(sorted(FORMATS))}, "
+                             "optionally + .gz; other files as astropy guesses them)") from None
+    _require(entry, path)
+    return entry.read_file(path)
 
 
 def _json_meta_from_fits(meta):
@@ -142,14 +212,6 @@ def _json_meta_from_fits(meta):
             except ValueError:  # text that merely looks like JSON stays text
                 continue
     return decoded
-
-
-def _write_kwargs(fmt):
-    if fmt == "ascii.csv":  # ECSV with commas: a CSV file whose '#' header carries the units
-        return "ascii.ecsv", {"delimiter": ","}
-    if fmt == "hdf5":
-        return fmt, {"path": HDF5_PATH, "serialize_meta": True}
-    return fmt, {}
 
 
 def write_table(table, path, *, overwrite=False):
@@ -184,16 +246,16 @@ def write_table(table, path, *, overwrite=False):
         The format needs a package that is not installed.
     """
     path = Path(path)
-    fmt = table_format(path)
     require_format_package(path)
+    entry = _entry(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"output file {os.fspath(path)!r} exists; use --overwrite "
                               "(overwrite=True) to replace it")
     directory = path.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"output directory {os.fspath(directory)!r} does not exist")
-    write_format, kwargs = _write_kwargs(fmt)
-    if fmt == "fits" and any(isinstance(v, (dict, list, tuple)) for v in table.meta.values()):
+    if entry.name == "fits" and any(isinstance(v, (dict, list, tuple))
+                                    for v in table.meta.values()):
         table = table.copy(copy_data=False)
         table.meta.update({key: json.dumps(value) for key, value in table.meta.items()
                            if isinstance(value, (dict, list, tuple))})
@@ -206,19 +268,22 @@ def write_table(table, path, *, overwrite=False):
             warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
             warnings.filterwarnings("ignore", message=".*HIERARCH card will be created")
             warnings.filterwarnings("ignore", message=".*W50: Invalid unit string 'dex")
-            table.write(tmp, format=write_format, overwrite=True, **kwargs)
+            table.write(tmp, format=entry.write_format or entry.name, overwrite=True,
+                        **entry.write_options)
     atomic_write(path, write)
 
 
 def iter_table_chunks(path, chunk_rows):
     """Yield the table in ``path`` as astropy Tables of at most ``chunk_rows`` rows, in order.
 
-    Parquet files are streamed row group by row group
-    (`giantfm.io.parquet.iter_parquet`), so that only one block is in memory;
-    other formats are read whole (`read_table`) and cut.
+    A format that can be streamed (its entry's ``chunks``: Parquet, row group
+    by row group, `giantfm.io.parquet.iter_parquet`) keeps only one block in
+    memory; other formats are read whole (`read_table`) and cut.
     """
-    if FORMATS.get(format_suffix(path)) == "parquet":
-        yield from iter_parquet(path, chunk_rows)
+    entry = _entry(path)
+    if entry is not None and entry.chunks is not None:
+        _require(entry, path)
+        yield from entry.chunks(path, chunk_rows)
         return
     from astropy.utils.exceptions import AstropyWarning
 

@@ -4,24 +4,24 @@ A saved model is a folder with two files:
 
 ``config.json``
     format version, giantfm version, vocabulary version and names, the
-    `ModelConfig`, the `Normalisation`, the weights' dtype and free-form
-    metadata (training configuration, metrics).
+    `ModelConfig`, the `Normalisation`, the weights' dtype and the model's
+    `~giantfm.metadata.ModelMetadata` (the contract the verbs read: truncation,
+    label domain, chain, uncertainty scales, OOD calibration, the training record).
 ``weights.pt``
     the network's ``state_dict`` written by `torch.save`, read back with
     ``weights_only=True`` (plain tensors only: loading runs no pickled code).
 """
 import json
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import vocab
+from ..metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, ModelMetadata
 from ..tokens import TokenBatch
 from ..utils import atomic_write
-from ..utils._json import json_safe
 from ..utils._progress import progress_bar
 from ..utils._version import package_version
 from .device import select_device
@@ -31,10 +31,7 @@ from .normalisation import Normalisation
 __all__ = ["TrainedModel", "load_model", "BUNDLED_MODEL_DIR", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-#: Where the model shipped with giantfm lives (package data, found as all giantfm's data is).
-BUNDLED_MODEL_DIR = resources.files("giantfm.data") / "model"
 
 # Stars per network call when the caller does not say: large enough to amortise the
 # per-call overhead, small enough for the activations to stay in memory comfortably.
@@ -53,8 +50,9 @@ class TrainedModel:
     normalisation : `Normalisation`
     device : str or `torch.device`, optional
         See `select_device`; None picks CUDA when available, else the CPU.
-    metadata : dict, optional
-        Free-form JSON-serialisable information saved with the model.
+    metadata : `~giantfm.metadata.ModelMetadata` or dict, optional
+        What the model records about itself (a dict is read by
+        `ModelMetadata.from_dict`).
 
     Attributes
     ----------
@@ -70,7 +68,8 @@ class TrainedModel:
     def __init__(self, network, normalisation, device=None, metadata=None):
         self.network = network
         self.normalisation = normalisation
-        self.metadata = dict(metadata or {})
+        self.metadata = metadata if isinstance(metadata, ModelMetadata) \
+            else ModelMetadata.from_dict(metadata)
         self.path = None
         self.device = None
         self.to(device)
@@ -152,8 +151,8 @@ class TrainedModel:
             values = np.take_along_axis(np.where(keep, values, 0), order, axis=1)
             errors = np.take_along_axis(np.where(keep, errors, 0), order, axis=1)
             by_count = np.argsort(counts, kind="stable")
-            rows, ids, values, errors, counts = (a[by_count] for a in (rows, ids, values,
-                                                                      errors, counts))
+            rows, ids, values, errors, counts = (
+                a[by_count] for a in (rows, ids, values, errors, counts))
         return rows, ids, values, errors, counts
 
     def request(self, batch, names, batch_size=None, progress=None, embedding=False):
@@ -268,9 +267,9 @@ class TrainedModel:
             Store the weights as float16 (half the size). The in-memory weights
             are rounded to float16 first, so this model and the reloaded one
             predict identically.
-        metadata : dict, optional
-            Merged into the saved copy of the model's metadata (the model's own
-            is left as it is, so that one save's extras do not reach the next).
+        metadata : `~giantfm.metadata.ModelMetadata`, optional
+            Saved instead of the model's own ``metadata`` (which is left as it
+            is, so that one save's extras do not reach the next).
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -289,7 +288,7 @@ class TrainedModel:
             "model_config": self.config.to_dict(),
             "normalisation": self.normalisation.to_dict(),
             "weights_dtype": "float16" if half else "float32",
-            "metadata": json_safe({**self.metadata, **(metadata or {})}),
+            "metadata": (self.metadata if metadata is None else metadata).to_dict(),
         }
         atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
 

@@ -162,7 +162,8 @@ PRESETS = {
                          ff_mult=2),
     "default": ModelConfig(),
     "large": ModelConfig(d_model=128, n_heads=8, n_encoder_layers=4, n_decoder_layers=2,
-                         ff_mult=2, max_coefficient_order=55, context_length=96),
+                         ff_mult=2, max_coefficient_order=vocab.N_COEFFICIENTS,
+                         context_length=96),
 }
 
 

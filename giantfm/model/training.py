@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import vocab
+from ..metadata import ModelMetadata
 from ..tokens import TokenBatch
 from ..utils import atomic_write
 from .core import TrainedModel
@@ -502,9 +503,9 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    metadata = {"train_config": dataclasses.asdict(cfg), "n_train": n_train,
-                "n_val": len(val_sampler), "device": str(device),
-                "augmentation": getattr(augment, "description", None)}
+    metadata = ModelMetadata(training={
+        "train_config": dataclasses.asdict(cfg), "n_train": n_train, "n_val": len(val_sampler),
+        "device": str(device), "augmentation": getattr(augment, "description", None)})
     model = TrainedModel(network, normalisation, device=device, metadata=metadata)
     rows, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
     if checkpoint is not None:
@@ -515,7 +516,7 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         rng.bit_generator.state = checkpoint["numpy_rng"]
         rows, best, stale = checkpoint["rows"], checkpoint["best"], checkpoint["stale"]
         best_state = checkpoint["best_state"]
-        model.metadata.update(checkpoint["metadata"])
+        model.metadata = ModelMetadata.from_dict(checkpoint["metadata"])
         first_epoch = checkpoint["epoch"] + 1
     network.train()
 
@@ -570,21 +571,22 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         if improved:
             best, stale = metrics[cfg.monitor], 0
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-            model.metadata.update(best_epoch=epoch, best_metrics=metrics)
+            model.metadata.training.update(best_epoch=epoch, best_metrics=metrics)
             if out_dir is not None:
                 model.save(out_dir / "best")
         else:
             stale += 1
         finished = out_of_time or (cfg.patience and stale >= cfg.patience) or epoch == cfg.epochs
         if out_dir is not None:
-            model.save(out_dir / "last", metadata={"last_epoch": epoch})
+            model.save(out_dir / "last", metadata=model.metadata.replace(
+                training={**model.metadata.training, "last_epoch": epoch}))
             _write_metrics(out_dir / "metrics.csv", rows)
             _write_checkpoint(out_dir, {
                 "epoch": epoch, "network": network.state_dict(),
                 "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(), "numpy_rng": rng.bit_generator.state,
                 "rows": rows, "best": best, "stale": stale, "best_state": best_state,
-                "metadata": dict(model.metadata), "elapsed_s": elapsed(), "finished": finished,
+                "metadata": model.metadata.to_dict(), "elapsed_s": elapsed(), "finished": finished,
                 "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg)})
         if bar is not None:
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{metrics['val_loss']:.3f}",
@@ -599,8 +601,7 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         bar.close()
     if best_state is not None:
         network.load_state_dict(best_state)
-    model.metadata["epochs_run"] = len(rows)
-    model.metadata["finished"] = bool(finished)
+    model.metadata.training.update(epochs_run=len(rows), finished=bool(finished))
     network.eval()
     return model
 

@@ -15,7 +15,6 @@ from ..io.parquet import arrow_to_table
 from .. import prediction
 from ..results import PREDICTION_COLUMNS, empty_result
 from ..utils._optional import require
-from ..xp.coefficients import PHOTOMETRY_ALIASES
 
 __all__ = ["predict_catalog"]
 
@@ -70,7 +69,8 @@ def _frame_to_table(frame):
     return table
 
 
-_PARTITION_DTYPES = {"flag": "bool[pyarrow]", "reason": "string[pyarrow]"}
+_PARTITION_DTYPES = {"flag": "bool[pyarrow]", "flags": "int64[pyarrow]",
+                     "reason": "string[pyarrow]"}
 
 
 def _predict_partition(frame, device=None, batch_size=None, model=None, prefix=""):
@@ -91,6 +91,8 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
         column = result[name]
         if name == "flag":
             values = pd.array(np.asarray(column, dtype=bool), dtype=_PARTITION_DTYPES[name])
+        elif name == "flags":
+            values = pd.array(np.asarray(column, dtype=np.int64), dtype=_PARTITION_DTYPES[name])
         elif name == "reason":
             values = pd.array(np.asarray(column, dtype=str), dtype=_PARTITION_DTYPES[name])
         else:
@@ -113,8 +115,10 @@ def predict_catalog(catalog, *, device=None, batch_size=None, model=None, prefix
         catalogue, or a cross-match of one) with the XP coefficients under
         Gaia archive names -- array columns ``bp_coefficients``,
         ``rp_coefficients`` (and ``*_errors``, optional) or flattened
-        ``bp_coeff_0..54`` -- and ``phot_g_mean_mag`` (plus, when present,
-        ``phot_bp_mean_mag``, ``phot_rp_mean_mag``, ``j_m``, ``h_m``, ``ks_m``).
+        ``bp_coeff_0..54`` -- and, when present, ``phot_g_mean_mag``,
+        ``phot_bp_mean_mag``, ``phot_rp_mean_mag``, ``j_m``, ``h_m``, ``ks_m``
+        (a missing G, BP or RP is synthesised from the coefficients, as
+        `giantfm.predict` does).
     device, batch_size, model
         As in `giantfm.predict`; the model is loaded once per worker.
     prefix : str, optional
@@ -130,15 +134,15 @@ def predict_catalog(catalog, *, device=None, batch_size=None, model=None, prefix
         [dex(cm s-2)], ``m_h``, ``m_h_err``, ``alpha_m``, ``alpha_m_err``
         [dex], ``mass``, ``mass_err`` [solMass], ``age``, ``age_err`` [Gyr]
         as plain doubles (NaN where not predicted; `prediction_units` gives
-        the units), ``ood_score``, ``flag`` and ``reason``. The numbers are those of
-        `giantfm.predict` on the same rows.
+        the units), ``ood_score``, ``flag``, ``flags`` (the reasons' bitmask) and
+        ``reason``. The numbers are those of `giantfm.predict` on the same rows.
 
     Raises
     ------
     TypeError
         ``catalog`` is not an lsdb catalogue.
     ValueError
-        It lacks the columns the model needs, or already has columns of the
+        It has no XP coefficient columns, or already has columns of the
         names to add (use ``prefix``).
     """
     lsdb = require("lsdb", "predict_catalog")
@@ -161,10 +165,6 @@ def predict_catalog(catalog, *, device=None, batch_size=None, model=None, prefix
                          "'bp_coefficients' and 'rp_coefficients' (array columns) or "
                          f"'bp_coeff_0..54' and 'rp_coeff_0..54'; it has {columns[:20]}"
                          + (" ..." if len(columns) > 20 else ""))
-    if not lower & {a.lower() for a in PHOTOMETRY_ALIASES["g"]}:
-        raise ValueError("catalog has no G magnitude column ('phot_g_mean_mag'), which the "
-                         "model needs to normalise the XP coefficients: cross-match with "
-                         "Gaia DR3 gaia_source first")
     clash = [prefix + c for c in PREDICTION_COLUMNS if prefix + c in columns]
     if clash:
         raise ValueError(f"catalog already has the columns {clash}: pass prefix= "

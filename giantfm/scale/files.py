@@ -212,9 +212,11 @@ def predict_files(inputs, output_dir, *, client=None, n_workers=None, device=Non
         file, a directory (its table files) or a list of these. Formats: the
         Gaia archive's ``XP_CONTINUOUS`` ECSV / CSV / VOTable products,
         GaiaXPy-style CSV, flattened ``bp_coeff_*`` tables, FITS, HDF5,
-        Parquet; ``.gz`` where astropy reads it (see ``giantfm predict``).
-        Each file needs the XP coefficients and ``phot_g_mean_mag`` (and,
-        when present, the other magnitudes) as `giantfm.predict` does.
+        Parquet; ``.gz`` where astropy reads it: any format of
+        `giantfm.io.tables.TABLE_FORMATS`, read as `giantfm.predict` reads it.
+        Each file needs the XP coefficients, and is read with its magnitudes
+        where it has them (a missing G, BP or RP is synthesised from the
+        coefficients, so the archive's XP files are answered as they come).
     output_dir : str or path-like
         Directory for the outputs and the manifest (`MANIFEST_NAME`); made
         if missing.

@@ -5,7 +5,7 @@
 - `giantfm.train.labelmodel`: the DistMass-like label model, APOGEE labels ->
   mass and age, calibrated on asteroseismology.
 - `giantfm.train.dataset`: the training-set builder (``giantfm build-dataset``);
-  the file it writes is `giantfm.io.dataset`.
+  the file it writes is `giantfm.train.datafile`.
 - `giantfm.train.trainer`: the training driver (``giantfm train``) around
   `giantfm.model.train`.
 - `giantfm.train.baseline`: the XGBoost baseline (``giantfm baseline``).

@@ -12,7 +12,7 @@ training distribution. Label tokens are carried over unchanged.
 
 The copies are made from the raw inputs the dataset keeps for its XP stars
 (coefficients and errors in the archive's units, magnitudes; see
-`giantfm.io.dataset.load_dataset`), not from the tokens: projected
+`giantfm.train.datafile.load_dataset`), not from the tokens: projected
 coefficients of high order are linear mixtures of the low orders, many times
 larger than the archive's own, and would pass the truncation rule of the
 noise model where the archive's coefficients do not.
@@ -22,6 +22,7 @@ import numpy as np
 from .. import vocab
 from ..tokens import TokenBatch, from_arrays, from_token_scale
 from ..xp.noise import faint_copy, load_noise_model
+from ..xp.photometry import SYNTHETIC_MAGNITUDES
 from ..xp.coefficients import XPCoefficients
 
 __all__ = ["FaintCopies", "with_faint_copies", "FAINT_LIMIT"]
@@ -41,7 +42,7 @@ class FaintCopies:
         The training stars in token scale, as stored in the dataset.
     inputs : dict
         Their raw inputs, ``{"xp": {...}, "mags": {...}}`` as
-        `giantfm.io.dataset.load_dataset` gives them per split.
+        `giantfm.train.datafile.load_dataset` gives them per split.
     g_range : (float, float), optional
         A copy's G is drawn uniformly between the star's own G (at least the
         lower end) and the upper end.
@@ -85,12 +86,14 @@ class FaintCopies:
                             f"[max(G, {low:g}), {high:g}] for {1 - p_native:.0%} of the XP stars, "
                             f"{p_untruncated:.0%} of them with all coefficients")
 
-    def copies(self, rows, target_g, rng, truncate=None):
+    def copies(self, rows, target_g, rng, truncate=None, gaia_photometry=True):
         """Token batch of faint copies of the stars ``rows`` at ``target_g`` (XP stars only).
 
         ``truncate`` (bool, or a boolean array per star): leave out the
         coefficients beyond ``n_relevant_bases``; None draws it per star
-        (``p_untruncated``).
+        (``p_untruncated``). Without ``gaia_photometry`` the copies come
+        without their G, BP and RP, as Gaia's XP files do, and are tokenised
+        with the magnitudes synthesised from their coefficients.
         """
         rows = np.asarray(rows)
         xp = XPCoefficients(
@@ -104,11 +107,13 @@ class FaintCopies:
             truncate = rng.random(len(rows)) >= self.p_untruncated
         truncate = np.broadcast_to(np.asarray(truncate, dtype=bool), (len(rows),))
         labels = {name: (value[rows], error[rows]) for name, (value, error) in self.labels.items()}
+        mags = copy.mags if gaia_photometry else {
+            name: m for name, m in copy.mags.items() if name not in SYNTHETIC_MAGNITUDES}
         return from_arrays(bp=copy.bp, rp=copy.rp, bp_err=copy.bp_err, rp_err=copy.rp_err,
-                           mags=copy.mags, labels=labels,
+                           mags=mags, labels=labels,
                            bp_n_relevant=np.where(truncate, copy.bp_n_relevant, -1),
                            rp_n_relevant=np.where(truncate, copy.rp_n_relevant, -1),
-                           source_id=copy.source_id)
+                           truncate=True, source_id=copy.source_id)
 
     def draw_g(self, rows, rng):
         """Target G per star of ``rows``: NaN (as stored) or a fainter G (see the class)."""
@@ -119,15 +124,17 @@ class FaintCopies:
         native = (rng.random(len(rows)) < self.p_native) | ~self.has_xp[rows]
         return np.where(native, np.nan, target)
 
-    def mixed(self, rows, target_g, rng, truncate=None):
+    def mixed(self, rows, target_g, rng, truncate=None, gaia_photometry=True):
         """The stars ``rows`` in order: copies at ``target_g`` where it is finite, the
-        stars as stored where it is NaN (``truncate`` as in `copies`)."""
+        stars as stored where it is NaN (``truncate`` and ``gaia_photometry`` as in
+        `copies`)."""
         rows = np.asarray(rows)
         faint = np.isfinite(target_g)
         if not faint.any():
             return self.batch[rows]
         parts = [self.batch[rows[~faint]],
-                 self.copies(rows[faint], target_g[faint], rng, truncate=truncate)]
+                 self.copies(rows[faint], target_g[faint], rng, truncate=truncate,
+                             gaia_photometry=gaia_photometry)]
         stacked = TokenBatch.concatenate(parts)
         order = np.empty(len(rows), dtype=np.int64)
         order[np.flatnonzero(~faint)] = np.arange((~faint).sum())

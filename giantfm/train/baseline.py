@@ -34,10 +34,10 @@ import numpy as np
 
 from .. import vocab
 from ..exceptions import InvalidNameError
-from ..io.dataset import load_dataset
 from ..utils import atomic_write
 from ..utils._optional import require
 from ..utils._stats import mad_std
+from .datafile import load_dataset
 
 __all__ = ["INPUT_SETS", "DEFAULT_GRID", "GENERATION_TARGETS", "BaselineModel",
            "input_names", "feature_matrix", "fit_baseline", "predict_baseline",

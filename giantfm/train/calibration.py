@@ -2,7 +2,7 @@
 
 Measured on the validation giants with XP spectra -- as stored, and as one
 faint copy each at a random magnitude, truncated as `giantfm.predict` does
-with the model (``metadata['truncate']``) -- with the answers the network
+with the model (its metadata's ``truncate``) -- with the answers the network
 gives them (never on the test split):
 
 * the *chain* (`giantfm.labelmodel.chain_answers`): for mass and age alike,
@@ -15,17 +15,18 @@ gives them (never on the test split):
   reference's own error where it has one (the APOGEE labels) and without it
   for the label model's values (`giantfm.train.scoring.reference_error`).
 
-``tools/bundle_model.py`` records them as ``metadata['chain']`` and
-``metadata['uncertainty_scale']``, which `giantfm.prediction.answer_labels` applies.
+`giantfm.train.bundle` records them as the model's
+`~giantfm.metadata.ModelMetadata` ``chain`` and ``uncertainty_scale``, which
+`giantfm.prediction.finish_answers` applies.
 """
 import numpy as np
 
 from .. import vocab
-from ..io.dataset import float_labels, load_dataset
 from ..labelmodel import chain_answers
 from ..tokens import from_token_scale, to_token_scale
 from ..utils._stats import mad_std
 from .augment import FaintCopies, with_faint_copies
+from .datafile import float_labels, load_dataset
 from .scoring import REFERENCES, experiment_inputs, reference_error
 
 __all__ = ["calibrate_answers", "WEIGHTS"]
@@ -50,7 +51,7 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
     giant = np.asarray(data["labels"]["val"]["giant"], dtype=bool)
     has_xp = FaintCopies(data["val"], data["inputs"]["val"]).has_xp
     rows = np.flatnonzero(giant & has_xp)
-    truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
+    truncate = model.metadata.truncate
     stars = with_faint_copies(data["val"][rows], {
         group: {k: v[rows] for k, v in values.items()}
         for group, values in data["inputs"]["val"].items()}, 1, seed=seed, truncate=truncate)

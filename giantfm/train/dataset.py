@@ -29,7 +29,7 @@ et al. 2020 are stored as evaluation columns (``labels/age_cn``), not tokens.
 `build_dataset` runs these steps in order, one function each: read the
 inputs, resolve repeats and cut the XP stars, give them coefficients, collect
 their labels, give the giants mass and age, add the label-only stars, split
-and count. The file it writes is described in `giantfm.io.dataset` (HDF5,
+and count. The file it writes is described in `giantfm.train.datafile` (HDF5,
 written atomically: token arrays, per-star labels for evaluation, provenance).
 """
 import argparse
@@ -43,8 +43,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.dataset import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SOURCES, SPLITS,
-                          XP_INPUTS, write_dataset)
 from ..exceptions import InvalidNameError
 from ..tokens import TokenBatch, from_arrays
 from ..utils._version import package_version
@@ -54,6 +52,8 @@ from ..xp.readers import read_xp
 from ..xp.recover import coefficient_error_template, recover_coefficients
 from . import labelmodel, sources
 from ..utils._columns import floats, ids
+from .datafile import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SOURCES, SPLITS,
+                       XP_INPUTS, write_dataset)
 
 __all__ = ["DEFAULT_CUTS", "VAL_FRACTION", "SEED", "CutLog", "resolve_repeats", "assign_split",
            "build_dataset", "label_model_path", "label_support", "main"]
@@ -435,7 +435,7 @@ def _label_only_block(calibration, xp_ids, catalogues, cut):
 
 
 def _assemble(blocks, test_ids, val_fraction, seed):
-    """The dataset arrays of `giantfm.io.dataset.write_dataset` from the blocks of stars."""
+    """The dataset arrays of `giantfm.train.datafile.write_dataset` from the blocks of stars."""
     tokens = TokenBatch.concatenate([b["tokens"] for b in blocks])
     apogee_id = np.concatenate([b["apogee_id"] for b in blocks])
     split = assign_split(apogee_id, test_ids, val_fraction=val_fraction, seed=seed)
@@ -498,7 +498,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     Returns
     -------
     dict
-        ``arrays`` and ``attrs``, as `giantfm.io.dataset.write_dataset` writes them.
+        ``arrays`` and ``attrs``, as `giantfm.train.datafile.write_dataset` writes them.
     """
     t_start = time.time()
     say = print if verbose else (lambda *a, **k: None)
@@ -542,7 +542,8 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     xp_tokens = from_arrays(bp=coefficients["bp"], rp=coefficients["rp"],
                             bp_err=coefficients["bp_err"], rp_err=coefficients["rp_err"],
                             mags=mags, labels=token_labels, bp_n_relevant=coefficients["bp_nrel"],
-                            rp_n_relevant=coefficients["rp_nrel"], source_id=source_id)
+                            rp_n_relevant=coefficients["rp_nrel"], truncate=True,
+                            source_id=source_id)
     # the raw inputs of the XP stars, from which training makes faint copies
     no_nrel = np.full(len(lib), -1)
     xp_inputs = {"bp": coefficients["bp"], "rp": coefficients["rp"],

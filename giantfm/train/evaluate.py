@@ -42,17 +42,18 @@ import numpy as np
 
 from .. import plotting, vocab
 from ..exceptions import GiantfmWarning
-from ..io.dataset import SPLITS, float_labels, load_dataset
 from ..tokens import TokenBatch, from_token_scale, to_token_scale
 from ..utils import atomic_write
 from ..utils._json import json_safe
 from .baseline import load_baseline
+from .datafile import SPLITS, float_labels, load_dataset
 from .scoring import (EXPERIMENTS, NO_INPUTS, REFERENCES, calibration, check_experiment,
                       experiment_inputs, metrics, reference_error, request_answers)
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "DatasetSplit", "load_split",
            "load_baselines", "metrics", "calibration", "experiment_inputs", "evaluate",
            "save_figure", "main"]
+
 
 @dataclass
 class DatasetSplit:
@@ -85,7 +86,7 @@ def load_split(path, split):
     ----------
     path : str or path-like
         The dataset file written by `giantfm.train.dataset` (read with
-        `giantfm.io.dataset.load_dataset`, which refuses other format or
+        `giantfm.train.datafile.load_dataset`, which refuses other format or
         vocabulary versions).
     split : {'train', 'val', 'test'}
         Which stars.
@@ -263,6 +264,10 @@ def _write_table(table, out_dir):
     atomic_write(out_dir / "metrics.json", write_json)
 
 
+#: How the figures name each reference of `REFERENCES`.
+_REFERENCE_TEXT = {"apogee": "APOGEE DR17", "label_model": "label-model", "cn": "[C/N]"}
+
+
 def _figures(out_dir, test, names, mean, std, title):
     """One-to-one/residual panels, Kiel diagram, age-mass plane and, for runs with
     uncertainties, z histograms (giants), drawn with `giantfm.plotting` on
@@ -282,29 +287,29 @@ def _figures(out_dir, test, names, mean, std, title):
             reference_error(reference, test.labels, column, missing)[giant])
         z[name] = calibration(mean[giant, k], std[giant, k], truth_tok, truth_err_tok)["z"]
 
-    def unit(name):
-        return vocab.token_unit(name).to_string()
-
     ncol = 3
     nrow = -(-len(names) // ncol)
     fig = Figure(figsize=(4.5 * ncol, 5.0 * nrow))
     for k, name in enumerate(names):
         ax = fig.add_subplot(nrow, ncol, k + 1)
-        plotting.one_to_one(truth[name], pred[name], ax, label=f"{name} [{unit(name)}]",
-                            s=2, alpha=0.4, rasterized=True)
+        # plain numbers in the vocabulary units: axis_label gives symbol and unit
+        _, ax_resid = plotting.one_to_one(truth[name], pred[name], ax, label=name, s=2,
+                                          alpha=0.4, rasterized=True)
+        ax_resid.set_xlabel(f"{_REFERENCE_TEXT.get(REFERENCES[name][0][0], 'reference')} "
+                            + plotting.axis_label(name))
     fig.suptitle(title)
     fig.subplots_adjust(wspace=0.45, hspace=0.35)
     save_figure(fig, out_dir / "one_to_one.png")
 
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     plotting.kiel_diagram(pred["teff"], pred["logg"], color=pred["mass"], ax=fig.subplots(),
-                          color_label="predicted mass [solMass]", s=3,
+                          color_label="predicted " + plotting.axis_label("mass"), s=3,
                           rasterized=True).set_title(title)
     save_figure(fig, out_dir / "kiel.png")
 
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     plotting.mass_age(pred["mass"], pred["age"], fig.subplots(), color=pred["m_h"],
-                      color_label="predicted [M/H] [dex]", cmap="coolwarm", s=3,
+                      color_label="predicted " + plotting.axis_label("m_h"), cmap="coolwarm", s=3,
                       rasterized=True).set_title(title)
     save_figure(fig, out_dir / "age_mass.png")
 
@@ -365,6 +370,10 @@ def main(argv=None):
                              "noise model, e.g. native,14,15,16,17,17.65 "
                              "(giantfm.train.magnitudes): magnitudes.ecsv and "
                              "accuracy_vs_magnitude.png in --out")
+    parser.add_argument("--synthetic-photometry", action="store_true",
+                        help="with --magnitudes: also score the model with the stars' G, BP "
+                             "and RP synthesised from their coefficients, as Gaia's XP files "
+                             "come without photometry")
     parser.add_argument("--truncate", choices=("model", "yes", "no"), default="model",
                         help="with --magnitudes: leave out the copies' coefficients beyond "
                              "n_relevant_bases (yes), keep them (no), or as the model's "
@@ -394,7 +403,8 @@ def main(argv=None):
         by_level = evaluate_by_magnitude(model, args.dataset, levels, baselines, seed=args.seed,
                                          batch_size=args.batch_size,
                                          truncate={"model": None, "yes": True,
-                                                   "no": False}[args.truncate])
+                                                   "no": False}[args.truncate],
+                                         synthetic_photometry=args.synthetic_photometry)
         out = Path(args.out)
         atomic_write(out / "magnitudes.ecsv",
                      lambda tmp: by_level.write(tmp, format="ascii.ecsv", overwrite=True))

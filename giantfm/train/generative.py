@@ -47,8 +47,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from .. import plotting, vocab
-from ..generation import generate_spectrum
-from ..io.dataset import SPLITS, load_arrays
+from ..generation import RELATIVE_FLUX_UNIT, generate_spectrum
 from ..prediction import request
 from ..utils import atomic_write
 from ..utils._stats import mad_std
@@ -56,6 +55,7 @@ from ..vocab import XP_NAMES
 from ..xp.basis import DEFAULT_WAVELENGTH
 from ..xp.sampling import coefficients_to_flux
 from .baseline import predict_baseline
+from .datafile import SPLITS, load_arrays
 from .evaluate import NO_INPUTS, load_baselines, load_split, save_figure
 
 __all__ = ["inpainting", "generation", "kiel_sweep", "extinction_sweep", "mass_age_sweep",
@@ -368,8 +368,7 @@ def evaluate_generative(model, dataset_path, out_dir, *, baselines=(), n_stars=N
     mass_age = mass_age_sweep(model, train_giant_labels, rows)
 
     table = Table(rows=[tuple(r.values()) for r in rows], names=list(rows[0]))
-    metadata = getattr(model, "metadata", {}) or {}
-    table.meta.update(model=metadata.get("name", "custom"), dataset=Path(dataset_path).name,
+    table.meta.update(model=model.metadata.name, dataset=Path(dataset_path).name,
                       n_test_stars=len(batch), seed=seed)
     atomic_write(out_dir / "generative.ecsv",
                  lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
@@ -388,7 +387,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     flux_true, flux_err = _flux(truth, truth_err)
     stars = np.linspace(0, len(batch) - 1, 3).astype(int)
     fig, axes = plt.subplots(len(stars), len(inpainted), figsize=(12, 8), sharex=True,
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for j, (case, (filled, filled_err)) in enumerate(inpainted.items()):
         flux, flux_sigma = _flux(filled[stars], filled_err[stars])
         for i, star in enumerate(stars):
@@ -399,15 +398,16 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
                               color="C1", lw=1)
             lo, hi = INPAINTING_CASES[case][1]
             ax.axvspan(lo, hi, color="C0", alpha=0.06)
-            ax.set_ylabel("flux / G flux" if j == 0 else "")
+            ax.set_xlabel("")  # one label for each axis of the figure, below
+            ax.set_ylabel("")
             if i == 0:
                 ax.set_title(case.replace("_", " "))
             ax.text(0.02, 0.9, f"Gaia DR3 {batch.source_id[star]}", transform=ax.transAxes,
                     fontsize=7)
     axes[0, 0].legend(fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("wavelength [nm]")
-    fig.tight_layout()
+    fig.supxlabel(plotting.axis_label("wavelength", u.nm))
+    # flux per unit G-band flux (the token scale of the coefficients)
+    fig.supylabel(plotting.axis_label(r"$F_\lambda / F_G$", RELATIVE_FLUX_UNIT))
     save_figure(fig, out_dir / "inpainting_examples.png")
     plt.close(fig)
 
@@ -416,7 +416,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     for system, (flux, _) in generated.items():
         chi2 = _chi2(flux, flux_true_g, flux_err_g)
         ax.hist(np.log10(chi2), bins=50, histtype="step", label=system)
-    ax.set_xlabel("log10 reduced chi^2 (observed errors only)")
+    ax.set_xlabel(r"$\log_{10} \chi^2_\nu$ (observed errors only)")
     ax.set_ylabel("test stars")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -427,7 +427,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     plotting.kiel_diagram(train_labels["teff"] * u.K, train_labels["logg"], ax=ax, colorbar=False,
                           s=2, alpha=0.15)
     for k, (feh, (grid, pred, median)) in enumerate(kiel.items()):
-        ax.plot(pred, grid, color=f"C{k}", lw=2, label=f"model, [M/H] = {feh:+.1f}")
+        ax.plot(pred, grid, color=f"C{k}", lw=2, label=f"model, [M/H] = {feh:+.1f} dex")
         ax.plot(median, grid, color=f"C{k}", ls=":", lw=1.5)
     ax.legend(fontsize=8, title="dotted: training median", title_fontsize=8)
     fig.tight_layout()
@@ -437,12 +437,12 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     wl, a, curves, fitted, rv, r = extinction
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in range(len(a)):
-        ax.plot(wl, curves[k], color=f"C{k}", lw=1.5, label=f"A_K = {a[k]:g}")
+        ax.plot(wl, curves[k], color=f"C{k}", lw=1.5, label=f"$A_K$ = {a[k]:g} mag")
         ax.plot(wl, fitted[k], color=f"C{k}", ls="--", lw=1)
-    ax.set_xlabel("wavelength [nm]")
-    ax.set_ylabel("A(lambda) - A_G [mag]")
-    ax.set_title(f"generated (solid) vs F99 fit (dashed): R_V = {rv:.2f}, A_V/A_K = {r:.1f}",
-                 fontsize=9)
+    ax.set_xlabel(plotting.axis_label("wavelength", u.nm))
+    ax.set_ylabel(r"$A_\lambda - A_G$ [mag]")
+    ax.set_title(f"generated (solid) vs F99 fit (dashed): $R_V$ = {rv:.2f}, "
+                 f"$A_V/A_K$ = {r:.1f}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     save_figure(fig, out_dir / "extinction_sweep.png")
@@ -452,7 +452,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
     plotting.mass_age(train_labels["mass"] * u.solMass, train_labels["age"] * u.Gyr, ax=ax,
                       colorbar=False, s=2, alpha=0.15)
     for k, (feh, (grid, age)) in enumerate(mass_age.items()):
-        ax.plot(grid, age, color=f"C{k}", lw=2, label=f"model, [M/H] = {feh:+.1f}")
+        ax.plot(grid, age, color=f"C{k}", lw=2, label=f"model, [M/H] = {feh:+.1f} dex")
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, out_dir / "mass_age_sweep.png")

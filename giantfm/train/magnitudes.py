@@ -26,16 +26,19 @@ import math
 import numpy as np
 
 from .. import vocab
-from ..io.dataset import float_labels, load_dataset
 from ..prediction import PREDICTED_LABELS, finish_answers
 from ..results import inside_label_domain
 from ..tokens import from_token_scale, to_token_scale
 from .augment import FaintCopies
+from .datafile import float_labels, load_dataset
 from .scoring import (REFERENCES, calibration, experiment_inputs, metrics, reference_error,
                       request_answers)
 
-__all__ = ["DEFAULT_LEVELS", "parse_levels", "degraded_inputs", "red_clump_like",
-           "evaluate_by_magnitude", "magnitude_figure"]
+#: The system name of the model scored with synthesised G, BP and RP.
+SYNTHETIC_SYSTEM = "model (synthetic G, BP, RP)"
+
+__all__ = ["DEFAULT_LEVELS", "SYNTHETIC_SYSTEM", "parse_levels", "degraded_inputs",
+           "red_clump_like", "evaluate_by_magnitude", "magnitude_figure"]
 
 #: The levels of ``giantfm evaluate --magnitudes`` by default.
 DEFAULT_LEVELS = ("native", 14.0, 15.0, 16.0, 17.0, 17.65)
@@ -62,7 +65,7 @@ def parse_levels(text):
     return tuple(levels)
 
 
-def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
+def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True, gaia_photometry=True):
     """The input tokens of the stars at one level (XP coefficients and colours only).
 
     Parameters
@@ -71,7 +74,7 @@ def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
         The stars as stored.
     inputs : dict
         Their raw inputs (``{"xp": ..., "mags": ...}`` of
-        `giantfm.io.dataset.load_dataset`).
+        `giantfm.train.datafile.load_dataset`).
     level : 'native' or float
         G of the copies (stars fainter than it are copied at their own G).
     seed : int
@@ -79,18 +82,26 @@ def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True):
     truncate : bool
         Leave out the copies' coefficients beyond ``n_relevant_bases``, as
         ``giantfm.predict(..., truncate=True)`` does.
+    gaia_photometry : bool
+        False: the stars (copied at their own G at ``'native'``) come without
+        their G, BP and RP, as Gaia's XP files do, which `giantfm.predict`
+        synthesises from the coefficients (`giantfm.tokens.from_arrays`).
 
     Returns
     -------
     `~giantfm.tokens.TokenBatch`
         One row per star, in order.
     """
-    if level != "native":
+    if level != "native" or not gaia_photometry:
         copies = FaintCopies(batch, inputs, p_native=0.0)
-        rng = np.random.default_rng([seed, int(round(100 * float(level)))])
-        # every XP star copied, at G = max(level, its own); the others as stored
-        target = np.where(copies.has_xp, np.maximum(float(level), copies.mags["g"]), np.nan)
-        batch = copies.mixed(np.arange(len(batch)), target, rng, truncate=truncate)
+        native = level == "native"
+        rng = np.random.default_rng([seed, 0 if native else int(round(100 * float(level)))])
+        # every XP star copied, at G = max(level, its own) (its own at 'native': the star
+        # itself, without its photometry); the others as stored
+        floor = -np.inf if native else float(level)
+        target = np.where(copies.has_xp, np.maximum(floor, copies.mags["g"]), np.nan)
+        batch = copies.mixed(np.arange(len(batch)), target, rng, truncate=truncate,
+                             gaia_photometry=gaia_photometry)
     return experiment_inputs(batch, "xp_colours")
 
 
@@ -143,17 +154,17 @@ def _model_rows(model, tokens, level, labels, giant, domain, batch_size):
     names = list(PREDICTED_LABELS)
     raw_mean, raw_std = model.request(tokens, names, batch_size=batch_size, progress=False)
     out = []
-    if (model.metadata or {}).get("chain"):
+    if model.metadata.chain is not None:
         for system, share in (("model: direct", 0.0), ("model: chain", 1.0)):
-            m, s = finish_answers(model, raw_mean, raw_std, {"mass": share, "age": share})
+            m, s = finish_answers(model, names, raw_mean, raw_std, {"mass": share, "age": share})
             out += [row for row in _rows(system, level, names, m, s, labels, giant, domain)
                     if row["label"] in vocab.MASS_AGE_NAMES]
-    mean, std = finish_answers(model, raw_mean, raw_std)
+    mean, std = finish_answers(model, names, raw_mean, raw_std)
     return out + _rows("model", level, names, mean, std, labels, giant, domain)
 
 
 def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=(), *, seed=0,
-                          batch_size=None, domain=None, truncate=None):
+                          batch_size=None, domain=None, truncate=None, synthetic_photometry=False):
     """Scores of the model and baselines on the test split at each magnitude level.
 
     Parameters
@@ -172,12 +183,17 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         Passed to ``request``.
     truncate : bool, optional
         As in `giantfm.predict`: leave out the copies' coefficients beyond
-        ``n_relevant_bases``; default the model's ``metadata['truncate']`` (True
+        ``n_relevant_bases``; default the model's metadata ``truncate`` (True
         when it records none).
     domain : dict, optional
         The label domain ``{label: (low, high)}`` outside which mass and age
-        are masked; default the model's ``metadata['label_domain']``, else the
+        are masked; default the model's metadata ``label_domain``, else the
         dataset label model's calibration ranges.
+    synthetic_photometry : bool, optional
+        Also score the model on the same stars without their G, BP and RP, as
+        Gaia's XP files come (`degraded_inputs` with ``gaia_photometry=False``:
+        the magnitudes synthesised from the coefficients), as system
+        ``'model (synthetic G, BP, RP)'``.
 
     Returns
     -------
@@ -195,18 +211,24 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     labels = float_labels(data["labels"]["test"])
     giant = np.asarray(data["labels"]["test"]["giant"], dtype=bool)
     if domain is None:
-        domain = (getattr(model, "metadata", None) or {}).get("label_domain")
+        domain = None if model is None else model.metadata.label_domain
     if domain is None:
         found = data["attrs"]["label_model"]["validation"]["domain"]
         domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
     if truncate is None:
-        truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
+        truncate = True if model is None else model.metadata.truncate
     names = list(vocab.LABEL_NAMES)
     rows = []
     for level in levels:
         tokens = degraded_inputs(batch, inputs, level, seed=seed, truncate=truncate)
         if model is not None:
             rows += _model_rows(model, tokens, level, labels, giant, domain, batch_size)
+        if model is not None and synthetic_photometry:
+            bare = degraded_inputs(batch, inputs, level, seed=seed, truncate=truncate,
+                                   gaia_photometry=False)
+            rows += [{**row, "system": SYNTHETIC_SYSTEM}
+                     for row in _model_rows(model, bare, level, labels, giant, domain, batch_size)
+                     if row["system"] == "model"]
         for baseline in baselines:
             targets = [n for n in names if n in baseline.targets]
             mean, std = request_answers(baseline, tokens, targets, batch_size)
@@ -223,6 +245,7 @@ def magnitude_figure(table, path, labels=vocab.LABEL_NAMES):
     """Scatter (and z MAD-std) against G level per label and system, written to ``path`` (PNG)."""
     from matplotlib.figure import Figure
 
+    from ..plotting import axis_label
     from ..utils import atomic_write
 
     giants = table[table["sample"] == "giants"]
@@ -242,12 +265,12 @@ def magnitude_figure(table, path, labels=vocab.LABEL_NAMES):
                     color=colours[system], ls="--" if system.startswith("model:") else "-")
         ax.set_xticks([x_of[lv] for lv in levels], [lv if lv == "native" else f"{float(lv):g}"
                                                     for lv in levels])
-        unit = rows["unit"][0] if len(rows) else ""
-        ax.set_title(f"{label} [{unit}]")
-        ax.set_xlabel("G of the copies")
-        ax.set_ylabel("MAD-std of residuals")
-        if k == 0 or len(set(rows["system"])) > len(set(giants[giants["label"] == labels[0]]
-                                                           ["system"])):
+        unit = rows["unit"][0] if len(rows) else None
+        ax.set_title(axis_label(label, unit))
+        ax.set_xlabel(axis_label("$G$ of the copies", "mag"))
+        ax.set_ylabel("MAD-std of " + axis_label(label, unit, delta=True))
+        first = giants[giants["label"] == labels[0]]
+        if k == 0 or len(set(rows["system"])) > len(set(first["system"])):
             ax.legend(fontsize=7)
     fig.suptitle("test-split giants at fainter magnitudes (faint copies, giantfm.xp.noise)")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

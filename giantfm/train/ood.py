@@ -14,12 +14,14 @@ what a model needs for that, on a dataset file:
   validation giant exceeds the scale of a given measure 0.3 % of the time and
   any of them about 1 %.
 
-``tools/bundle_model.py`` records the result as the model's ``metadata['ood']``.
+`giantfm.train.bundle` records the result as the model's
+`~giantfm.metadata.OODCalibration` (``metadata.ood``).
 """
 import numpy as np
 
-from ..io.dataset import load_dataset
+from ..metadata import OODCalibration
 from .augment import FaintCopies
+from .datafile import load_dataset
 from .scoring import experiment_inputs
 
 __all__ = ["calibrate_ood", "star_inputs", "OOD_QUANTILE", "RIDGE"]
@@ -54,7 +56,7 @@ def _sample(batch, inputs, giant, n, rng, p_native, truncate):
 
 def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, seed=0,
                   quantile=OOD_QUANTILE, batch_size=None):
-    """The ``metadata['ood']`` of ``model`` (see the module docstring).
+    """The OOD calibration of ``model`` (see the module docstring).
 
     Parameters
     ----------
@@ -69,16 +71,16 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
 
     Returns
     -------
-    dict
-        ``embedding_mean`` (d,), ``embedding_precision`` (d, d) as lists,
-        ``scales`` (``g``, ``colour``, ``embedding``), ``quantile``, and the
-        numbers of stars used.
+    `~giantfm.metadata.OODCalibration`
+        ``embedding_mean`` (d,), ``embedding_precision`` (d, d), ``scales``
+        (``g``, ``colour``, ``embedding``), ``quantile``, and the numbers of
+        stars used.
     """
     from ..results import embedding_distance
 
     rng = np.random.default_rng(seed)
     data = load_dataset(dataset_path)
-    truncate = (getattr(model, "metadata", None) or {}).get("truncate", True)
+    truncate = model.metadata.truncate
     reference = _sample(data["train"], data["inputs"]["train"], None, n_reference, rng, 0.3,
                         truncate)
     _, _, embedded = model.request(reference, ["teff"], batch_size=batch_size, progress=False,
@@ -87,8 +89,9 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
     mean = embedded.mean(axis=0)
     covariance = np.cov(embedded, rowvar=False)
     covariance += RIDGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-    ood = {"embedding_mean": mean.tolist(),
-           "embedding_precision": np.linalg.inv(covariance).tolist()}
+    # the scales are measured next, with this distance: a placeholder of 1 each until then
+    ood = OODCalibration(mean, np.linalg.inv(covariance), {"g": 1.0, "colour": 1.0,
+                                                           "embedding": 1.0}, quantile)
 
     giant = np.asarray(data["labels"]["val"]["giant"], dtype=bool)
     validation = _sample(data["val"], data["inputs"]["val"], giant, n_validation, rng, 0.3,
@@ -98,11 +101,9 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
     ok = validation.ok
     distance = embedding_distance(embedded[ok], ood)
     consistency = np.abs(validation.consistency[ok])
-    ood["scales"] = {
+    ood.scales = {
         "g": float(np.nanpercentile(consistency[:, 0], quantile)),
         "colour": float(np.nanpercentile(consistency[:, 1], quantile)),
         "embedding": float(np.nanpercentile(distance, quantile))}
-    ood.update(quantile=quantile, n_reference=int(len(reference)),
-               n_validation=int(ok.sum()), seed=seed)
+    ood.n_reference, ood.n_validation, ood.seed = int(len(reference)), int(ok.sum()), seed
     return ood
-

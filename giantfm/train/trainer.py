@@ -1,6 +1,6 @@
 """The training driver: ``giantfm train``, the command line of `giantfm.model.train`.
 
-Reads a training-set file (`giantfm.io.dataset.load_dataset`: its ``train``
+Reads a training-set file (`giantfm.train.datafile.load_dataset`: its ``train``
 and ``val`` splits), trains the token-set transformer on one device and
 writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`),
 ``metrics.csv`` (one row per epoch), ``checkpoint.pt`` and, with ``--half``,
@@ -23,10 +23,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..io.dataset import load_dataset
 from ..model.network import PRESETS, ModelConfig
 from ..model.training import TrainConfig, train
 from .augment import FaintCopies, with_faint_copies
+from .datafile import load_dataset
 
 __all__ = ["main"]
 
@@ -88,9 +88,10 @@ def main(argv=None):
                   stop_after_minutes=args.stop_after_minutes)
     if args.half:
         model.save(out / "final", half=True)
-    best = model.metadata.get("best_metrics", {})
-    print(f"trained {model!r}: {model.metadata['epochs_run']} epochs, best epoch "
-          f"{model.metadata.get('best_epoch')}, " +
+    record = model.metadata.training
+    best = record.get("best_metrics", {})
+    print(f"trained {model!r}: {record['epochs_run']} epochs, best epoch "
+          f"{record.get('best_epoch')}, " +
           ", ".join(f"{k}={v:.4f}" for k, v in best.items()))
     return model
 

@@ -79,15 +79,13 @@ class XPCoefficients:
         ``k``; see `PHOTOMETRY_ALIASES`); NaN where missing.
     reason : `numpy.ndarray` (n,) object
         Empty for usable stars, else why the star has no coefficients.
-    g_synthetic : `numpy.ndarray` (n,) bool
-        True where ``mags['g']`` was synthesised from the spectrum itself
-        (`giantfm.xp.photometry.synthetic_g`) rather than measured.
     notes : `numpy.ndarray` (n,) object
         What the reader could not read in each row (a cell that is not a
         number, say: left out, the rest of the row read); empty for most.
     columns : dict
         The input's own column names of what was read (``'g'``, ... for the
-        magnitudes, ``'bp'``, ``'bp_err'``, ...), so that later notes name them.
+        magnitudes; ``'bp_coefficients'``, ``'bp_coefficient_errors'``, ... for
+        the coefficients), so that later notes name them.
     """
 
     source_id: np.ndarray
@@ -103,7 +101,6 @@ class XPCoefficients:
     rp_standard_deviation: np.ndarray = None
     mags: dict = field(default_factory=dict)
     reason: np.ndarray = None
-    g_synthetic: np.ndarray = None
     notes: np.ndarray = None
     columns: dict = field(default_factory=dict)
 
@@ -128,8 +125,6 @@ class XPCoefficients:
         if self.reason is None:
             self.reason = missing_reason(self.bp, self.rp)
         self.reason = np.asarray(self.reason, dtype=object)
-        self.g_synthetic = (np.zeros(n, bool) if self.g_synthetic is None
-                            else np.asarray(self.g_synthetic, dtype=bool))
         self.notes = (np.full(n, "", dtype=object) if self.notes is None
                       else np.asarray(self.notes, dtype=object))
         self.columns = dict(self.columns)
@@ -145,5 +140,5 @@ class XPCoefficients:
             self.rp_err[rows], take(self.bp_corr), take(self.rp_corr),
             self.bp_n_relevant[rows], self.rp_n_relevant[rows],
             self.bp_standard_deviation[rows], self.rp_standard_deviation[rows],
-            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.g_synthetic[rows],
-            self.notes[rows], self.columns)
+            {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.notes[rows],
+            self.columns)

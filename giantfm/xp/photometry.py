@@ -13,10 +13,21 @@ import numpy as np
 
 from .basis import passbands
 
-__all__ = ["synthetic_photometry", "synthetic_g", "MAG_PER_FRACTION"]
+__all__ = ["synthetic_photometry", "synthetic_g", "MAG_PER_FRACTION", "SYNTHETIC_MAGNITUDES",
+           "SYNTHETIC_OFFSET", "SYNTHETIC_SCATTER"]
 
 #: 2.5 / ln(10): magnitude error per unit fractional flux error.
 MAG_PER_FRACTION = 2.5 / np.log(10)
+#: The magnitudes the coefficients synthesise, by short name (`giantfm.vocab.MAGNITUDE_NAMES`).
+SYNTHETIC_MAGNITUDES = ("g", "bp", "rp")
+#: Median of synthetic minus measured magnitudes (mag) and its MAD-std, on the training split
+#: of giantfm-dataset-v3 (24,819 XP x APOGEE stars, G 5.7-15;
+#: ``tools/measure_synthetic_photometry.py``; the test split agrees to 0.0001 mag).
+#: `giantfm.tokens` subtracts the offset from a magnitude it synthesises in place of a
+#: missing one, so that it sits on the scale of the measured photometry the models were
+#: trained with, and adds the scatter to its error.
+SYNTHETIC_OFFSET = {"g": -0.0029, "bp": -0.0079, "rp": -0.0009}
+SYNTHETIC_SCATTER = {"g": 0.0030, "bp": 0.0035, "rp": 0.0013}
 
 
 def synthetic_photometry(bp, rp, bp_err=None, rp_err=None):

@@ -19,7 +19,9 @@ coefficient columns in a table, tried for each band:
   ``bp_coeff_0 .. bp_coeff_54`` with errors ``e_bp_coeff_0 ..`` (VizieR /
   ``xp_continuous_first2000.fits``).
 
-A new release's layout (Gaia DR4, say) is one more entry of either list.
+A new input layout is one more entry of either list, and a new file format one
+entry of `giantfm.io.tables.TABLE_FORMATS`. (A new *release* takes more: see
+"Developing giantfm" in the documentation for what Gaia DR4 will need.)
 Photometry found next to the coefficients is picked up by name (see
 `PHOTOMETRY_ALIASES`). A star whose coefficients are all missing, NaN or masked
 keeps its row, with NaN coefficients and a ``reason``; nothing is dropped or
@@ -35,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from ..flags import reason
-from ..utils._files import read_file
+from ..io.tables import read_table
 from ..vocab import N_COEFFICIENTS
 from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients, find_column,
                            missing_reason)
@@ -70,7 +72,8 @@ def _is_spectrum(data):
 def as_table(data):
     """Any tabular input as an astropy `~astropy.table.Table` (columns are not copied).
 
-    A Table or QTable is returned as it is; a path is read with `Table.read`;
+    A Table or QTable is returned as it is; a path is read by
+    `giantfm.io.tables.read_table` (the one reading path, by the file's extension);
     the dict of ``Gaia.load_data`` (``{file name: [Table, ...]}``) becomes one
     stacked table; a `pandas.DataFrame`, a dict of columns or a numpy
     structured array becomes a Table.
@@ -80,7 +83,7 @@ def as_table(data):
     FileNotFoundError
         A path that does not exist.
     ValueError
-        A file that `Table.read` cannot read.
+        A file that cannot be read as a table.
     TypeError
         Anything else.
     """
@@ -89,10 +92,7 @@ def as_table(data):
     if isinstance(data, Table):
         return data
     if isinstance(data, (str, os.PathLike)):
-        path = os.fspath(data)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such file: {path!r}")
-        return read_file(path)
+        return read_table(data)
     if isinstance(data, dict) and data and all(
             isinstance(v, (list, tuple)) and v and all(isinstance(t, Table) for t in v)
             for v in data.values()):
@@ -458,9 +458,9 @@ def _read_columns(table, correlations):
     columns = {short: find_column(table.colnames, aliases)
                for short, aliases in PHOTOMETRY_ALIASES.items()}
     for band in ("bp", "rp"):
-        columns[band] = find_column(table.colnames, (f"{band}_coefficients",))
-        columns[f"{band}_err"] = find_column(table.colnames, (f"{band}_coefficient_errors",
-                                                               f"{band}_coefficients_errors"))
+        columns[f"{band}_coefficients"] = find_column(table.colnames, (f"{band}_coefficients",))
+        columns[f"{band}_coefficient_errors"] = find_column(
+            table.colnames, (f"{band}_coefficient_errors", f"{band}_coefficients_errors"))
     mags = read_photometry(table, n, notes)
     return XPCoefficients(source_id=source_id, mags=mags, reason=reason, notes=notes,
                           columns={k: v for k, v in columns.items() if v is not None},

@@ -14,11 +14,12 @@ star per row, the spectral axis last (or wherever ``spectral_axis_index``
 says).
 
 The coefficients are normalised by the star's G-band flux. A spectrum whose
-``meta`` carries no G magnitude (any name of
-`giantfm.xp.coefficients.PHOTOMETRY_ALIASES`) gets a *synthetic* G from its own
-coefficients: `synthetic_g` applies GaiaXPy's Gaia DR3 (Vega) G filter, a
-linear functional of the 110 coefficients (Montegriffo et al. 2023), so the
-normalisation follows from the spectrum alone.
+``meta`` carries no G, BP or RP magnitude (any name of
+`giantfm.xp.coefficients.PHOTOMETRY_ALIASES`) is tokenised, as any input
+without them, with the magnitudes synthesised from its own coefficients
+(`giantfm.tokens.from_arrays`, `giantfm.xp.photometry`: GaiaXPy's Gaia DR3
+(Vega) filters are linear functionals of the 110 coefficients, Montegriffo
+et al. 2023), so the normalisation follows from the spectrum alone.
 """
 import warnings
 
@@ -30,10 +31,10 @@ from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
 from .coefficients import PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients
 from .noise import load_noise_model
-from .photometry import synthetic_g
 from .sampling import estimate_coefficient_errors, flux_to_coefficients
 
 __all__ = ["spectrum_to_coefficients"]
+
 
 def _meta_column(meta, aliases, n):
     """A per-star value from ``spectrum.meta`` (scalar or length-n), or None."""
@@ -103,10 +104,10 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     -------
     xp : `XPCoefficients`
         Coefficients (archive units, e-/s) and errors from the fit, no
-        ``n_relevant`` (no truncation), magnitudes from ``meta``; where G is
-        missing, the synthetic G of `synthetic_g` (flagged in
-        ``xp.g_synthetic``). A star that cannot be fitted (too few good
-        samples) keeps its row, with NaN coefficients and a ``reason``.
+        ``n_relevant`` (no truncation), magnitudes from ``meta`` (NaN where
+        missing: tokenising synthesises them). A star that cannot be fitted
+        (too few good samples) keeps its row, with NaN coefficients and a
+        ``reason``.
 
     Raises
     ------
@@ -195,9 +196,6 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
         value = _meta_column(meta, aliases, n)
         if value is not None:
             mags[short] = value
-    g = mags.get("g", np.full(n, np.nan))
-    g_synthetic = ~np.isfinite(g)
-    mags["g"] = np.where(g_synthetic, synthetic_g(fit.bp, fit.rp), g)
     # The fit's own covariance is ruled by the directions a sampled spectrum barely
     # constrains (errors thousands of times the archive's): the coefficients get the
     # typical DR3 error shape of their flux instead, scaled to the spectrum's flux errors
@@ -211,4 +209,4 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
             wavelength=None if on_default else wavelength)
     return XPCoefficients(source_id=_meta_source_id(meta, n), bp=fit.bp, rp=fit.rp,
                           bp_err=bp_err, rp_err=rp_err, bp_corr=bp_corr,
-                          rp_corr=rp_corr, mags=mags, reason=reason, g_synthetic=g_synthetic)
+                          rp_corr=rp_corr, mags=mags, reason=reason)
