@@ -16,6 +16,7 @@ from .flags import decode_flags
 from . import examples
 from .prediction import predict, request
 from .generation import generate_spectrum, inpaint
+from .embedding import embed, similar
 # dask, distributed, lsdb and pyarrow are imported only when these run
 from .scale import predict_catalog, predict_files
 from .io.tables import read_table, write_table
@@ -34,8 +35,9 @@ __citation__ = __bibtex__ = """\
 """
 
 __all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
-           "generate_spectrum", "predict_files", "predict_catalog", "load_model", "fetch_xp",
-           "tokenize", "examples", "read_table", "write_table", "decode_flags"]
+           "generate_spectrum", "embed", "similar", "predict_files", "predict_catalog",
+           "load_model", "fetch_xp", "tokenize", "examples", "read_table", "write_table",
+           "decode_flags"]
 
 
 def load_model(path_or_name=None, device=None):

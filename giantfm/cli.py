@@ -255,7 +255,7 @@ def _non_negative_int(text):
 
 # How the example's labels are printed (the references of a label print as the label does).
 _EXAMPLE_FORMATS = {"teff": ".0f", "logg": ".2f", "m_h": ".2f", "alpha_m": ".3f", "mass": ".2f",
-                    "age": ".1f"}
+                    "age": ".1f", "p_rc": ".2f"}
 
 
 def _cmd_example(args):

@@ -63,7 +63,8 @@ def compare(stars, result):
     `~astropy.table.QTable`
         ``source_id`` and ``apogee_id`` when known, then for each label its
         prediction, ``<label>_err`` and, where ``stars`` has it, the
-        reference column; ``flag`` and ``reason``. ``meta['scatter']`` holds,
+        reference column (``p_rc`` with ``evstate``, without a reference);
+        ``flag`` and ``reason``. ``meta['scatter']`` holds,
         per label with a reference, ``reference`` (the column), ``n`` (stars
         with both), ``bias`` (median of prediction - reference) and ``sigma``
         (its MAD-std), as Quantities.
@@ -80,7 +81,7 @@ def compare(stars, result):
     for name in LABEL_NAMES:
         if name not in result.colnames:
             continue
-        for column in (name, f"{name}_err"):
+        for column in (name, f"{name}_err") + (("evstate",) if name == "p_rc" else ()):
             if column in result.colnames:
                 table[column] = result[column]
         reference = REFERENCE_COLUMNS.get(name)

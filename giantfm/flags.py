@@ -18,8 +18,8 @@ Each reason has a stable ``code`` and ``bit``, the step of the flow that
 finds it and what it does to the row (``effect``):
 
 * ``'row'``: nothing is predicted, every output is masked;
-* ``'mass_age'``: mass and age are masked, the other labels kept;
-* ``'evstate'``: the evolutionary state (``p_rc``, ``evstate``) is masked;
+* ``'label_model'``: what the label model teaches -- mass, age and the
+  evolutionary state (``p_rc``, ``evstate``) -- is masked, the other labels kept;
 * ``'input'``: an input value was left out, replaced or made up (with a note
   saying how) and the star predicted from the rest;
 * ``'none'``: the prediction stands, with a warning (``flags`` says whether
@@ -117,14 +117,15 @@ _ALL = (
            "The star has tokens, but none the model reads (only high-order coefficients, "
            "say)."),
     # ------------------------------------------------------------------ results
-    Reason("outside_label_domain", 9, "outside the mass-age label domain ({limits}): mass and "
-           "age masked", "mass_age", False, "results",
-           "The mass and age labels the model learnt come from a label model calibrated on "
-           "asteroseismic giants inside a box of Teff, log g, [M/H] and [alpha/M] "
-           "(``meta['label_domain']``); elsewhere they would be extrapolations. The text "
-           "names the limits the star's labels (predicted, or given as inputs) break. The "
-           "other labels are kept and the row is not flagged."),
-    Reason("out_of_distribution", 10, "unlike the training stars (ood_score {score:.3g} > 1: "
+    Reason("outside_label_domain", 9, "outside the label model's domain ({limits}): mass, age "
+           "and evolutionary state masked", "label_model", False, "results",
+           "The mass, age and evolutionary-state labels the model learnt come from a label "
+           "model calibrated on asteroseismic giants inside a box of Teff, log g, [M/H] and "
+           "[alpha/M] (``meta['label_domain']``); elsewhere -- dwarfs, the upper giant branch, "
+           "metal-poor stars -- they would be extrapolations. The text names the limits the "
+           "star's labels (predicted, or given as inputs) break. The other labels are kept "
+           "and the row is not flagged."),
+    Reason("out_of_distribution", 10, "unlike the training stars (ood_score {score:.2f} > 1: "
            "{detail})", "none", True, "results",
            "The star's inputs are unlike any the model was trained on (see the "
            "``ood_score`` column): its labels are extrapolations, kept but flagged."),
@@ -132,6 +133,11 @@ _ALL = (
            "results", "Labels given as inputs (to `giantfm.request` or "
            "`giantfm.generate_spectrum`) lie outside those of the training set: the answer "
            "is an extrapolation, kept but flagged."),
+    Reason("no_embedding", 13, "no embedding (masked or not finite in the embedding column)",
+           "row", True, "results",
+           "A query star of `giantfm.similar` given as an embedding table whose ``embedding`` "
+           "is masked or not finite, with no reason of its own (a table made outside "
+           "`giantfm.embed`): it has no neighbours."),
 )
 
 #: Every reason, by code.

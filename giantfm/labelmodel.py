@@ -44,7 +44,8 @@ from .vocab import SPECTROSCOPIC_LABEL_NAMES
 
 __all__ = ["FEATURES", "MISSING", "EVSTATE_CODES", "STATES", "FORMAT_VERSION",
            "PROBABILITY_CALIBRATIONS", "LabelDomain", "LabelModel", "feature_matrix",
-           "calibrate_probability", "combine_states", "load_label_model", "chain_answers",
+           "calibrate_probability", "combine_states", "combine_probabilities",
+           "load_label_model", "chain_answers",
            "LABEL_MODEL_DIR"]
 
 #: The APOGEE labels the model works from, in this order.
@@ -560,6 +561,26 @@ def load_label_model(path):
     return model
 
 
+def combine_probabilities(p_network, p_label_model, weight):
+    """The network's probability combined with the label model's, in log-odds:
+    ``logistic((1 - w) logit(p_network) + w logit(p_label_model))``.
+
+    ``weight`` w is the label model's share (0 keeps the network's); where one
+    of the two is not finite the other is kept. Probabilities are clipped to
+    [1e-6, 1 - 1e-6] first, so that a 0 or 1 does not decide alone.
+    """
+    p_net, p_lm = (np.asarray(p, dtype=float) for p in (p_network, p_label_model))
+    w = float(weight)
+
+    def logit(p):
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+    with np.errstate(invalid="ignore"):
+        both = np.isfinite(p_net) & np.isfinite(p_lm)
+        mixed = 1.0 / (1.0 + np.exp(-((1 - w) * logit(p_net) + w * logit(p_lm))))
+        return np.where(both, mixed, np.where(np.isfinite(p_net), p_net, p_lm))
+
+
 def chain_answers(label_model, names, mean, std, chain):
     """Mass and age of the network combined with the label model's of the network's labels.
 
@@ -573,13 +594,19 @@ def chain_answers(label_model, names, mean, std, chain):
         The network's answers in token scale (``age`` is log10(age / Gyr)).
     chain : dict
         ``weights``: ``{'mass': w, 'age': w}``, the label model's share,
-        measured on validation stars by `giantfm.train.calibration.calibrate_answers`.
+        measured on validation stars by `giantfm.train.calibration.calibrate_answers`;
+        with ``'p_rc': w`` too where ``names`` hold ``p_rc`` and the label
+        model is state-aware: the network's P(RC) is then combined with the
+        label model's classifier on the network's labels
+        (`combine_probabilities`), and the label model's states are mixed by
+        that combined P(RC).
 
     Returns
     -------
     mean, std : arrays
-        Copies: ``mean`` with its ``mass`` and ``age`` columns combined where the
-        network gave all four labels (elsewhere as it was); ``std`` as given,
+        Copies: ``mean`` with its ``mass`` and ``age`` (and ``p_rc``) columns
+        combined where the network gave all four labels (elsewhere as it
+        was); ``std`` as given,
         the network's uncertainty, which `giantfm.train.calibration` scales to
         the combination's measured scatter (``metadata['uncertainty_scale']``).
     """
@@ -593,7 +620,17 @@ def chain_answers(label_model, names, mean, std, chain):
     im, ia = names.index("mass"), names.index("age")
     ok = np.isfinite(features).all(axis=1) & np.isfinite(mean[:, im]) & np.isfinite(mean[:, ia])
     if ok.any():
-        raw = label_model.quantiles(features[ok])
+        if label_model.state_aware:
+            parts = label_model.quantiles_by_state(features[ok])
+            if "p_rc" in names:
+                ip = names.index("p_rc")
+                mean[ok, ip] = combine_probabilities(mean[ok, ip], parts["p_rc"],
+                                                     chain["weights"].get("p_rc", 0.0))
+                parts["p_rc"] = np.where(np.isfinite(mean[ok, ip]), mean[ok, ip],
+                                         parts["p_rc"])
+            raw = combine_states(parts)
+        else:
+            raw = label_model.quantiles(features[ok])
         for column, target, key in ((im, "mass", "mass"), (ia, "log_age", "age")):
             w = float(chain["weights"][key])
             mean[ok, column] = (1 - w) * mean[ok, column] + w * raw[target][0]

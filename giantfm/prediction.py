@@ -16,8 +16,8 @@ from . import results, tokens, vocab
 from .config import conf, resolve_batch_size
 from .labelmodel import LABEL_MODEL_DIR, chain_answers, load_label_model
 
-__all__ = ["predict", "request", "ask", "answer", "answer_labels", "finish_answers",
-           "label_model_of", "get_model", "PREDICTED_LABELS"]
+__all__ = ["predict", "request", "ask", "answer", "finish_answers",
+           "label_model_of", "get_model", "as_batch", "PREDICTED_LABELS"]
 
 #: The labels `predict` returns, in this order.
 PREDICTED_LABELS = vocab.LABEL_NAMES
@@ -93,7 +93,7 @@ def answer(net, batch, names, *, batch_size=None, progress=None):
     """
     asked = list(names)
     if any(name in PREDICTED_LABELS for name in asked):
-        asked += [name for name in PREDICTED_LABELS if name not in asked]
+        asked += [name for name in PREDICTED_LABELS if name not in asked and net.knows(name)]
     metadata = net.metadata
     _, mean, std, *embedded = ask(batch, asked, model=net, batch_size=batch_size,
                                   progress=progress, embedding=metadata.ood is not None)
@@ -110,8 +110,9 @@ def _answer_table(net, batch, names, *, batch_size, progress):
             "inputs": results.describe_inputs(batch, net.input_names)}
     result = results.finish(results.results_table(batch, asked, mean, std, meta), batch,
                             net.metadata, embedding=embedded)
-    extra = [c for name in asked[len(names):] for c in (name, f"{name}_err")]
-    result.remove_columns(extra)
+    extra = [c for name in asked[len(names):] for c in (name, f"{name}_err")
+             + (("evstate",) if name in vocab.STATE_NAMES else ())]
+    result.remove_columns([c for c in extra if c in result.colnames])
     if net.metadata.chain is not None and any(n in vocab.MASS_AGE_NAMES for n in names):
         result.meta["chain"] = dataclasses.asdict(net.metadata.chain)
     return result
@@ -156,15 +157,16 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     >>> dwarf = giantfm.request({"teff": [5800], "logg": [4.4], "m_h": [0.0]}, ["mass", "age"])
     >>> bool(dwarf["mass"].mask[0])
     True
-    >>> print(dwarf["reason"][0])
-    outside the mass-age label domain (teff 5800 > 5115, logg 4.4 > 3.289): mass and age masked
+    >>> print(dwarf["reason"][0])  # doctest: +NORMALIZE_WHITESPACE
+    outside the label model's domain (teff 5800 > 5115, logg 4.4 > 3.289): mass, age and
+    evolutionary state masked
     """
     names = [outputs] if isinstance(outputs, str) else list(outputs)
     if not names:
         raise ValueError("outputs is empty: name at least one token to predict")
     vocab.token_ids(names)  # unknown names raise here, before any work
     net = get_model(device=device, model=model)
-    batch = _as_batch(inputs, photometry=photometry, truncate=_truncate(truncate, net))
+    batch = as_batch(inputs, net, photometry=photometry, truncate=truncate)
     return _answer_table(net, batch, names, batch_size=batch_size, progress=progress)
 
 
@@ -239,29 +241,18 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         and the inputs the model read.
     """
     net = get_model(device=device, model=model)
-    batch = _as_batch(data, photometry=photometry, truncate=_truncate(truncate, net))
-    return _answer_table(net, batch, PREDICTED_LABELS, batch_size=batch_size, progress=progress)
-
-
-def answer_labels(net, batch, *, batch_size=None, progress=None):
-    """The answers for `PREDICTED_LABELS` as `predict` gives them, in token scale.
-
-    Returns
-    -------
-    mean, std : arrays (n_stars, 6)
-    embedded : array (n_stars, d) or None
-        The stars' embeddings when the model has an OOD calibration.
-    """
-    _, mean, std, embedded = answer(net, batch, PREDICTED_LABELS, batch_size=batch_size,
-                                    progress=progress)
-    return mean, std, embedded
+    batch = as_batch(data, net, photometry=photometry, truncate=truncate)
+    # a model made before a label existed (p_rc: vocabulary version 2) answers without it
+    names = [name for name in PREDICTED_LABELS if net.knows(name)]
+    return _answer_table(net, batch, names, batch_size=batch_size, progress=progress)
 
 
 def finish_answers(net, names, mean, std, chain_weights=None):
     """The network's own answers for ``names`` turned into what the verbs answer.
 
-    Where ``names`` hold all of `PREDICTED_LABELS` and the model records a
-    chain, mass and age are chained (`giantfm.labelmodel.chain_answers`) with
+    Where ``names`` hold Teff, log g, [M/H], [alpha/M], mass and age
+    (`giantfm.vocab.VALUE_LABEL_NAMES`) and the model records a chain, mass and
+    age are chained (`giantfm.labelmodel.chain_answers`) with
     its weights, or with ``chain_weights`` (``{'mass': w, 'age': w}``: 0 keeps
     the network's own, 1 takes the label model's); every token the model
     records an uncertainty scale for has its standard deviation scaled.
@@ -271,7 +262,7 @@ def finish_answers(net, names, mean, std, chain_weights=None):
     metadata = net.metadata
     names = list(names)
     mean, std = np.array(mean, dtype=float), np.array(std, dtype=float)
-    if metadata.chain is not None and all(name in names for name in PREDICTED_LABELS):
+    if metadata.chain is not None and all(name in names for name in vocab.VALUE_LABEL_NAMES):
         weights = metadata.chain.weights if chain_weights is None else chain_weights
         mean, std = chain_answers(label_model_of(net), names, mean, std, {"weights": weights})
     for name, factor in metadata.uncertainty_scale.items():
@@ -294,12 +285,30 @@ def label_model_of(net):
     return _LABEL_MODELS[path]
 
 
-def _truncate(truncate, net):
-    """``truncate`` as given, or the model's choice (None)."""
-    return net.metadata.truncate if truncate is None else bool(truncate)
+def as_batch(inputs, net, *, photometry=None, truncate=None):
+    """The verbs' one reading of their inputs: ``inputs`` as a `~giantfm.tokens.TokenBatch`.
 
+    Parameters
+    ----------
+    inputs : table, path, `specutils.Spectrum`, dict or `~giantfm.tokens.TokenBatch`
+        What `request` accepts: a `TokenBatch` is returned as it is, a mapping
+        of token names to values goes through `giantfm.tokens.from_mapping`,
+        anything else (a table, other dicts, a path, a Spectrum) through
+        `giantfm.tokens.tokenize`.
+    net : `giantfm.model.TrainedModel`
+        The model that will read the batch (its choice of ``truncate``).
+    photometry : table, optional
+        Passed to `giantfm.tokens.tokenize`.
+    truncate : bool, optional
+        Passed to `giantfm.tokens.tokenize`; None: the model's choice
+        (`giantfm.metadata.ModelMetadata.truncate`).
 
-def _as_batch(inputs, *, photometry, truncate):
+    Returns
+    -------
+    `~giantfm.tokens.TokenBatch`
+        One row per input star, in input order.
+    """
+    truncate = net.metadata.truncate if truncate is None else bool(truncate)
     if isinstance(inputs, tokens.TokenBatch):
         return inputs
     if isinstance(inputs, dict) and all(str(key).removesuffix("_err") in vocab.NAMES

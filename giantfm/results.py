@@ -2,16 +2,17 @@
 
 The network answers in token scale, as plain arrays (`giantfm.vocab`); a
 result has one row per input star, in input order, with ``source_id``, each
-requested quantity and ``<name>_err`` in vocabulary units, ``flag``, ``flags``
-and ``reason``. A row that cannot be predicted comes back masked with its
-reason, never dropped.
+requested quantity and ``<name>_err`` in vocabulary units (a probability such
+as ``p_rc`` has no ``_err``: it is its own uncertainty), ``flag``, ``flags``
+and ``reason``; with ``p_rc`` comes ``evstate``, the state it says. A row
+that cannot be predicted comes back masked with its reason, never dropped.
 
 Every verb's answers then go through the same checks, `finish`, in this order:
 
-1. mass and age are masked outside the label domain of the model that made
-   the training masses and ages (`mask_outside_label_domain`: the note names
-   the limits broken), and their errors include that label model's scatter
-   (`add_label_floor`);
+1. mass, age and the evolutionary state are masked outside the domain of the
+   label model that made the training masses, ages and states
+   (`mask_outside_label_domain`: the note names the limits broken), and the
+   mass and age errors include that label model's scatter (`add_label_floor`);
 2. ``ood_score``, how unlike the training stars the inputs are
    (`add_ood_score`), and the labels given as inputs checked against the
    training labels (`add_label_support`);
@@ -32,17 +33,23 @@ from .flags import reason as reason_text
 from .metadata import DEFAULT_LABEL_DOMAIN, ModelMetadata
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "finish", "inside_label_domain", "mask_outside_label_domain",
+__all__ = ["results_table", "finish", "add_evstate", "inside_label_domain",
+           "mask_outside_label_domain", "EVSTATE_THRESHOLD", "LABEL_MODEL_COLUMNS",
            "add_label_floor", "add_ood_score", "add_label_support", "label_support_reasons",
            "set_flags", "embedding_distance", "join_reasons", "model_meta", "describe_inputs",
            "empty_result", "prediction_units", "PREDICTION_COLUMNS", "CONSISTENCY_SCALES"]
 
-#: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order.
-PREDICTION_COLUMNS = tuple(c for name in vocab.LABEL_NAMES
-                           for c in (name, f"{name}_err")) + ("ood_score", "flag", "flags",
-                                                              "reason")
-#: The columns of `PREDICTION_COLUMNS` that are not a label or its error.
+#: The columns of the status of a row, after its labels.
 _STATUS_COLUMNS = ("ood_score", "flag", "flags", "reason")
+#: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order:
+#: each label of kind ``value`` with its ``_err``, ``p_rc`` and ``evstate``, the status.
+PREDICTION_COLUMNS = tuple(c for name in vocab.VALUE_LABEL_NAMES for c in (name, f"{name}_err")) \
+    + vocab.STATE_NAMES + ("evstate",) + _STATUS_COLUMNS
+#: The columns that come from what the label model teaches: masked outside its domain.
+LABEL_MODEL_COLUMNS = tuple(c for name in vocab.MASS_AGE_NAMES
+                            for c in (name, f"{name}_err")) + vocab.STATE_NAMES + ("evstate",)
+#: ``evstate`` is 'RC' where ``p_rc`` is at least this, else 'RGB'.
+EVSTATE_THRESHOLD = 0.5
 
 #: The ``ood_score`` scales of the two photometric-consistency measures for a model
 #: that records none (see `add_ood_score`).
@@ -117,7 +124,8 @@ def results_table(batch, names, mean, std, meta):
         unit = vocab.token_unit(name)
         bad = ~np.isfinite(value) | (failure != "")
         result[name] = Masked(np.where(bad, np.nan, value) * unit, mask=bad)
-        result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * unit, mask=bad)
+        if not vocab.is_probability(name):
+            result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * unit, mask=bad)
     result["flag"] = failure != ""
     # the notes on left-out inputs come after a failure: they are why, or the detail
     result["reason"] = join_reasons(failure, batch.notes).astype(str)
@@ -143,7 +151,8 @@ def finish(result, batch, metadata, *, embedding=None):
     if not isinstance(metadata, ModelMetadata):
         raise TypeError(f"metadata must be a giantfm.metadata.ModelMetadata, "
                         f"got {type(metadata).__name__}")
-    if any(name in result.colnames for name in vocab.MASS_AGE_NAMES):
+    add_evstate(result)
+    if any(name in result.colnames for name in LABEL_MODEL_COLUMNS):
         domain = metadata.label_domain
         mask_outside_label_domain(result, DEFAULT_LABEL_DOMAIN if domain is None else domain,
                                   batch)
@@ -152,6 +161,23 @@ def finish(result, batch, metadata, *, embedding=None):
     add_label_support(result, batch, metadata.label_support)
     set_flags(result)
     return result
+
+
+def add_evstate(result):
+    """Add ``evstate`` after ``p_rc`` (where the result has it): ``'RC'`` where ``p_rc`` is at
+    least `EVSTATE_THRESHOLD`, else ``'RGB'``; masked where ``p_rc`` is."""
+    from astropy.table import MaskedColumn
+
+    if "p_rc" not in result.colnames:
+        return
+    p = np.asarray(result["p_rc"].unmasked.value, dtype=float)
+    mask = np.asarray(result["p_rc"].mask) | ~np.isfinite(p)
+    with np.errstate(invalid="ignore"):
+        state = np.where(p >= EVSTATE_THRESHOLD, "RC", "RGB")
+    result.add_column(MaskedColumn(state, mask=mask, dtype="U3"), name="evstate",
+                      index=result.colnames.index("p_rc") + 1)
+    result["evstate"].info.description = (f"'RC' (core-helium burning) where p_rc >= "
+                                          f"{EVSTATE_THRESHOLD}, else 'RGB'")
 
 
 def join_reasons(first, second):
@@ -212,14 +238,15 @@ def _broken_limits(labels, domain, row):
 
 
 def mask_outside_label_domain(result, domain, batch):
-    """Mask mass and age of stars whose labels lie outside ``domain``, naming the limits.
+    """Mask mass, age and state of stars whose labels lie outside ``domain``, naming the limits.
 
-    The mass and age labels the network learned come from a label model
-    calibrated on asteroseismic giants in this domain; elsewhere (dwarfs,
-    upper giant branch, metal-poor stars) they are extrapolations. The domain
-    is tested on each star's input value of a label where it gave one, else on
-    the network's answer (`giantfm.request` asks for the labels it needs), and
-    is recorded in ``result.meta['label_domain']``.
+    The mass, age and evolutionary-state labels the network learned come from
+    a label model calibrated on asteroseismic giants in this domain; elsewhere
+    (dwarfs, upper giant branch, metal-poor stars) they are extrapolations.
+    The columns masked are those of `LABEL_MODEL_COLUMNS` the result has. The
+    domain is tested on each star's input value of a label where it gave one,
+    else on the network's answer (`giantfm.request` asks for the labels it
+    needs), and is recorded in ``result.meta['label_domain']``.
 
     Parameters
     ----------
@@ -229,16 +256,14 @@ def mask_outside_label_domain(result, domain, batch):
     batch : `~giantfm.tokens.TokenBatch`
         The stars' inputs.
     """
-    present = [name for name in vocab.MASS_AGE_NAMES if name in result.colnames]
+    present = [col for col in LABEL_MODEL_COLUMNS if col in result.colnames]
     if not present:
         return
     labels = _domain_labels(result, domain, batch)
     answered = ~np.asarray(result[present[0]].mask)
     outside = answered & ~inside_label_domain(labels, domain, len(result))
-    for name in present:
-        for col in (name, f"{name}_err"):
-            if col in result.colnames:
-                result[col].mask |= outside
+    for col in present:
+        result[col].mask |= outside
     _append_reason(result, outside, [
         reason_text("outside_label_domain", limits=_broken_limits(labels, domain, row))
         for row in np.flatnonzero(outside)])
@@ -321,7 +346,7 @@ def add_ood_score(result, batch, embedding=None, ood=None):
     quantile = 99.7 if ood is None else ood.quantile
     details = {"g": "its spectrum and its G disagree by {:.3g} sigma",
                "colour": "its spectrum and its BP - RP disagree by {:.3g} sigma",
-               "embedding": "its inputs lie {:.3g} times farther from the training stars than "
+               "embedding": "its inputs lie {:.2f} times farther from the training stars than "
                             f"{quantile:g} % of theirs"}
     texts = []
     for row in np.flatnonzero(over):
@@ -433,7 +458,7 @@ def prediction_units():
     """
     units = {}
     for column in PREDICTION_COLUMNS:
-        if column in _STATUS_COLUMNS:
+        if column in _STATUS_COLUMNS or column == "evstate":
             continue
         name = column[:-4] if column.endswith("_err") else column
         units[column] = vocab.token_unit(name).to_string()
@@ -446,6 +471,8 @@ def empty_result(rows=0):
     result = QTable()
     for name, unit in prediction_units().items():
         result[name] = np.zeros(rows) << u.Unit(unit)
+    result.add_column(np.zeros(rows, dtype="U3"), name="evstate",
+                      index=result.colnames.index("p_rc") + 1)
     result["flag"] = np.zeros(rows, dtype=bool)
     result["flags"] = np.zeros(rows, dtype=np.int64)
     result["reason"] = np.zeros(rows, dtype="U1")

@@ -25,7 +25,9 @@ def stars():
 def test_bundled_metadata_reads_into_attributes():
     saved = json.loads((BUNDLED_MODEL_DIR / CONFIG_FILE).read_text())["metadata"]
     metadata = ModelMetadata.from_dict(saved)
-    assert isinstance(metadata.chain, Chain) and set(metadata.chain.weights) == {"mass", "age"}
+    # the bundled label model is state-aware: the chain combines p_rc too
+    assert isinstance(metadata.chain, Chain) and set(metadata.chain.weights) == {"mass", "age",
+                                                                                 "p_rc"}
     assert isinstance(metadata.label_floor, LabelFloor) and metadata.label_floor.log10_age > 0
     assert isinstance(metadata.ood, OODCalibration)
     d = metadata.ood.embedding_mean.shape[0]
@@ -77,15 +79,19 @@ def test_request_refuses_a_dwarf_a_giant_mass():
 
 
 def test_request_answers_labels_as_predict_does(stars):
-    names = list(vocab.LABEL_NAMES)
+    net = get_model(device="cpu")
+    names = [name for name in vocab.LABEL_NAMES if net.knows(name)]
     predicted = giantfm.predict(stars, progress=False)
     requested = giantfm.request(stars, names, progress=False)
-    for column in [c for name in names for c in (name, f"{name}_err")] + ["ood_score"]:
+    assert requested.colnames == predicted.colnames
+    numeric = [c for c in predicted.colnames[1:]
+               if c not in ("evstate", "flag", "flags", "reason")]
+    for column in numeric:
         np.testing.assert_array_equal(requested[column].mask, predicted[column].mask, column)
         np.testing.assert_allclose(requested[column].filled(np.nan).value,
                                    predicted[column].filled(np.nan).value, rtol=1e-6,
                                    equal_nan=True, err_msg=column)
-    for column in ("flag", "flags", "reason"):
+    for column in ("evstate", "flag", "flags", "reason")[0 if "p_rc" in names else 1:]:
         np.testing.assert_array_equal(requested[column], predicted[column], column)
     # one label alone: the same answer, and mass alone still masked by the domain
     alone = giantfm.request(stars, "mass", progress=False)
@@ -156,8 +162,8 @@ def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
                                   training_note="one epoch", dest=dest, say=None)
     metadata = read_metadata(dest)
     assert metadata.name == "test-bundle" and metadata.training_note == "one epoch"
-    assert set(metadata.chain.weights) == {"mass", "age"}
-    assert set(metadata.uncertainty_scale) == set(vocab.LABEL_NAMES)
+    assert set(metadata.chain.weights) == {"mass", "age", "p_rc"}   # a state-aware label model
+    assert set(metadata.uncertainty_scale) == set(vocab.VALUE_LABEL_NAMES)
     assert set(metadata.ood.scales) == {"g", "colour", "embedding"}
     assert metadata.label_floor.mass_fractional > 0 and metadata.truncate is False
     assert "best_epoch" in metadata.training and "last_epoch" not in metadata.training

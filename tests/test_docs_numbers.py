@@ -32,7 +32,7 @@ import make_tables  # noqa: E402
 #: Pages whose measured numbers are substitutions (none typed by hand).
 CONVERTED = ("accuracy.rst", "comparison.rst", "generative.rst", "performance.rst",
              "datasheet.rst", "cli.rst", "tutorials/generation.rst", "tutorials/gaia_scale.rst",
-             "tutorials/training.rst")
+             "tutorials/training.rst", "tutorials/red_clump.rst")
 #: Directives whose content is literal text (no substitutions); parsed-literal is not one.
 LITERAL_DIRECTIVES = ("code-block", "code", "sourcecode", "doctest", "testcode", "testoutput",
                       "plot", "literalinclude", "math", "doctest-requires", "csv-table")
@@ -222,6 +222,54 @@ def test_generative_numbers_and_claims(numbers):
     assert len(physics) and all(physics["value"] < 0)
     fraction = value("rp_from_bp", "flux_fractional_residual")
     assert numbers["gen_rp_from_bp_flux_fractional_residual_percent"] == f"{100 * fraction:.1f} %"
+
+
+def test_state_numbers_are_those_of_the_results_files(numbers):
+    scores = Table.read(RESULTS / "states.ecsv", format="ascii.ecsv")
+    row = _row(scores, system="model", level="native")
+    assert numbers["state_acc_native"] == f"{100 * row['accuracy']:.1f} %"
+    assert numbers["state_auc_native"] == f"{row['roc_auc']:.3f}"
+    assert numbers["state_n_rc_native"] == f"{row['n_rc']:,}"
+    row = _row(scores, system="state model on predicted labels", level="17.0")
+    assert numbers["state_sm_acc_17"] == f"{100 * row['accuracy']:.1f} %"
+    table = Table.read(RESULTS / "states_by_threshold.ecsv", format="ascii.ecsv")
+    row = _row(table, system="model", level="native", threshold=0.5)
+    assert numbers["rc_completeness_native_t0_5"] == f"{100 * row['completeness']:.1f} %"
+    assert numbers["rc_selected_native_t0_5"] == f"{row['selected']:,}"
+    # states.ecsv's purity and completeness are those of the threshold of evstate
+    for level in set(scores["level"]):
+        for system in set(scores["system"]):
+            s = _row(scores, system=system, level=level)
+            t = _row(table, system=system, level=level, threshold=0.5)
+            assert math.isclose(s["completeness"], t["completeness"])
+    reliability = Table.read(RESULTS / "state_reliability.ecsv", format="ascii.ecsv")
+    chosen = reliability.meta["metrics"][reliability.meta["calibration_method"]]
+    assert numbers["lm_state_acc"] == f"{100 * chosen['accuracy']:.1f} %"
+    assert numbers["lm_state_n"] == f"{reliability.meta['n_known']:,}"
+
+
+def test_state_claims(numbers):
+    scores = Table.read(RESULTS / "states.ecsv", format="ascii.ecsv")
+    table = Table.read(RESULTS / "states_by_threshold.ecsv", format="ascii.ecsv")
+    # red_clump.rst: "raising the threshold never raises the completeness"
+    for system in set(table["system"]):
+        for level in set(table["level"]):
+            rows = _rows_sorted(table, system, level)
+            assert all(a >= b for a, b in zip(rows["completeness"], rows["completeness"][1:]))
+            assert all(a >= b for a, b in zip(rows["selected"], rows["selected"][1:]))
+    # "fewer giants are answered a state at all" at G = 17 than native
+    assert _row(scores, system="model", level="17.0")["coverage"] < \
+        _row(scores, system="model", level="native")["coverage"]
+    # the levels and thresholds the tutorial quotes exist
+    for name in ("state_acc_17", "state_coverage_17", "rc_purity_17_t0_8",
+                 "rc_purity_native_t0_8", "lm_state_ambiguous"):
+        assert name in numbers, name
+
+
+def _rows_sorted(table, system, level):
+    rows = table[(table["system"] == system) & (table["level"] == level)]
+    rows.sort("threshold")
+    return rows
 
 
 def test_accuracy_claims(numbers):

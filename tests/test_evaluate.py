@@ -259,7 +259,7 @@ def test_evaluate_end_to_end(dataset, tmp_path):
     assert set(table["experiment"]) == set(EXPERIMENTS)
     # the label-only stars never reach the model in the XP experiments
     n_xp = int((test & ~info["no_xp"]).sum())
-    assert model.calls[0] == (n_xp, vocab.LABEL_NAMES)
+    assert model.calls[0] == (n_xp, vocab.VALUE_LABEL_NAMES)
     for label in ("teff", "logg", "m_h", "alpha_m", "mass"):
         r = row("xp30_colours", label)
         assert r["n"] == int((giants & ~info["no_xp"]).sum()) or label == "mass"
@@ -377,7 +377,7 @@ def test_baseline_command_line(dataset, tmp_path, capsys, monkeypatch):
                           "--features", "xp5_colours", "--nthread", "1",
                           "--grid", '{"max_depth": [2, 3], "n_estimators": [5]}']) == 0
     fitted = baseline.load_baseline(tmp_path / "b")
-    assert fitted.name == "xp5_colours" and fitted.targets == vocab.LABEL_NAMES
+    assert fitted.name == "xp5_colours" and fitted.targets == vocab.VALUE_LABEL_NAMES
     assert fitted.info["dataset_created"] == "2026-01-01T00:00:00+00:00"
     assert [p["max_depth"] for p in fitted.info["grid"]] == [2, 3]
     assert "saved to" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 Usage (from the project root, after ``giantfm build-dataset``)::
 
-    python docs/scripts/dataset_results.py work_data/giantfm-dataset-v3.h5 \
+    python docs/scripts/dataset_results.py work_data/giantfm-dataset-v4.h5 \
         [--out docs/results/dataset.ecsv]
 
 The datasheet and the training tutorial quote the dataset's size, build time,
@@ -109,7 +109,8 @@ def dataset_rows(path):
     add("miglio_age_older", -miglio["log_age"]["median"], "dex", ".3f",
         "how much older Miglio et al.'s ages are than APOKASC-2's (median, dex)")
     validation = model["validation"]
-    for system in ("xgboost", "knn"):
+    # the chosen label model's numbers are lm_*; the others' lm_<system>_*
+    for system in [s for s in ("xgboost_state", "xgboost", "knn") if s in validation]:
         cv = validation[system]
         prefix = "lm" if system == validation["chosen"] else f"lm_{system}"
         for target, (unit, fmt) in {"mass": ("Msun", ".3f"), "mass_fractional": ("", ".1%"),

@@ -2,7 +2,7 @@
 
 Usage (from the project root, after building the dataset)::
 
-    python docs/scripts/make_datasheet_figures.py [work_data/giantfm-dataset-v3.h5]
+    python docs/scripts/make_datasheet_figures.py [work_data/giantfm-dataset-v4.h5]
         [--only NAME ...] [--shared ../shared/data]
 
 Writes PNG files to ``docs/_static/datasheet/``: the label model's
@@ -245,7 +245,7 @@ def main(argv=None):
     """Make the figures (all by default) from the dataset file and the shared DR3 file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", nargs="?",
-                        default=str(ROOT / "work_data" / "giantfm-dataset-v3.h5"),
+                        default=str(ROOT / "work_data" / "giantfm-dataset-v4.h5"),
                         help="the dataset file (for every figure but 'noise')")
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES),
                         help="make only these figures")

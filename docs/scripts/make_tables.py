@@ -14,6 +14,14 @@ Inputs, all optional except the package itself:
   ``calibration.rst``, ``comparison.rst`` and ``metrics_all.csv``
 - ``RESULTS/magnitudes.ecsv``: the table of ``giantfm evaluate --magnitudes``
   -> ``magnitudes_model.rst``, ``magnitudes_baseline.rst``, ``magnitudes_mass_age.rst``
+- ``RESULTS/states.ecsv`` and ``RESULTS/states_by_threshold.ecsv``: the tables
+  of ``giantfm evaluate ... --magnitudes LEVELS --states`` (the network's
+  ``p_rc`` against the state model's state, `giantfm.train.states`)
+  -> ``states_scores.rst``, ``states_thresholds.rst``
+- ``RESULTS/label_model_state.ecsv`` and ``RESULTS/state_reliability.ecsv``:
+  the label model's floors with and without the evolutionary state, and the
+  out-of-fold reliability of its state classifier on the seismic giants
+  (``python -m giantfm.train.labelmodel --out RUN``) -> substitutions only
 - ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.generative``
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
@@ -108,19 +116,21 @@ def vocabulary_rst():
     from giantfm.vocab import VOCAB_VERSION, vocabulary_table
 
     table = vocabulary_table()
-    rows = [(str(r["id"]), f"``{r['name']}``", r["unit"] or "--", r["scale"], r["description"])
-            for r in table]
+    rows = [(str(r["id"]), f"``{r['name']}``", r["unit"] or "--", r["scale"], r["kind"],
+             r["description"]) for r in table]
     head = (f"Vocabulary version {VOCAB_VERSION}, {len(table)} tokens "
-            "(generated from :func:`giantfm.vocab.vocabulary_table`).\n\n")
-    return head + list_table(("id", "name", "unit", "scale", "meaning"), rows,
-                             widths=(5, 12, 16, 8, 59))
+            "(generated from :func:`giantfm.vocab.vocabulary_table`). Kind ``value``: the "
+            "network answers a mean and an uncertainty; ``probability``: a probability in "
+            "[0, 1], without an uncertainty.\n\n")
+    return head + list_table(("id", "name", "unit", "scale", "kind", "meaning"), rows,
+                             widths=(5, 12, 14, 8, 10, 51))
 
 
 #: What each ``effect`` of a `giantfm.flags.Reason` does to the row, in words.
 EFFECT_TEXT = {
     "row": "nothing predicted: every output masked",
-    "mass_age": "mass and age masked; Teff, log g, [M/H], [alpha/M] kept",
-    "evstate": "the evolutionary state (p_rc, evstate) masked; the other labels kept",
+    "label_model": "mass, age and the evolutionary state (p_rc, evstate) masked; Teff, "
+                   "log g, [M/H], [alpha/M] kept",
     "input": "the value left out (or its error replaced); the star predicted from the rest",
     "none": "prediction kept, with this warning",
 }
@@ -289,9 +299,10 @@ def magnitudes_rst(table):
                        + list_table(header, rows))
     header = ["G", "sample", "mass: direct", "mass: chain", "mass: combined", "age: direct",
               "age: chain", "age: combined"]
+    samples = [s for s in MASS_AGE_SAMPLES if s in set(table["sample"])]
     rows = []
     for level in levels:
-        for sample in ("giants", "rgb", "rc"):
+        for sample in samples:
             row = [level, sample]
             for label in ("mass", "age"):
                 for system in ("model: direct", "model: chain", "model"):
@@ -303,9 +314,93 @@ def magnitudes_rst(table):
                        "label model (chain), and their combination that ``predict`` gives "
                        "(sigma against the label model's values from the true APOGEE labels; "
                        "rc / rgb: the red-clump-like and the other giants, by the Teff-log g "
-                       "cut of Bovy et al. 2014 on the APOGEE labels).\n\n"
-                       + list_table(header, rows))
+                       "cut of Bovy et al. 2014 on the APOGEE labels"
+                       + ("; rc_state / rgb_state: the giants of each evolutionary state by the "
+                          "state model on the APOGEE labels" if "rc_state" in samples else "")
+                       + ").\n\n" + list_table(header, rows))
     return out
+
+
+#: The samples of the mass and age table, in order (those in the file are shown).
+MASS_AGE_SAMPLES = ("giants", "rgb", "rc", "rgb_state", "rc_state")
+
+
+#: How the systems of ``states.ecsv`` are named in substitutions (`state_numbers`).
+STATE_SYSTEM_PREFIX = {"model": "", "state model on predicted labels": "sm_"}
+#: The levels of the purity-completeness table (those in the file are shown).
+THRESHOLD_TABLE_LEVELS = ("native", "17.0")
+
+
+def _fraction(value, decimals=1):
+    """A fraction as per cent, or ``--`` where it is undefined (NaN)."""
+    return "--" if value is None or math.isnan(value) else _percent(value, decimals)
+
+
+def _fixed(value, decimals=3):
+    return "--" if value is None or math.isnan(value) else f"{value:.{decimals}f}"
+
+
+def _level_text(level):
+    return "native" if level == "native" else f"G = {float(level):g}"
+
+
+def states_rst(scores):
+    """The state scores of ``states.ecsv``: per level and system. Returns ``{"scores": rst}``
+    for ``states_scores.rst``."""
+    rows = []
+    for row in scores:
+        rows.append([_level_text(row["level"]), row["system"], f"{int(row['n']):,}",
+                     f"{int(row['n_rc']):,}", _fraction(float(row["coverage"])),
+                     _fraction(float(row["accuracy"])), _fixed(float(row["roc_auc"])),
+                     _fixed(float(row["log_loss"])), _fixed(float(row["brier"])),
+                     _fixed(float(row["ece"])), _fraction(float(row["purity"])),
+                     _fraction(float(row["completeness"]))])
+    reference = scores.meta.get("reference", "the state model on the APOGEE labels")
+    text = ("Test-split giants answered a state (inside the label model's domain), against "
+            f"the reference state: {_escape(reference)}. model: the network's ``p_rc`` as "
+            "``giantfm.predict`` answers it (the network's, combined in log-odds with the "
+            "state model on the network's labels by the weight measured on the validation "
+            "split); network: the network's own ``p_rc`` alone; state model on predicted "
+            "labels: the state model applied to the network's Teff, log g, [M/H] and "
+            "[alpha/M] alone. N: giants "
+            "scored; RC: those of them that are red clump by the reference; coverage: the "
+            "share of the reference giants scored; accuracy, purity and completeness of "
+            "``evstate`` (``p_rc`` >= 0.5); ROC AUC, log loss, Brier score and expected "
+            "calibration error (ECE) of ``p_rc``.\n\n")
+    return {"scores": text + list_table(
+        ["G", "system", "N", "RC", "coverage", "accuracy", "ROC AUC", "log loss", "Brier",
+         "ECE", "purity", "completeness"], rows)}
+
+
+def states_thresholds_rst(table):
+    """Purity and completeness of ``p_rc >= threshold`` for the model at the levels of
+    `THRESHOLD_TABLE_LEVELS` (``states_by_threshold.ecsv``). Returns ``{"thresholds":
+    rst}`` for ``states_thresholds.rst``."""
+    model = _rows(table, system="model")
+    levels = [lv for lv in THRESHOLD_TABLE_LEVELS if lv in set(model["level"])]
+    thresholds = list(dict.fromkeys(float(t) for t in model["threshold"]))
+    header = ["threshold"]
+    for level in levels:
+        name = _level_text(level)
+        header += [f"{name}: selected", f"{name}: purity", f"{name}: completeness"]
+    rows = []
+    for t in thresholds:
+        row = [f"{t:g}"]
+        for level in levels:
+            sel = [r for r in model if r["level"] == level and float(r["threshold"]) == t]
+            if sel:
+                r = sel[0]
+                row += [f"{int(r['selected']):,}", _fraction(float(r["purity"])),
+                        _fraction(float(r["completeness"]))]
+            else:
+                row += ["--", "--", "--"]
+        rows.append(row)
+    text = ("The test-split giants with ``p_rc >= threshold`` as a red-clump sample "
+            "(the network's ``p_rc``, as ``giantfm.predict`` answers it): selected, the "
+            "giants chosen; purity, the share of them that are red clump by the reference "
+            "state (the state model on the APOGEE labels); completeness, the share of the "
+            "reference's red-clump giants chosen. -- where none is chosen.\n\n")
+    return {"thresholds": text + list_table(header, rows)}
 
 
 def performance_rst(results):
@@ -463,6 +558,49 @@ def magnitudes_numbers(table):
     return out
 
 
+#: The samples of the mass and age of each state, v3 beside v4 (``state_masses.rst``).
+STATE_SAMPLES = (("giants", "all giants"), ("rc", "RC by the Bovy et al. (2014) cut"),
+                 ("rc_state", "RC by the state model"), ("rgb", "RGB by the cut"),
+                 ("rgb_state", "RGB by the state model"))
+
+
+def state_masses(current, previous):
+    """Mass and age scatter of the bundled model and the previous one per state sample
+    (``magnitudes.ecsv`` and ``magnitudes_previous.ecsv``: the same test split).
+
+    Returns ``(rst, numbers)``: the table for ``state_masses.rst`` and the
+    substitutions ``sm_<label>_<now|before>_<sample>_<level>`` (sigma with
+    unit) for the native and G = 17 levels.
+    """
+    levels = [lv for lv in ("native", "17.0") if lv in set(current["level"])]
+    names = {"now": current.meta.get("model", "bundled model"),
+             "before": previous.meta.get("model", "previous model")}
+    rows, numbers = [], {}
+    for label in ("mass", "age"):
+        for sample, text in STATE_SAMPLES:
+            row = [label, text]
+            for level in levels:
+                for key, table in (("before", previous), ("now", current)):
+                    sigma = _get(table, system="model", level=level, label=label,
+                                 sample=sample)
+                    row.append("--" if sigma is None else _number(sigma, label))
+                    if sigma is not None:
+                        numbers[f"sm_{label}_{key}_{sample}_{_level_name(level)}"] = \
+                            _number(sigma, label) + PROSE_UNIT[label]
+                n = _get(current, "n", system="model", level=level, label=label, sample=sample)
+                row.append("--" if n is None else f"{int(n):,}")
+            rows.append(row)
+    header = ["label", "test giants"]
+    for level in levels:
+        name = _level_text(level)
+        header += [f"{name}: {names['before']}", f"{name}: {names['now']}", f"{name}: N"]
+    text = ("Scatter (MAD-std) of mass [Msun] and age [Gyr] against the label model's, per "
+            "state, for the bundled model and the one before it, scored on the same test "
+            "split as ``giantfm.predict`` answers each (N: giants with a mass answered by the "
+            "bundled model).\n\n")
+    return text + list_table(header, rows), numbers
+
+
 def generative_numbers(table):
     """Substitutions from ``generative.ecsv``.
 
@@ -580,6 +718,112 @@ def dataset_numbers(table):
     return out
 
 
+def _threshold_name(threshold):
+    """A ``p_rc`` threshold as part of a substitution name: ``0.5`` -> ``t0_5``."""
+    return "t" + f"{float(threshold):g}".replace(".", "_")
+
+
+def _state_prefix(system):
+    return STATE_SYSTEM_PREFIX.get(system, _slug(system) + "_")
+
+
+def state_numbers(scores):
+    """Substitutions from ``states.ecsv`` (the network's ``p_rc`` on the test giants).
+
+    Per G level (``native``, ``14``, ..., ``17_65``), for the model:
+    ``state_acc_<level>`` (accuracy of ``evstate``, per cent), ``state_auc_<level>``
+    (ROC AUC), ``state_log_loss_<level>``, ``state_brier_<level>``,
+    ``state_ece_<level>``, ``state_purity_<level>`` and
+    ``state_completeness_<level>`` (of ``evstate`` = 'RC', per cent),
+    ``state_coverage_<level>`` (per cent), ``state_n_<level>`` and
+    ``state_n_rc_<level>``; the same with ``state_sm_`` for the state model
+    applied to the predicted labels.
+    """
+    out = {}
+    for row in scores:
+        name = f"state_{_state_prefix(row['system'])}" + "{}_" + _level_name(row["level"])
+        out[name.format("n")] = f"{int(row['n']):,}"
+        out[name.format("n_rc")] = f"{int(row['n_rc']):,}"
+        for column, key in (("coverage", "coverage"), ("accuracy", "acc"),
+                            ("purity", "purity"), ("completeness", "completeness")):
+            out[name.format(key)] = _fraction(float(row[column]))
+        for column, key in (("roc_auc", "auc"), ("log_loss", "log_loss"), ("brier", "brier"),
+                            ("ece", "ece")):
+            out[name.format(key)] = _fixed(float(row[column]))
+    return out
+
+
+def state_threshold_numbers(table):
+    """Substitutions from ``states_by_threshold.ecsv``: ``rc_purity_<level>_t<threshold>``,
+    ``rc_completeness_<level>_t<threshold>`` (per cent; ``--`` where none is selected)
+    and ``rc_selected_<level>_t<threshold>`` of the model (``rc_purity_native_t0_5``,
+    ``rc_completeness_17_t0_8``), and the same with ``rc_sm_`` for the state model
+    applied to the predicted labels."""
+    out = {}
+    for row in table:
+        name = (f"rc_{_state_prefix(row['system'])}" + "{}_" + _level_name(row["level"])
+                + "_" + _threshold_name(row["threshold"]))
+        out[name.format("selected")] = f"{int(row['selected']):,}"
+        out[name.format("purity")] = _fraction(float(row["purity"]))
+        out[name.format("completeness")] = _fraction(float(row["completeness"]))
+    return out
+
+
+#: Unit text of the targets of ``label_model_state.ecsv`` (``None``: a fraction, per cent).
+FLOOR_UNIT = {"mass": (" Msun", 3), "log_age": (" dex", 3), "age": (" Gyr", 2),
+              "mass_fractional": (None, 1), "age_fractional": (None, 0)}
+
+
+def label_model_state_numbers(table):
+    """Substitutions from ``label_model_state.ecsv``: the label model's floor (MAD-std of
+    its out-of-fold values minus the seismic ones) per state (``rgb``, ``rc``,
+    ``unknown``, ``overall``) and target (``mass``, ``mass_fractional``, ``log_age``,
+    ``age``): ``lm_state_floor_<state>_<target>_blind`` (fitted without states),
+    ``..._state`` (per-state models combined by the classifier's P(RC)) and
+    ``..._given`` (each star through its own state's model), and
+    ``lm_state_floor_<state>_<target>_n``."""
+    out = {}
+    for row in table:
+        unit, decimals = FLOOR_UNIT.get(str(row["target"]), ("", 3))
+        name = f"lm_state_floor_{_slug(row['state'])}_{_slug(row['target'])}_" + "{}"
+        out[name.format("n")] = f"{int(row['n']):,}"
+        for column, key in (("floor_blind", "blind"), ("floor_state", "state"),
+                            ("floor_given_state", "given")):
+            value = float(row[column])
+            out[name.format(key)] = (_fraction(value, decimals) if unit is None
+                                     else _fixed(value, decimals) + unit)
+    return out
+
+
+def state_reliability_numbers(table):
+    """Substitutions from ``state_reliability.ecsv``: the state classifier of the label
+    model, out of fold on the seismic giants of known state, with the calibration it
+    uses (``meta['calibration_method']``): ``lm_state_acc`` (per cent), ``lm_state_auc``,
+    ``lm_state_log_loss``, ``lm_state_brier``, ``lm_state_ece``, ``lm_state_calibration``
+    (the method), ``lm_state_n`` (giants of known state), ``lm_state_n_rc``,
+    ``lm_state_n_rgb``, ``lm_state_n_unknown`` (those of unknown state, left out),
+    ``lm_state_ambiguous`` (per cent of the scored giants with P(RC) between 0.1 and
+    0.9)."""
+    out = {}
+    method = table.meta.get("calibration_method")
+    metrics = (table.meta.get("metrics") or {}).get(method)
+    if metrics:
+        out["lm_state_calibration"] = str(method)
+        out["lm_state_acc"] = _fraction(float(metrics["accuracy"]))
+        for column, key in (("roc_auc", "auc"), ("log_loss", "log_loss"), ("brier", "brier"),
+                            ("ece", "ece")):
+            out[f"lm_state_{key}"] = _fixed(float(metrics[column]))
+    if "n_known" in table.meta:
+        out["lm_state_n"] = f"{int(table.meta['n_known']):,}"
+    for state, count in (table.meta.get("evstate_counts") or {}).items():
+        out[f"lm_state_n_{_slug(state)}"] = f"{int(count):,}"
+    if len(table) and "count" in table.colnames:
+        middle = (table["bin_low"] >= 0.1 - 1e-9) & (table["bin_high"] <= 0.9 + 1e-9)
+        out["lm_state_ambiguous"] = _fraction(float(table["count"][middle].sum()
+                                                    / table["count"].sum()))
+    return out
+
+
 def numbers(results):
     """Every substitution of ``numbers.rst``: ``{name: text}`` from the files in ``results``
     (those missing give no names, and a page using them fails the build and the test)."""
@@ -589,9 +833,17 @@ def numbers(results):
     out = {}
     for name, make in (("metrics.ecsv", metrics_numbers), ("magnitudes.ecsv", magnitudes_numbers),
                        ("generative.ecsv", generative_numbers),
-                       ("dataset.ecsv", dataset_numbers)):
+                       ("dataset.ecsv", dataset_numbers), ("states.ecsv", state_numbers),
+                       ("states_by_threshold.ecsv", state_threshold_numbers),
+                       ("label_model_state.ecsv", label_model_state_numbers),
+                       ("state_reliability.ecsv", state_reliability_numbers)):
         if (results / name).is_file():
             out.update(make(Table.read(results / name, format="ascii.ecsv")))
+    previous = results / "magnitudes_previous.ecsv"
+    if (results / "magnitudes.ecsv").is_file() and previous.is_file():
+        out.update(state_masses(Table.read(results / "magnitudes.ecsv", format="ascii.ecsv"),
+                                Table.read(results / "magnitudes_previous.ecsv",
+                                           format="ascii.ecsv"))[1])
     out.update(bench_numbers(results))
     return out
 
@@ -666,6 +918,24 @@ def main(argv=None):
                  "No evaluation against magnitude yet: run ``giantfm evaluate ... --magnitudes "
                  "native,14,15,16,17,17.65 --out RUN`` and copy ``RUN/magnitudes.ecsv`` to "
                  "``docs/results/magnitudes.ecsv``.")
+    no_states = ("No evaluation of the evolutionary state yet: run ``giantfm evaluate "
+                 "--model MODEL ... --magnitudes native,14,15,16,17,17.65 --states --out "
+                 "RUN`` and copy ``RUN/{0}`` to ``docs/results/{0}``.")
+    _tables_from(results / "states.ecsv", out, "states", states_rst, ("scores",),
+                 no_states.format("states.ecsv"))
+    _tables_from(results / "states_by_threshold.ecsv", out, "states", states_thresholds_rst,
+                 ("thresholds",), no_states.format("states_by_threshold.ecsv"))
+    if (results / "magnitudes_previous.ecsv").is_file() and \
+            (results / "magnitudes.ecsv").is_file():
+        from astropy.table import Table
+
+        _write(out / "state_masses.rst", state_masses(
+            Table.read(results / "magnitudes.ecsv", format="ascii.ecsv"),
+            Table.read(results / "magnitudes_previous.ecsv", format="ascii.ecsv"))[0])
+    else:
+        _write(out / "state_masses.rst", _note(
+            "No comparison with the previous model yet: copy its ``RUN/magnitudes.ecsv`` "
+            "(scored on the same dataset) to ``docs/results/magnitudes_previous.ecsv``."))
     _tables_from(results / "generative.ecsv", out, "generative", generative_rst,
                  ("inpainting", "generation", "physics"),
                  "No generative evaluation yet: run ``python -m giantfm.train.generative "

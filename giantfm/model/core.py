@@ -3,7 +3,8 @@
 A saved model is a folder with two files:
 
 ``config.json``
-    format version, giantfm version, vocabulary version and names, the
+    format version, giantfm version, vocabulary version and names (and the
+    tokens the model adds to giantfm's, ``vocab_extension``), the
     `ModelConfig`, the `Normalisation`, the weights' dtype and the model's
     `~giantfm.metadata.ModelMetadata` (the contract the verbs read: truncation,
     label domain, chain, uncertainty scales, OOD calibration, the training record).
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import vocab
+from ..exceptions import InvalidNameError
 from ..metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, ModelMetadata
 from ..tokens import TokenBatch
 from ..utils import atomic_write
@@ -53,6 +55,12 @@ class TrainedModel:
     metadata : `~giantfm.metadata.ModelMetadata` or dict, optional
         What the model records about itself (a dict is read by
         `ModelMetadata.from_dict`).
+    vocabulary : `giantfm.vocab.Vocabulary`, optional
+        The names the network knows, one per row of its embedding tables:
+        giantfm's (default), its first names (a model saved before names
+        were appended), or giantfm's and then the model's own.
+    vocab_version : int, optional
+        The vocabulary version it was made with (default the current one).
 
     Attributes
     ----------
@@ -63,18 +71,37 @@ class TrainedModel:
     path : `pathlib.Path` or None
         The folder the model was loaded from (files saved with it, such as its
         label model, live there); None for a model made in memory.
+    tokens : `giantfm.vocab.Vocabulary`
+        The token ids its batches are made with: giantfm's vocabulary, then
+        the model's own tokens (for a model that has some). Tokens of
+        giantfm's the model does not know are not read, and asking for them
+        is refused by name.
     """
 
-    def __init__(self, network, normalisation, device=None, metadata=None):
+    def __init__(self, network, normalisation, device=None, metadata=None, vocabulary=None,
+                 vocab_version=vocab.VOCAB_VERSION):
         self.network = network
         self.normalisation = normalisation
         self.metadata = metadata if isinstance(metadata, ModelMetadata) \
             else ModelMetadata.from_dict(metadata)
+        self.vocabulary = vocab.VOCABULARY if vocabulary is None else vocabulary
+        self.vocab_version = int(vocab_version)
+        if len(self.vocabulary) != self.config.n_tokens:
+            raise ValueError(f"the network has {self.config.n_tokens} token rows for a "
+                             f"vocabulary of {len(self.vocabulary)}")
+        n_base, extension = self.vocabulary.split()
+        self.tokens = vocab.VOCABULARY.extended(extension) if extension else vocab.VOCABULARY
+        # the network's row of each token id of `tokens` (-1: a name it does not know)
+        self._rows = np.full(len(self.tokens), -1, dtype=np.int64)
+        self._rows[:n_base] = np.arange(n_base)
+        self._rows[vocab.N_TOKENS:] = n_base + np.arange(len(extension))
+        self._identity = n_base == vocab.N_TOKENS
+        self._input_lut = np.zeros(len(self.tokens), dtype=bool)
+        known = self._rows >= 0
+        self._input_lut[known] = np.isin(self._rows[known], self.config.input_ids)
         self.path = None
         self.device = None
         self.to(device)
-        self._input_lut = np.zeros(vocab.N_TOKENS, dtype=bool)
-        self._input_lut[self.config.input_ids] = True
 
     @property
     def config(self):
@@ -89,7 +116,22 @@ class TrainedModel:
     @property
     def input_names(self):
         """Token names the encoder reads; other tokens in a batch are ignored as inputs."""
-        return tuple(vocab.NAMES[i] for i in self.config.input_ids)
+        return tuple(self.vocabulary.names[i] for i in self.config.input_ids)
+
+    def knows(self, name):
+        """Whether the network has the token ``name`` (a name of `tokens`)."""
+        return name in self.tokens and self._rows[self.tokens.token_id(name)] >= 0
+
+    def rows_of(self, names):
+        """The network's rows of the tokens ``names``, refusing those it does not know."""
+        rows = self._rows[self.tokens.token_ids(names)]
+        unknown = [name for name, row in zip(names, rows) if row < 0]
+        if unknown:
+            raise InvalidNameError(
+                f"this model ({self.metadata.name}, vocabulary version {self.vocab_version}) "
+                f"does not know {unknown}: it was made before they existed; use a model "
+                "trained with them (the bundled one)")
+        return rows
 
     def to(self, device):
         """Move to ``device`` (see `select_device`); returns self."""
@@ -117,10 +159,11 @@ class TrainedModel:
         if not isinstance(batch, TokenBatch):
             raise TypeError(f"expected a giantfm.tokens.TokenBatch, got {type(batch).__name__}")
         ids, values, errors = batch.ids, batch.values, batch.errors
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab.N_TOKENS):
-            bad = np.argwhere((ids < 0) | (ids >= vocab.N_TOKENS))[0]
+        n_ids = len(self.tokens)
+        if ids.size and (ids.min() < 0 or ids.max() >= n_ids):
+            bad = np.argwhere((ids < 0) | (ids >= n_ids))[0]
             raise ValueError(f"row {bad[0]} has token id {ids[tuple(bad)]}, outside this "
-                             f"vocabulary (0..{vocab.N_TOKENS - 1})")
+                             f"model's vocabulary (0..{n_ids - 1})")
         ok = batch.ok
         rows = np.flatnonzero(ok)
         if len(rows) < len(ids):
@@ -136,7 +179,8 @@ class TrainedModel:
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise ValueError(f"row {rows[r]} has a non-finite value for token "
-                             f"{vocab.NAMES[ids[r, c]]!r}; absent tokens must be padding (id 0)")
+                             f"{self.tokens.names[ids[r, c]]!r}; absent tokens must be padding "
+                             "(id 0)")
         counts = keep.sum(axis=1)
         if not counts.all():
             # stars with no token this model reads get no answer (NaN), not the prior
@@ -153,6 +197,8 @@ class TrainedModel:
             by_count = np.argsort(counts, kind="stable")
             rows, ids, values, errors, counts = (
                 a[by_count] for a in (rows, ids, values, errors, counts))
+        if not self._identity:   # a model that knows fewer (or other) names than giantfm
+            ids = self._rows[ids]
         return rows, ids, values, errors, counts
 
     def request(self, batch, names, batch_size=None, progress=None, embedding=False):
@@ -183,14 +229,16 @@ class TrainedModel:
         -------
         mean, std : float64 arrays (n_stars, len(names))
             Predicted means and standard deviations in token scale (see
-            `giantfm.vocab`), in the input's row order.
+            `giantfm.vocab`), in the input's row order. For a token of kind
+            ``probability`` the mean is the probability and the standard
+            deviation NaN (the probability says how uncertain it is).
         """
         if isinstance(names, str):
             names = [names]
         names = list(names)
         if not names:
             raise ValueError("names must list at least one token to predict")
-        request_ids = vocab.token_ids(names)
+        request_ids = self.rows_of(names)
         if np.any(request_ids == vocab.PAD_ID):
             raise ValueError("'[pad]' cannot be requested")
         if batch_size is None:
@@ -251,6 +299,10 @@ class TrainedModel:
             bar.close()
         m, s = self.normalisation.destandardise(
             request_ids[None, :], out_mean, np.exp(0.5 * out_logvar.astype(np.float64)))
+        probability = np.isin(request_ids, self.vocabulary.probability_ids)
+        if probability.any():   # their mean is the log-odds (training: cross-entropy)
+            m[:, probability] = 1.0 / (1.0 + np.exp(-m[:, probability]))
+            s[:, probability] = np.nan
         mean[rows], std[rows] = m, s
         if not embedding:
             return mean, std
@@ -281,10 +333,12 @@ class TrainedModel:
                     state[key] = tensor.detach().half().cpu()
                 else:
                     state[key] = tensor.detach().cpu().clone()
+        _, extension = self.vocabulary.split()
         config = {
             "format": "giantfm-model", "format_version": FORMAT_VERSION,
             "giantfm_version": package_version(),
-            "vocab_version": vocab.VOCAB_VERSION, "vocab_names": list(vocab.NAMES),
+            "vocab_version": self.vocab_version, "vocab_names": list(self.vocabulary.names),
+            "vocab_extension": [vocab.token_to_dict(t) for t in extension],
             "model_config": self.config.to_dict(),
             "normalisation": self.normalisation.to_dict(),
             "weights_dtype": "float16" if half else "float32",
@@ -319,14 +373,22 @@ def _read_config(path):
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} was saved in model format {config.get('format_version')}; "
                          f"this giantfm ({package_version()}) reads format {FORMAT_VERSION}")
-    if (config.get("vocab_version") != vocab.VOCAB_VERSION
-            or config.get("vocab_names") != list(vocab.NAMES)):
-        raise ValueError(
-            f"{path} was trained with vocabulary version {config.get('vocab_version')} "
-            f"({len(config.get('vocab_names') or [])} tokens) by giantfm "
-            f"{config.get('giantfm_version')}; this giantfm ({package_version()}) has vocabulary "
-            f"version {vocab.VOCAB_VERSION} ({vocab.N_TOKENS} tokens). Use a model trained "
-            "with this version, or the giantfm version the model was made with")
+    refused = ValueError(
+        f"{path} was trained with vocabulary version {config.get('vocab_version')} "
+        f"({len(config.get('vocab_names') or [])} tokens) by giantfm "
+        f"{config.get('giantfm_version')}; this giantfm ({package_version()}) reads models of "
+        f"vocabulary versions {', '.join(map(str, vocab.COMPATIBLE_VERSIONS))} (now "
+        f"{vocab.VOCAB_VERSION}, {vocab.N_TOKENS} tokens). Use a model trained with one of "
+        "them, or the giantfm version the model was made with")
+    if config.get("vocab_version") not in vocab.COMPATIBLE_VERSIONS:
+        raise refused
+    names = list(config.get("vocab_names") or [])
+    extension = [vocab.token_from_dict(d) for d in config.get("vocab_extension", [])]
+    n_base = len(names) - len(extension)
+    if names[:n_base] != list(vocab.NAMES[:n_base]) or \
+            names[n_base:] != [t.name for t in extension]:
+        raise refused
+    config["vocabulary"] = vocab.Vocabulary(vocab.VOCABULARY.tokens[:n_base] + tuple(extension))
     return config
 
 
@@ -363,7 +425,10 @@ def load_model(path_or_name=None, device=None):
     state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     network.load_state_dict(state)
-    model = TrainedModel(network, Normalisation.from_dict(config["normalisation"]), device=dev,
-                         metadata=config.get("metadata"))
+    vocabulary = config["vocabulary"]
+    model = TrainedModel(network, Normalisation.from_dict(config["normalisation"],
+                                                          vocabulary.names),
+                         device=dev, metadata=config.get("metadata"), vocabulary=vocabulary,
+                         vocab_version=config["vocab_version"])
     model.path = path
     return model

@@ -78,7 +78,9 @@ class ModelConfig:
     dropout : float
         Dropout in attention outputs and feed-forward layers during training.
     n_tokens : int
-        Vocabulary size the embedding tables are built for.
+        Vocabulary size the embedding tables are built for: giantfm's
+        (`giantfm.vocab.N_TOKENS`), fewer for a model made before names were
+        appended, more for one taught its own labels.
     error_inputs : bool
         Embed each input token's error as well as its value (see the module
         docstring). Configurations saved without this field load with False.
@@ -116,9 +118,9 @@ class ModelConfig:
         if not isinstance(self.error_inputs, bool):
             raise ValueError(f"ModelConfig.error_inputs must be True or False, "
                              f"got {self.error_inputs!r}")
-        if self.n_tokens != vocab.N_TOKENS:
-            raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} does not match this "
-                             f"giantfm's vocabulary of {vocab.N_TOKENS} tokens")
+        if self.n_tokens <= 2 * vocab.N_COEFFICIENTS:
+            raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} leaves no room for the "
+                             f"{2 * vocab.N_COEFFICIENTS} XP tokens and padding")
 
     def to_dict(self):
         """The configuration as a plain dict (JSON-serialisable)."""
@@ -149,10 +151,14 @@ class ModelConfig:
 
     @property
     def input_ids(self):
-        """Sorted token ids the encoder accepts as inputs (all others are dropped)."""
+        """Sorted ids of its vocabulary the encoder accepts as inputs (all others are dropped).
+
+        Every token but padding and the XP coefficients of `max_coefficient_order`
+        and above (the XP tokens have the same ids in every vocabulary).
+        """
         skip = {vocab.token_id(f"{band}{i}") for band in ("bp", "rp")
                 for i in range(self.max_coefficient_order, vocab.N_COEFFICIENTS)}
-        return [i for i in range(1, vocab.N_TOKENS) if i not in skip]
+        return [i for i in range(1, self.n_tokens) if i not in skip]
 
 
 #: Named sizes; 'default' was chosen by measurement (benchmarks/bench_model.py's docstring):
@@ -256,6 +262,28 @@ class TokenSetTransformer(nn.Module):
             # weights start exactly as in a network without error inputs
             self.error_embedding = nn.Embedding.from_pretrained(
                 torch.zeros(config.n_tokens, d), freeze=False)
+
+    def with_tokens(self, n_tokens, seed=0):
+        """A copy that knows ``n_tokens`` names (at least as many as now): the rows of
+        the names it has are kept, a new name's rows are drawn as a new network's are
+        (``seed``; its error row starts at zero), so it answers all old names as before.
+        How a model learns names appended to giantfm's vocabulary, or a user's own labels.
+        """
+        n_old = self.config.n_tokens
+        if n_tokens < n_old:
+            raise ValueError(f"a network of {n_old} tokens cannot shrink to {n_tokens}")
+        config = dataclasses.replace(self.config, n_tokens=n_tokens)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            grown = TokenSetTransformer(config)
+        state = grown.state_dict()
+        for key, tensor in self.state_dict().items():
+            if tensor.shape == state[key].shape:
+                state[key] = tensor.clone()
+            else:   # an embedding table: one row per name
+                state[key][:n_old] = tensor
+        grown.load_state_dict(state)
+        return grown.to(next(self.parameters()).device)
 
     def encode(self, ids, values, errors=None):
         """Encoder output and attention mask for a padded batch.

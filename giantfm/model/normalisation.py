@@ -3,8 +3,11 @@
 The network sees ``(value - median[name]) / scale[name]`` and errors
 ``error / scale[name]``, where ``scale`` is the median absolute deviation
 scaled to a Gaussian standard deviation (`scipy.stats.median_abs_deviation`
-with ``scale='normal'``), robust to the outliers real catalogues carry. Plain
-numpy: it is computed once from the training set and stored with the weights.
+with ``scale='normal'``), robust to the outliers real catalogues carry. Tokens
+of kind ``probability`` are not standardised (median 0, scale 1): the network
+reads the probability and answers its log-odds. Plain numpy: it is computed
+once from the training set and stored with the weights, keyed by the names of
+the model's vocabulary.
 """
 from dataclasses import dataclass
 
@@ -18,26 +21,31 @@ __all__ = ["Normalisation"]
 
 @dataclass
 class Normalisation:
-    """Median and scale of every token (arrays indexed by token id).
+    """Median and scale of every token of a model's vocabulary (arrays indexed by id).
 
-    Tokens never seen in training keep median 0 and scale 1; so does padding.
+    Tokens never seen in training keep median 0 and scale 1; so do padding and
+    tokens of kind ``probability``. ``names`` are the vocabulary's names
+    (default giantfm's, `giantfm.vocab.NAMES`).
     """
 
     median: np.ndarray
     scale: np.ndarray
+    names: tuple = vocab.NAMES
 
     def __post_init__(self):
         self.median = np.asarray(self.median, dtype=np.float64)
         self.scale = np.asarray(self.scale, dtype=np.float64)
-        if self.median.shape != (vocab.N_TOKENS,) or self.scale.shape != (vocab.N_TOKENS,):
+        self.names = tuple(self.names)
+        n = len(self.names)
+        if self.median.shape != (n,) or self.scale.shape != (n,):
             raise ValueError(f"normalisation arrays must have one entry per token "
-                             f"({vocab.N_TOKENS}), got {self.median.shape} and {self.scale.shape}")
+                             f"({n}), got {self.median.shape} and {self.scale.shape}")
         if not (np.all(np.isfinite(self.median)) and np.all(np.isfinite(self.scale))
                 and np.all(self.scale > 0)):
             raise ValueError("normalisation medians must be finite and scales finite and > 0")
 
     @classmethod
-    def fit(cls, ids, values):
+    def fit(cls, ids, values, vocabulary=vocab.VOCABULARY):
         """Statistics of each token over the stars that have it.
 
         Parameters
@@ -46,6 +54,8 @@ class Normalisation:
             Token ids (0 = padding).
         values : float array (n, L)
             Token-scale values.
+        vocabulary : `giantfm.vocab.Vocabulary`, optional
+            Of the ids: giantfm's, or a model's extended one.
         """
         ids = np.asarray(ids).ravel()
         values = np.asarray(values, dtype=np.float64).ravel()
@@ -55,10 +65,13 @@ class Normalisation:
         order = np.argsort(ids, kind="stable")
         ids, values = ids[order], values[order]
         bounds = np.flatnonzero(np.diff(ids)) + 1
-        median = np.zeros(vocab.N_TOKENS)
-        scale = np.ones(vocab.N_TOKENS)
+        median = np.zeros(len(vocabulary))
+        scale = np.ones(len(vocabulary))
+        unscaled = set(vocabulary.probability_ids.tolist())
         for tid, chunk in zip(ids[np.r_[0, bounds]] if ids.size else [],
                               np.split(values, bounds)):
+            if tid in unscaled:
+                continue
             median[tid] = np.median(chunk)
             mad = median_abs_deviation(chunk, scale="normal")
             # A constant token (or one seen once) would divide by zero: fall back to the
@@ -66,7 +79,7 @@ class Normalisation:
             if not mad > 0:
                 mad = np.std(chunk)
             scale[tid] = mad if mad > 0 else 1.0
-        return cls(median, scale)
+        return cls(median, scale, vocabulary.names)
 
     def standardise(self, ids, values, errors=None):
         """Standardised ``values`` (and ``errors``) as float32; padding gives 0."""
@@ -87,13 +100,14 @@ class Normalisation:
 
     def to_dict(self):
         """JSON-serialisable form, keyed by token name (readable, and checked on load)."""
-        return {"median": dict(zip(vocab.NAMES, self.median.tolist())),
-                "scale": dict(zip(vocab.NAMES, self.scale.tolist()))}
+        return {"median": dict(zip(self.names, self.median.tolist())),
+                "scale": dict(zip(self.names, self.scale.tolist()))}
 
     @classmethod
-    def from_dict(cls, d):
-        """Inverse of `to_dict`; names must be this vocabulary's."""
-        for key in ("median", "scale"):
-            if list(d[key]) != list(vocab.NAMES):
-                raise ValueError(f"normalisation {key!r} is keyed by a different vocabulary")
-        return cls(np.array(list(d["median"].values())), np.array(list(d["scale"].values())))
+    def from_dict(cls, d, names=None):
+        """Inverse of `to_dict`; its names must be ``names`` (a model's vocabulary) when given."""
+        keys = list(d["median"])
+        if list(d["scale"]) != keys or (names is not None and keys != list(names)):
+            raise ValueError("normalisation is keyed by a different vocabulary than the model's")
+        return cls(np.array(list(d["median"].values())), np.array(list(d["scale"].values())),
+                   keys)

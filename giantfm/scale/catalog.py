@@ -70,7 +70,7 @@ def _frame_to_table(frame):
 
 
 _PARTITION_DTYPES = {"flag": "bool[pyarrow]", "flags": "int64[pyarrow]",
-                     "reason": "string[pyarrow]"}
+                     "reason": "string[pyarrow]", "evstate": "string[pyarrow]"}
 
 
 def _predict_partition(frame, device=None, batch_size=None, model=None, prefix=""):
@@ -88,6 +88,11 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
             raise RuntimeError(f"predict returned {len(result)} rows for a partition of "
                                f"{len(frame)} rows")
     for name in PREDICTION_COLUMNS:
+        if name not in result.colnames:   # a model made before the label existed (p_rc)
+            dtype = _PARTITION_DTYPES.get(name, "double[pyarrow]")
+            out[prefix + name] = pd.Series(pd.array([None] * len(frame), dtype=dtype),
+                                           index=frame.index)
+            continue
         column = result[name]
         if name == "flag":
             values = pd.array(np.asarray(column, dtype=bool), dtype=_PARTITION_DTYPES[name])
@@ -95,6 +100,10 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
             values = pd.array(np.asarray(column, dtype=np.int64), dtype=_PARTITION_DTYPES[name])
         elif name == "reason":
             values = pd.array(np.asarray(column, dtype=str), dtype=_PARTITION_DTYPES[name])
+        elif name == "evstate":   # masked (no state) -> missing
+            values = pd.array(np.where(np.ma.getmaskarray(column), None,
+                                       np.asarray(column, dtype=object)),
+                              dtype=_PARTITION_DTYPES[name])
         else:
             plain = getattr(column, "unmasked", column)
             plain = np.asarray(getattr(plain, "value", plain), dtype=float).copy()

@@ -10,7 +10,9 @@
   `giantfm.model.train`.
 - `giantfm.train.baseline`: the XGBoost baseline (``giantfm baseline``).
 - `giantfm.train.evaluate`, `giantfm.train.generative`: the evaluation of the
-  labels (``giantfm evaluate``) and of inpainting and generation.
+  labels (``giantfm evaluate``) and of inpainting and generation;
+  `giantfm.train.magnitudes` and `giantfm.train.states` score the labels and
+  the evolutionary state against magnitude.
 
 The submodules are imported explicitly (``from giantfm.train import dataset``):
 they need optional packages (h5py, xgboost) that ``import giantfm`` must not.

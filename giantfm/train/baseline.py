@@ -252,7 +252,7 @@ def _grid_points(grid):
     return [dict(zip(keys, point)) for point in product(*(grid[k] for k in keys))]
 
 
-def fit_baseline(train, val, targets=vocab.LABEL_NAMES, features="xp30_colours", *,
+def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_colours", *,
                  grid=None, nthread=2, seed=0, name=None, progress=None):
     """Fit and tune one XGBoost regressor per target token.
 
@@ -426,7 +426,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     data = load_dataset(args.dataset)
-    targets = vocab.LABEL_NAMES if args.targets == "labels" else GENERATION_TARGETS
+    targets = vocab.VALUE_LABEL_NAMES if args.targets == "labels" else GENERATION_TARGETS
     # 110 generation targets: one grid point keeps the fit to ~the label baseline's cost.
     grid = args.grid
     if grid is None and args.targets == "generation":

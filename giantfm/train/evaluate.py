@@ -195,7 +195,8 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
     test = load_split(dataset_path, "test")
     if len(test.batch) == 0:
         raise ValueError(f"{dataset_path} has no test stars (split == 2)")
-    names = list(vocab.LABEL_NAMES)
+    # the labels scored against references (the evolutionary state is scored apart)
+    names = list(vocab.VALUE_LABEL_NAMES)
     rows, runs = [], {}
     for experiment in experiments:
         inputs = experiment_inputs(test.batch, experiment, seed=seed)
@@ -374,6 +375,10 @@ def main(argv=None):
                         help="with --magnitudes: also score the model with the stars' G, BP "
                              "and RP synthesised from their coefficients, as Gaia's XP files "
                              "come without photometry")
+    parser.add_argument("--states", action="store_true",
+                        help="with --magnitudes: also score the model's p_rc against the state "
+                             "model's state (giantfm.train.states): states.ecsv, "
+                             "states_by_threshold.ecsv and their figures")
     parser.add_argument("--truncate", choices=("model", "yes", "no"), default="model",
                         help="with --magnitudes: leave out the copies' coefficients beyond "
                              "n_relevant_bases (yes), keep them (no), or as the model's "
@@ -386,6 +391,9 @@ def main(argv=None):
             levels = parse_levels(args.magnitudes)
         except ValueError as err:
             parser.error(f"--magnitudes: {err}")
+    if args.states and (levels is None or args.model is None):
+        parser.error("--states scores a model's p_rc by magnitude: give --model and "
+                     "--magnitudes")
 
     model = None
     if args.model is not None:
@@ -413,7 +421,24 @@ def main(argv=None):
         by_level[by_level["sample"] == "giants"]["system", "level", "label", "n", "coverage",
                                                  "sigma", "bias", "z_sigma"].pprint(
             max_lines=-1, max_width=-1)
+        if args.states:
+            _evaluate_states(model, args, levels, out)
     return 0
+
+
+def _evaluate_states(model, args, levels, out):
+    """``--states``: the state scores, their tables and figures in ``out``."""
+    from .states import evaluate_states, state_figures
+
+    scores, by_threshold, answers = evaluate_states(
+        model, args.dataset, levels, seed=args.seed, batch_size=args.batch_size,
+        truncate={"model": None, "yes": True, "no": False}[args.truncate])
+    for table, name in ((scores, "states.ecsv"), (by_threshold, "states_by_threshold.ecsv")):
+        atomic_write(out / name, lambda tmp: table.write(tmp, format="ascii.ecsv",
+                                                         overwrite=True))
+    if not args.no_figures:
+        state_figures(answers, out)
+    scores.pprint(max_lines=-1, max_width=-1)
 
 
 if __name__ == "__main__":

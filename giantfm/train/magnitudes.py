@@ -18,16 +18,19 @@ the predicted Teff, log g, [M/H] and [alpha/M] leave the label domain. Mass
 and age are also reported for the red-clump-like and the other giants
 separately (``sample`` ``rc`` / ``rgb``: the Teff-log g cut of Bovy et al.
 2014, ``1.8 <= logg <= 0.0018 (Teff - Teff_ref) + 2.5`` with ``Teff_ref = 4607
-- 382.5 [M/H]`` on the APOGEE labels; the test split has no seismic
-evolutionary states).
+- 382.5 [M/H]`` on the APOGEE labels), and, in a dataset with states, for
+the giants of each state by the state model on their APOGEE labels
+(``rc_state`` / ``rgb_state``: ``labels/p_rc`` at least
+`giantfm.results.EVSTATE_THRESHOLD` or below it; the test split has no
+seismic evolutionary states). `giantfm.train.states` scores the state itself.
 """
 import math
 
 import numpy as np
 
 from .. import vocab
-from ..prediction import PREDICTED_LABELS, finish_answers
-from ..results import inside_label_domain
+from ..prediction import finish_answers
+from ..results import EVSTATE_THRESHOLD, inside_label_domain
 from ..tokens import from_token_scale, to_token_scale
 from .augment import FaintCopies
 from .datafile import float_labels, load_dataset
@@ -119,8 +122,14 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
               if domain and all(n in pred for n in domain) else None)
     rc = red_clump_like(labels["teff"], labels["logg"], labels["m_h"])
     samples = {"giants": giant, "rc": giant & rc, "rgb": giant & ~rc}
+    if "p_rc" in labels:   # the state model's state on the APOGEE labels
+        with np.errstate(invalid="ignore"):
+            samples["rc_state"] = giant & (labels["p_rc"] >= EVSTATE_THRESHOLD)
+            samples["rgb_state"] = giant & (labels["p_rc"] < EVSTATE_THRESHOLD)
     out = []
     for k, name in enumerate(names):
+        if name not in REFERENCES:   # the state: scored by giantfm.train.states
+            continue
         reference, column = REFERENCES[name][0]
         truth = labels.get(column)
         if truth is None:
@@ -151,7 +160,8 @@ def _model_rows(model, tokens, level, labels, giant, domain, batch_size):
     """The model's rows as `giantfm.predict` answers, and, for a model that chains mass
     and age, the mass and age rows of its direct and chained estimates alone (what the
     combination is made of), all from one call of the network."""
-    names = list(PREDICTED_LABELS)
+    # as predict asks: with the state where the model knows it (the chain mixes by it)
+    names = list(vocab.VALUE_LABEL_NAMES) + [n for n in vocab.STATE_NAMES if model.knows(n)]
     raw_mean, raw_std = model.request(tokens, names, batch_size=batch_size, progress=False)
     out = []
     if model.metadata.chain is not None:
@@ -199,7 +209,8 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     -------
     `~astropy.table.Table`
         One row per system, level, label and sample (``giants``; for mass
-        and age also ``rc`` and ``rgb``): ``n``, ``coverage``, ``sigma``,
+        and age also ``rc`` and ``rgb``, and ``rc_state`` and ``rgb_state``
+        for a dataset with states): ``n``, ``coverage``, ``sigma``,
         ``bias``, ``z_sigma`` (NaN for the baselines). For a model that
         chains mass and age, systems ``'model: direct'`` and ``'model: chain'``
         give the two estimates it combines, alone.
@@ -217,7 +228,7 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
     if truncate is None:
         truncate = True if model is None else model.metadata.truncate
-    names = list(vocab.LABEL_NAMES)
+    names = list(vocab.VALUE_LABEL_NAMES)
     rows = []
     for level in levels:
         tokens = degraded_inputs(batch, inputs, level, seed=seed, truncate=truncate)
@@ -235,13 +246,14 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
             rows += _rows(f"xgboost {baseline.name}", level, targets, mean, std, labels, giant,
                           domain)
     table = Table(rows=rows, names=list(rows[0]))
-    table.meta.update({"dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),
+    table.meta.update({"model": None if model is None else model.metadata.name,
+                       "dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),
                        "levels": [str(v) for v in levels],
                        "label_domain": {k: list(v) for k, v in domain.items()}})
     return table
 
 
-def magnitude_figure(table, path, labels=vocab.LABEL_NAMES):
+def magnitude_figure(table, path, labels=vocab.VALUE_LABEL_NAMES):
     """Scatter (and z MAD-std) against G level per label and system, written to ``path`` (PNG)."""
     from matplotlib.figure import Figure
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import vocab
 from ..exceptions import InvalidNameError
 from ..model import TrainedModel
-from ..prediction import PREDICTED_LABELS, answer_labels
+from ..prediction import answer
 from ..utils._stats import mad_std
 from .baseline import INPUT_SETS
 
@@ -166,13 +166,14 @@ def reference_error(reference, labels, column, truth):
 def request_answers(model, batch, names, batch_size=None):
     """Token-scale mean and std for every star; NaN for stars that cannot be asked.
 
-    A `giantfm.model.TrainedModel` asked for the six labels answers as
-    `giantfm.predict` does (`giantfm.prediction.answer_labels`: mass and age
-    chained, uncertainties calibrated, as its metadata says).
+    A `giantfm.model.TrainedModel` answers as `giantfm.request` does
+    (`giantfm.prediction.answer`: labels finished -- mass and age chained,
+    uncertainties calibrated -- as its metadata says).
     """
-    if isinstance(model, TrainedModel) and list(names) == list(PREDICTED_LABELS):
-        mean, std, _ = answer_labels(model, batch, batch_size=batch_size, progress=False)
-        return mean, std
+    if isinstance(model, TrainedModel):
+        _, mean, std, _ = answer(model, batch, list(names), batch_size=batch_size,
+                                 progress=False)
+        return mean[:, :len(names)], std[:, :len(names)]
     mean = np.full((len(batch), len(names)), np.nan)
     std = np.full_like(mean, np.nan)
     ok = batch.ok

@@ -6,7 +6,7 @@ writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`),
 ``metrics.csv`` (one row per epoch), ``checkpoint.pt`` and, with ``--half``,
 ``final/`` (the best weights in float16) under ``--out``::
 
-    giantfm train --dataset work_data/giantfm-dataset-v3.h5 --out runs/x --config default
+    giantfm train --dataset work_data/giantfm-dataset-v4.h5 --out runs/x --config default
 
 By default the training stars are shown as faint copies at random magnitudes
 (``--augment faint``, `giantfm.train.augment.FaintCopies`), and the
