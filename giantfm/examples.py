@@ -18,6 +18,7 @@ import numpy as np
 from astropy.table import QTable
 from astropy.utils.masked import Masked
 
+from .results import label_columns
 from .utils._stats import mad_std
 from .vocab import LABEL_NAMES, SPECTROSCOPIC_LABEL_NAMES
 
@@ -81,7 +82,7 @@ def compare(stars, result):
     for name in LABEL_NAMES:
         if name not in result.colnames:
             continue
-        for column in (name, f"{name}_err") + (("evstate",) if name == "p_rc" else ()):
+        for column in label_columns(name):
             if column in result.colnames:
                 table[column] = result[column]
         reference = REFERENCE_COLUMNS.get(name)

@@ -569,16 +569,14 @@ def combine_probabilities(p_network, p_label_model, weight):
     of the two is not finite the other is kept. Probabilities are clipped to
     [1e-6, 1 - 1e-6] first, so that a 0 or 1 does not decide alone.
     """
-    p_net, p_lm = (np.asarray(p, dtype=float) for p in (p_network, p_label_model))
-    w = float(weight)
+    from scipy.special import expit, logit
 
-    def logit(p):
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))
-    with np.errstate(invalid="ignore"):
-        both = np.isfinite(p_net) & np.isfinite(p_lm)
-        mixed = 1.0 / (1.0 + np.exp(-((1 - w) * logit(p_net) + w * logit(p_lm))))
-        return np.where(both, mixed, np.where(np.isfinite(p_net), p_net, p_lm))
+    p_net, p_lm = (np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+                   for p in (p_network, p_label_model))
+    w = float(weight)
+    mixed = expit((1 - w) * logit(p_net) + w * logit(p_lm))
+    both = np.isfinite(p_net) & np.isfinite(p_lm)
+    return np.where(both, mixed, np.where(np.isfinite(p_net), p_network, p_label_model))
 
 
 def chain_answers(label_model, names, mean, std, chain):

@@ -110,9 +110,7 @@ def _answer_table(net, batch, names, *, batch_size, progress):
             "inputs": results.describe_inputs(batch, net.input_names)}
     result = results.finish(results.results_table(batch, asked, mean, std, meta), batch,
                             net.metadata, embedding=embedded)
-    extra = [c for name in asked[len(names):] for c in (name, f"{name}_err")
-             + (("evstate",) if name in vocab.STATE_NAMES else ())]
-    result.remove_columns([c for c in extra if c in result.colnames])
+    result.remove_columns([c for name in asked[len(names):] for c in results.label_columns(name)])
     if net.metadata.chain is not None and any(n in vocab.MASS_AGE_NAMES for n in names):
         result.meta["chain"] = dataclasses.asdict(net.metadata.chain)
     return result

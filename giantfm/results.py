@@ -33,23 +33,36 @@ from .flags import reason as reason_text
 from .metadata import DEFAULT_LABEL_DOMAIN, ModelMetadata
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "finish", "add_evstate", "inside_label_domain",
-           "mask_outside_label_domain", "EVSTATE_THRESHOLD", "LABEL_MODEL_COLUMNS",
+__all__ = ["results_table", "finish", "add_evstate", "label_columns", "inside_label_domain",
+           "mask_outside_label_domain", "EVSTATE_THRESHOLD", "EVSTATE_COLUMN",
+           "LABEL_MODEL_COLUMNS",
            "add_label_floor", "add_ood_score", "add_label_support", "label_support_reasons",
            "set_flags", "embedding_distance", "join_reasons", "model_meta", "describe_inputs",
            "empty_result", "prediction_units", "PREDICTION_COLUMNS", "CONSISTENCY_SCALES"]
 
 #: The columns of the status of a row, after its labels.
 _STATUS_COLUMNS = ("ood_score", "flag", "flags", "reason")
-#: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order:
-#: each label of kind ``value`` with its ``_err``, ``p_rc`` and ``evstate``, the status.
-PREDICTION_COLUMNS = tuple(c for name in vocab.VALUE_LABEL_NAMES for c in (name, f"{name}_err")) \
-    + vocab.STATE_NAMES + ("evstate",) + _STATUS_COLUMNS
-#: The columns that come from what the label model teaches: masked outside its domain.
-LABEL_MODEL_COLUMNS = tuple(c for name in vocab.MASS_AGE_NAMES
-                            for c in (name, f"{name}_err")) + vocab.STATE_NAMES + ("evstate",)
+#: The column of the state that ``p_rc`` says (`add_evstate`).
+EVSTATE_COLUMN = "evstate"
 #: ``evstate`` is 'RC' where ``p_rc`` is at least this, else 'RGB'.
 EVSTATE_THRESHOLD = 0.5
+
+
+def label_columns(name):
+    """The result columns of the label ``name``: the value and its ``_err`` for a token of
+    kind ``value``; ``p_rc`` and `EVSTATE_COLUMN`, the state it says, for the state."""
+    if vocab.is_probability(name):
+        return (name, EVSTATE_COLUMN) if name in vocab.STATE_NAMES else (name,)
+    return (name, f"{name}_err")
+
+
+#: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order:
+#: each label's (`label_columns`), then the status.
+PREDICTION_COLUMNS = tuple(c for name in vocab.LABEL_NAMES for c in label_columns(name)) \
+    + _STATUS_COLUMNS
+#: The columns that come from what the label model teaches: masked outside its domain.
+LABEL_MODEL_COLUMNS = tuple(c for name in vocab.MASS_AGE_NAMES + vocab.STATE_NAMES
+                            for c in label_columns(name))
 
 #: The ``ood_score`` scales of the two photometric-consistency measures for a model
 #: that records none (see `add_ood_score`).
@@ -174,10 +187,10 @@ def add_evstate(result):
     mask = np.asarray(result["p_rc"].mask) | ~np.isfinite(p)
     with np.errstate(invalid="ignore"):
         state = np.where(p >= EVSTATE_THRESHOLD, "RC", "RGB")
-    result.add_column(MaskedColumn(state, mask=mask, dtype="U3"), name="evstate",
+    result.add_column(MaskedColumn(state, mask=mask, dtype="U3"), name=EVSTATE_COLUMN,
                       index=result.colnames.index("p_rc") + 1)
-    result["evstate"].info.description = (f"'RC' (core-helium burning) where p_rc >= "
-                                          f"{EVSTATE_THRESHOLD}, else 'RGB'")
+    result[EVSTATE_COLUMN].info.description = (
+        f"'RC' (core-helium burning) where p_rc >= {EVSTATE_THRESHOLD}, else 'RGB'")
 
 
 def join_reasons(first, second):
@@ -458,7 +471,7 @@ def prediction_units():
     """
     units = {}
     for column in PREDICTION_COLUMNS:
-        if column in _STATUS_COLUMNS or column == "evstate":
+        if column in _STATUS_COLUMNS or column == EVSTATE_COLUMN:
             continue
         name = column[:-4] if column.endswith("_err") else column
         units[column] = vocab.token_unit(name).to_string()
@@ -471,7 +484,7 @@ def empty_result(rows=0):
     result = QTable()
     for name, unit in prediction_units().items():
         result[name] = np.zeros(rows) << u.Unit(unit)
-    result.add_column(np.zeros(rows, dtype="U3"), name="evstate",
+    result.add_column(np.zeros(rows, dtype="U3"), name=EVSTATE_COLUMN,
                       index=result.colnames.index("p_rc") + 1)
     result["flag"] = np.zeros(rows, dtype=bool)
     result["flags"] = np.zeros(rows, dtype=np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import resolve_batch_size
 from ..io.parquet import arrow_to_table
 from .. import prediction
-from ..results import PREDICTION_COLUMNS, empty_result
+from ..results import EVSTATE_COLUMN, PREDICTION_COLUMNS, empty_result
 from ..utils._optional import require
 
 __all__ = ["predict_catalog"]
@@ -70,7 +70,7 @@ def _frame_to_table(frame):
 
 
 _PARTITION_DTYPES = {"flag": "bool[pyarrow]", "flags": "int64[pyarrow]",
-                     "reason": "string[pyarrow]", "evstate": "string[pyarrow]"}
+                     "reason": "string[pyarrow]", EVSTATE_COLUMN: "string[pyarrow]"}
 
 
 def _predict_partition(frame, device=None, batch_size=None, model=None, prefix=""):
@@ -100,7 +100,7 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
             values = pd.array(np.asarray(column, dtype=np.int64), dtype=_PARTITION_DTYPES[name])
         elif name == "reason":
             values = pd.array(np.asarray(column, dtype=str), dtype=_PARTITION_DTYPES[name])
-        elif name == "evstate":   # masked (no state) -> missing
+        elif name == EVSTATE_COLUMN:   # masked (no state) -> missing
             values = pd.array(np.where(np.ma.getmaskarray(column), None,
                                        np.asarray(column, dtype=object)),
                               dtype=_PARTITION_DTYPES[name])

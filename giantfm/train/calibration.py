@@ -26,6 +26,7 @@ gives them (never on the test split):
 `giantfm.prediction.finish_answers` applies.
 """
 import numpy as np
+from scipy.special import rel_entr
 
 from .. import vocab
 from ..labelmodel import FEATURES, chain_answers, combine_probabilities
@@ -113,11 +114,10 @@ def _state_weight(label_model, names, mean, target):
     p_lm = label_model.state_probability(features)
     use = np.isfinite(target) & np.isfinite(p_net) & np.isfinite(p_lm)
     t = np.clip(target[use], 0.0, 1.0)
-    entropy = -(np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0)
-                + np.where(t < 1, (1 - t) * np.log(np.where(t < 1, 1 - t, 1)), 0))
     kl = []
     for w in WEIGHTS:
         q = np.clip(combine_probabilities(p_net[use], p_lm[use], w), 1e-6, 1 - 1e-6)
-        kl.append(float(np.mean(-(t * np.log(q) + (1 - t) * np.log(1 - q)) - entropy)))
+        # the Bernoulli KL divergence, as training's bernoulli_kl measures it
+        kl.append(float(np.mean(rel_entr(t, q) + rel_entr(1 - t, 1 - q))))
     best = int(np.argmin(kl))
     return float(WEIGHTS[best]), {"network": kl[0], "label_model": kl[-1], "combined": kl[best]}

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .. import vocab
-from ..labelmodel import load_label_model
+from ..labelmodel import FEATURES, load_label_model
 from ..prediction import finish_answers
 from ..results import EVSTATE_THRESHOLD, inside_label_domain
 from ..tokens import from_token_scale
@@ -121,7 +121,7 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
         pred = {name: from_token_scale(name, mean[:, k])[0] for k, name in enumerate(names)}
         answered = reference & inside_label_domain(pred, domain, len(mean)) \
             & np.isfinite(pred["p_rc"])
-        features = np.column_stack([pred[name] for name in ("teff", "logg", "m_h", "alpha_m")])
+        features = np.column_stack([pred[name] for name in FEATURES])
         systems = {"model": pred["p_rc"], "network": raw[:, names.index("p_rc")],
                    "state model on predicted labels": label_model.state_probability(features)}
         for system, p in systems.items():
