@@ -36,7 +36,7 @@ so that both compare like for like on a loaded machine.
 
 ``embed``: the bundled real example stars (Gaia archive layout) repeated to
 ``--embed-stars`` rows, `giantfm.embed` end to end, with `giantfm.predict` on
-the same rows beside it.
+the same rows beside it, the two interleaved.
 
 ``--save PATH`` writes the figures as an ECSV table with ``meta['title']``
 and ``meta['machine']`` (docs/scripts/make_tables.py reads
@@ -211,8 +211,17 @@ def main():
     table = vstack([examples] * int(np.ceil(args.embed_stars / len(examples))))
     table = table[:args.embed_stars]
     kwargs = {"model": net, "progress": False, "batch_size": args.batch_size}
-    t_embed, _ = median_time(lambda: giantfm.embed(table, **kwargs), args.repeats)
-    t_predict, _ = median_time(lambda: giantfm.predict(table, **kwargs), args.repeats)
+    # interleaved (embed, predict, embed, ...) after one warm-up call of each, so that a
+    # change of the machine's load during the run affects both alike
+    giantfm.embed(table[:200], **kwargs)
+    giantfm.predict(table[:200], **kwargs)
+    times = {"embed": [], "predict": []}
+    for _ in range(args.repeats):
+        for name, verb in (("embed", giantfm.embed), ("predict", giantfm.predict)):
+            start = time.perf_counter()
+            verb(table, **kwargs)
+            times[name].append(time.perf_counter() - start)
+    t_embed, t_predict = (statistics.median(times[name]) for name in ("embed", "predict"))
     n = len(table)
     print(f"embed   {n / t_embed:10,.0f} stars/s; predict on the same {n} stars "
           f"{n / t_predict:10,.0f} stars/s ({net.device})", flush=True)

@@ -24,6 +24,7 @@ NEEDS_MODEL = {
     "tutorials/request.rst",
     "tutorials/validation_plots.rst",
     "tutorials/generation.rst",
+    "tutorials/finetune.rst",
     "tutorials/gaia_scale.rst",
 }
 

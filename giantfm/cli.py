@@ -12,6 +12,7 @@
     giantfm baseline ...                    train XGBoost baselines  (giantfm.train.baseline)
     giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluate)
     giantfm bundle ...                      bundle a trained model   (giantfm.train.bundle)
+    giantfm finetune INPUT --label COL ...  teach a model your own labels (giantfm.teaching)
 
 ``giantfm SUBCOMMAND --help`` describes each one. ``predict`` reads any table
 astropy reads and writes its output in the format its extension names
@@ -62,6 +63,7 @@ from pathlib import Path
 from . import examples, prediction, scale
 from .config import conf
 from .io.tables import read_table, require_format_package, table_format, write_table
+from .metadata import CONFIG_FILE
 from .utils._optional import HAS_DISTRIBUTED, install_hint, require
 from .utils._version import package_version, public_version
 
@@ -88,6 +90,8 @@ _DELEGATES = {
                                            "(giantfm.train.evaluate)"),
     "bundle": ("giantfm.train.bundle", "bundle a trained model with its calibrations, or "
                                        "write its model card (giantfm.train.bundle)"),
+    "finetune": ("giantfm.teaching", "teach a model labels of your own from a table "
+                                     "(giantfm.teaching)"),
 }
 
 
@@ -124,6 +128,7 @@ def _cmd_predict(args):
         raise CLIError(str(exc), EXIT_OUTPUT) from None
 
     _check_device(args.device)
+    _check_model(args.model)
     table = _read_input(args.input, "input")
     photometry = None if args.photometry is None else _read_input(args.photometry, "photometry")
     if len(table) == 0:
@@ -132,7 +137,8 @@ def _cmd_predict(args):
     try:
         result = _predict_function()(table, photometry=photometry, device=args.device,
                                      batch_size=args.batch_size,
-                                     progress=False if args.no_progress else None)
+                                     progress=False if args.no_progress else None,
+                                     **({} if args.model is None else {"model": args.model}))
     except ValueError as exc:  # giantfm's input validation: the table's fault
         raise CLIError(f"cannot predict from {args.input!r}: {exc}", EXIT_BAD_INPUT) from exc
     except ImportError as exc:  # torch, where the model runs, is not installed
@@ -169,6 +175,13 @@ def _check_device(device):
         raise CLIError(f"--device: {exc}", EXIT_UNAVAILABLE) from None
 
 
+def _check_model(model):
+    """Refuse a ``--model`` folder that holds no saved model, before any work."""
+    if model is not None and not (Path(model) / CONFIG_FILE).is_file():
+        raise CLIError(f"--model: no saved giantfm model in {model!r} (a folder written by "
+                       "giantfm finetune, giantfm train or giantfm bundle)", EXIT_UNAVAILABLE)
+
+
 def _read_input(path, what):
     try:
         return read_table(path)
@@ -198,6 +211,7 @@ def _cmd_predict_files(args):
     if not os.access(out, os.W_OK):
         raise CLIError(f"output directory {args.output_dir!r} is not writable", EXIT_OUTPUT)
     _check_device(args.device)
+    _check_model(args.model)
     client = "sync" if args.workers == 0 else None
     if args.scheduler is not None:
         if args.workers is not None:
@@ -219,7 +233,7 @@ def _cmd_predict_files(args):
         manifest = scale.predict_files(
             args.inputs, out, client=client, n_workers=args.workers or None,
             device=args.device, batch_size=args.batch_size, resume=not args.no_resume,
-            output_format=args.format, progress=not args.no_progress)
+            output_format=args.format, progress=not args.no_progress, model=args.model)
     except (ValueError, TypeError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     except ImportError as exc:
@@ -380,6 +394,8 @@ def build_parser():
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: giantfm.conf.device)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="stars per network call (default: chosen for the device)")
+    p.add_argument("--model", metavar="FOLDER",
+                   help="a saved model (e.g. one of giantfm finetune) instead of the bundled one")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=_cmd_predict)
@@ -409,6 +425,8 @@ def build_parser():
                                     "(default: giantfm.conf.device)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="stars per network call (default: chosen for the device)")
+    p.add_argument("--model", metavar="FOLDER",
+                   help="a saved model (e.g. one of giantfm finetune) instead of the bundled one")
     p.add_argument("--no-resume", action="store_true",
                    help="predict every input again, even those an earlier run finished")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -11,6 +11,11 @@ recovered from the library's sampled spectra with
 DR17 labels (``apogee_teff``, ...) and the label model's mass and age
 (``labelmodel_mass``, ``labelmodel_age``) to compare against (`compare`).
 ``tools/make_examples.py`` rebuilds the file.
+
+`cn_ages` holds 300 other giants of the same library, with the [C/N] ages of
+Hasselquist et al. (2020), a label giantfm was never taught: the data of the
+tutorial "Teach giantfm a new label" (`giantfm.finetune`);
+``tools/make_cn_examples.py`` rebuilds it.
 """
 from importlib import resources
 
@@ -22,9 +27,10 @@ from .results import label_columns
 from .utils._stats import mad_std
 from .vocab import LABEL_NAMES, SPECTROSCOPIC_LABEL_NAMES
 
-__all__ = ["load", "compare", "EXAMPLE_FILE", "REFERENCE_COLUMNS"]
+__all__ = ["load", "cn_ages", "compare", "EXAMPLE_FILE", "CN_AGES_FILE", "REFERENCE_COLUMNS"]
 
 EXAMPLE_FILE = "examples.ecsv"
+CN_AGES_FILE = "cn_ages.fits"
 
 #: The example stars' column that each predicted label is compared with: the APOGEE
 #: DR17 labels, and the mass and age of the label model the network learned them from.
@@ -46,6 +52,23 @@ def load():
     """
     with resources.as_file(resources.files("giantfm.data") / EXAMPLE_FILE) as path:
         return QTable.read(path, format="ascii.ecsv")
+
+
+def cn_ages():
+    """Real giants with [C/N] ages, to teach giantfm a new label (`giantfm.finetune`).
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        300 stars in Gaia archive layout (as `load`), with ``age_cn`` and
+        ``age_cn_err`` [Gyr] (Hasselquist et al. 2020) and ``split``: 200 of
+        giantfm's training split ('train') and 100 of its fixed test split
+        ('test'), which the bundled model never saw.
+    """
+    with resources.as_file(resources.files("giantfm.data") / CN_AGES_FILE) as path:
+        table = QTable.read(path)
+    table["split"] = table["split"].astype(str)
+    return table
 
 
 def compare(stars, result):

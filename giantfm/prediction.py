@@ -17,7 +17,7 @@ from .config import conf, resolve_batch_size
 from .labelmodel import LABEL_MODEL_DIR, chain_answers, load_label_model
 
 __all__ = ["predict", "request", "ask", "answer", "finish_answers",
-           "label_model_of", "get_model", "as_batch", "PREDICTED_LABELS"]
+           "label_model_of", "own_labels", "get_model", "as_batch", "PREDICTED_LABELS"]
 
 #: The labels `predict` returns, in this order.
 PREDICTED_LABELS = vocab.LABEL_NAMES
@@ -108,9 +108,10 @@ def _answer_table(net, batch, names, *, batch_size, progress):
                                         progress=progress)
     meta = {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
             "inputs": results.describe_inputs(batch, net.input_names)}
-    result = results.finish(results.results_table(batch, asked, mean, std, meta), batch,
-                            net.metadata, embedding=embedded)
-    result.remove_columns([c for name in asked[len(names):] for c in results.label_columns(name)])
+    result = results.finish(results.results_table(batch, asked, mean, std, meta, net.tokens),
+                            batch, net.metadata, embedding=embedded)
+    result.remove_columns([c for name in asked[len(names):]
+                           for c in results.label_columns(name, net.tokens)])
     if net.metadata.chain is not None and any(n in vocab.MASS_AGE_NAMES for n in names):
         result.meta["chain"] = dataclasses.asdict(net.metadata.chain)
     return result
@@ -129,7 +130,8 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
         converted to the vocabulary unit; ``name_err`` entries give errors), e.g.
         ``{'teff': [4500, 4800] * u.K, 'logg': [2.4, 2.9], 'm_h': [0.0, -0.3]}``.
     outputs : str or sequence of str
-        Token names to predict (see `giantfm.vocab.vocabulary_table`).
+        Token names to predict (see `giantfm.vocab.vocabulary_table`; with a
+        model taught labels of its own, `giantfm.finetune`, those too).
     photometry, truncate
         Passed to `giantfm.tokens.tokenize` for table and spectrum inputs;
         ``truncate=None`` follows the model, as in `predict`.
@@ -162,8 +164,8 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     names = [outputs] if isinstance(outputs, str) else list(outputs)
     if not names:
         raise ValueError("outputs is empty: name at least one token to predict")
-    vocab.token_ids(names)  # unknown names raise here, before any work
     net = get_model(device=device, model=model)
+    net.tokens.token_ids(names)  # unknown names raise here, before any work
     batch = as_batch(inputs, net, photometry=photometry, truncate=truncate)
     return _answer_table(net, batch, names, batch_size=batch_size, progress=progress)
 
@@ -237,11 +239,16 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
         Rows that could not be predicted are masked; no row is dropped or
         reordered. ``meta`` also records the model, its version, the device
         and the inputs the model read.
+
+        A model taught labels of its own (`giantfm.finetune`) also answers
+        them, after giantfm's labels, each with ``<name>_err`` in its unit
+        (calibrated on the fine-tune's validation stars).
     """
     net = get_model(device=device, model=model)
     batch = as_batch(data, net, photometry=photometry, truncate=truncate)
-    # a model made before a label existed (p_rc: vocabulary version 2) answers without it
-    names = [name for name in PREDICTED_LABELS if net.knows(name)]
+    # a model made before a label existed (p_rc: vocabulary version 2) answers without it;
+    # one taught labels of its own (giantfm.finetune) answers them too
+    names = [name for name in PREDICTED_LABELS if net.knows(name)] + own_labels(net)
     return _answer_table(net, batch, names, batch_size=batch_size, progress=progress)
 
 
@@ -270,6 +277,11 @@ def finish_answers(net, names, mean, std, chain_weights=None):
 
 
 _LABEL_MODELS = {}
+
+
+def own_labels(net):
+    """The labels ``net`` was taught beyond giantfm's vocabulary (`giantfm.finetune`)."""
+    return list(net.tokens.names[vocab.N_TOKENS:])
 
 
 def label_model_of(net):

@@ -48,10 +48,11 @@ EVSTATE_COLUMN = "evstate"
 EVSTATE_THRESHOLD = 0.5
 
 
-def label_columns(name):
+def label_columns(name, vocabulary=vocab.VOCABULARY):
     """The result columns of the label ``name``: the value and its ``_err`` for a token of
-    kind ``value``; ``p_rc`` and `EVSTATE_COLUMN`, the state it says, for the state."""
-    if vocab.is_probability(name):
+    kind ``value``; ``p_rc`` and `EVSTATE_COLUMN`, the state it says, for the state.
+    ``vocabulary``: giantfm's, or a model's with its own labels."""
+    if vocabulary.token(name).kind == "probability":
         return (name, EVSTATE_COLUMN) if name in vocab.STATE_NAMES else (name,)
     return (name, f"{name}_err")
 
@@ -107,7 +108,7 @@ def describe_inputs(batch, read=None):
     return text + (f" (not read: {', '.join(ignored)})" if ignored else "")
 
 
-def results_table(batch, names, mean, std, meta):
+def results_table(batch, names, mean, std, meta, vocabulary=vocab.VOCABULARY):
     """Token-scale answers -> QTable in vocabulary units, masked where not predicted.
 
     Parameters
@@ -120,6 +121,9 @@ def results_table(batch, names, mean, std, meta):
         The network's answers in token scale (NaN where none).
     meta : dict
         Put into the table's ``meta``.
+    vocabulary : `giantfm.vocab.Vocabulary`, optional
+        Of ``names``: giantfm's, or the model's with its own labels
+        (`giantfm.model.TrainedModel.tokens`), whose units and scales they have.
 
     Returns
     -------
@@ -133,12 +137,12 @@ def results_table(batch, names, mean, std, meta):
     failure = np.array(batch.reason, dtype=object)
     failure[(failure == "") & ~np.all(np.isfinite(mean), axis=1)] = reason_text("not_read")
     for k, name in enumerate(names):
-        value, error = from_token_scale(name, mean[:, k], std[:, k])
-        unit = vocab.token_unit(name)
+        value, error = from_token_scale(name, mean[:, k], std[:, k], vocabulary)
+        token = vocabulary.token(name)
         bad = ~np.isfinite(value) | (failure != "")
-        result[name] = Masked(np.where(bad, np.nan, value) * unit, mask=bad)
-        if not vocab.is_probability(name):
-            result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * unit, mask=bad)
+        result[name] = Masked(np.where(bad, np.nan, value) * token.unit, mask=bad)
+        if token.kind != "probability":
+            result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * token.unit, mask=bad)
     result["flag"] = failure != ""
     # the notes on left-out inputs come after a failure: they are why, or the detail
     result["reason"] = join_reasons(failure, batch.notes).astype(str)

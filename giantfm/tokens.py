@@ -35,7 +35,8 @@ from .xp.projection import project_coefficients
 from .xp.readers import as_table, read_photometry, read_source_ids, read_xp
 
 __all__ = ["TokenBatch", "from_arrays", "from_xp", "from_mapping", "read_inputs", "tokenize",
-           "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "G_ZERO_POINT"]
+           "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "column_in_unit",
+           "G_ZERO_POINT"]
 
 #: Gaia DR3 G-band zero point (Riello et al. 2021), magnitudes.
 G_ZERO_POINT = 25.6873668671
@@ -46,15 +47,17 @@ def g_flux(g_mag):
     return 10.0 ** (-0.4 * (np.asarray(g_mag, dtype=float) - G_ZERO_POINT))
 
 
-def to_token_scale(name, value, error=None):
+def to_token_scale(name, value, error=None, vocabulary=vocab.VOCABULARY):
     """Convert a quantity in the vocabulary unit of ``name`` to its token scale.
 
     Returns ``(value, error)``; for ``log10`` tokens the error is propagated to
     first order. Non-positive values of a ``log10`` token become NaN.
+    ``vocabulary``: giantfm's, or a model's with its own labels
+    (`giantfm.model.TrainedModel.tokens`).
     """
     value = np.asarray(value, dtype=float)
     error = None if error is None else np.asarray(error, dtype=float)
-    if vocab.VOCABULARY[vocab.token_id(name)].scale == "log10":
+    if vocabulary.token(name).scale == "log10":
         with np.errstate(divide="ignore", invalid="ignore"):
             positive = value > 0
             logv = np.where(positive, np.log10(np.where(positive, value, 1.0)), np.nan)
@@ -65,11 +68,11 @@ def to_token_scale(name, value, error=None):
     return value, error
 
 
-def from_token_scale(name, value, error=None):
+def from_token_scale(name, value, error=None, vocabulary=vocab.VOCABULARY):
     """Inverse of `to_token_scale`: token-scale mean and error to the vocabulary unit."""
     value = np.asarray(value, dtype=float)
     error = None if error is None else np.asarray(error, dtype=float)
-    if vocab.VOCABULARY[vocab.token_id(name)].scale == "log10":
+    if vocabulary.token(name).scale == "log10":
         value = 10.0 ** value
         if error is not None:
             error = value * np.log(10) * error
@@ -152,15 +155,16 @@ class TokenBatch:
         error = np.where(has, self.errors[rows, col], np.nan)
         return value, error
 
-    def values_of(self, names):
+    def values_of(self, names, vocabulary=vocab.VOCABULARY):
         """Token-scale values and errors of ``names`` for every star, one column per name.
 
         Returns two float64 arrays (n_stars, len(names)), NaN where a star lacks
         the token (`value_of` for many names at once, without a loop over them).
+        ``vocabulary``: the one the batch's ids index (a model's with its own labels).
         """
         names = [names] if isinstance(names, str) else list(names)
-        column = np.full(vocab.N_TOKENS, -1)
-        column[vocab.token_ids(names)] = np.arange(len(names))
+        column = np.full(max(len(vocabulary), int(self.ids.max(initial=0)) + 1), -1)
+        column[vocabulary.token_ids(names)] = np.arange(len(names))
         col = column[self.ids.astype(np.intp)]
         rows, slots = np.nonzero(col >= 0)
         values = np.full((len(self), len(names)), np.nan)
@@ -196,6 +200,22 @@ class TokenBatch:
             rows_reason = np.where(emptied, reason, self.reason)
         return _pack(ids, self.values, self.errors, self.source_id, rows_reason, self.notes,
                      self.consistency, self.g_mag)
+
+    def appended(self, ids, values, errors):
+        """A copy with more tokens per star: ``ids`` (k,) with ``values`` and ``errors``
+        (n, k) in token scale; a NaN value adds no token (e.g. a star's missing label)."""
+        ids = np.asarray(ids)
+        values, errors = np.asarray(values, dtype=float), np.asarray(errors, dtype=float)
+        if values.shape != (len(self), len(ids)) or errors.shape != values.shape:
+            raise ValueError(f"values and errors must be ({len(self)}, {len(ids)}), got "
+                             f"{values.shape} and {errors.shape}")
+        present = np.isfinite(values)
+        return _pack(np.concatenate([self.ids, np.where(present, ids[None, :], vocab.PAD_ID)],
+                                    axis=1),
+                     np.concatenate([self.values, np.where(present, values, 0.0)], axis=1),
+                     np.concatenate([self.errors, np.where(present, np.nan_to_num(errors), 0.0)],
+                                    axis=1),
+                     self.source_id, self.reason, self.notes, self.consistency, self.g_mag)
 
     @classmethod
     def concatenate(cls, batches):
@@ -588,13 +608,29 @@ def _labels_from(labels, n):
 
 
 def _label_column(column, name):
-    """A label column as floats in the vocabulary unit (NaN where masked); a column with a
-    unit (a QTable's Quantity, or a Table column's ``unit``) is converted."""
-    unit = getattr(column, "unit", None)
-    values = np.ma.filled(np.ma.asarray(getattr(column, "value", column), dtype=float), np.nan)
-    if unit is None or unit == u.dimensionless_unscaled:
+    """A label column as floats in the vocabulary unit (NaN where masked); a column without
+    a unit is taken to be in it."""
+    return column_in_unit(column, vocab.token_unit(name), f"label column {name!r}")
+
+
+def column_in_unit(column, unit, what):
+    """A table column as floats in ``unit`` (NaN where masked or missing).
+
+    A column with a unit (a QTable's Quantity, or a Table column's ``unit``)
+    is converted, refusing one that does not convert (``what`` names it); one
+    without a unit, or dimensionless, is taken to be in ``unit`` already.
+    """
+    have = getattr(column, "unit", None)
+    data = getattr(column, "unmasked", None)     # astropy's Masked Quantity
+    if data is not None:
+        values = np.where(np.asarray(column.mask), np.nan,
+                          np.asarray(getattr(data, "value", data), dtype=float))
+    else:
+        values = np.ma.filled(np.ma.asarray(getattr(column, "value", column), dtype=float),
+                              np.nan)
+    if have is None or have == u.dimensionless_unscaled:
         return values
-    return value_in_unit(values * u.Unit(unit), vocab.token_unit(name), f"label column {name!r}")
+    return value_in_unit(values * u.Unit(have), unit, what)
 
 
 def read_inputs(data, photometry=None, labels=None):

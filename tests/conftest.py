@@ -23,3 +23,13 @@ def xp_data(shared_data):
     if not path.is_dir():
         pytest.skip(f"shared Gaia XP samples not found at {path.resolve()}")
     return path
+
+
+@pytest.fixture(scope="module")
+def net():
+    """The bundled model on the CPU, with torch on one thread (light beside other work)."""
+    import torch
+
+    from giantfm.prediction import get_model
+    torch.set_num_threads(1)
+    return get_model(device="cpu")

@@ -32,7 +32,7 @@ import make_tables  # noqa: E402
 #: Pages whose measured numbers are substitutions (none typed by hand).
 CONVERTED = ("accuracy.rst", "comparison.rst", "generative.rst", "performance.rst",
              "datasheet.rst", "cli.rst", "tutorials/generation.rst", "tutorials/gaia_scale.rst",
-             "tutorials/training.rst", "tutorials/red_clump.rst")
+             "tutorials/training.rst", "tutorials/red_clump.rst", "tutorials/finetune.rst")
 #: Directives whose content is literal text (no substitutions); parsed-literal is not one.
 LITERAL_DIRECTIVES = ("code-block", "code", "sourcecode", "doctest", "testcode", "testoutput",
                       "plot", "literalinclude", "math", "doctest-requires", "csv-table")

@@ -6,14 +6,6 @@ from astropy.table import QTable
 
 import giantfm
 from giantfm.flags import REASONS, decode_flags
-from giantfm.prediction import get_model
-
-
-@pytest.fixture(scope="module")
-def net():
-    import torch
-    torch.set_num_threads(1)   # keep the test light beside other work
-    return get_model(device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,12 @@ Inputs, all optional except the package itself:
 - ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.generative``
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
+- ``RESULTS/finetune_cn.ecsv``, ``RESULTS/finetune_cn_age.ecsv`` and
+  ``RESULTS/embedding_neighbours.ecsv``: the tables of ``python -m
+  giantfm.train.finetune_evidence`` (teaching the bundled model [C/N] ages
+  against XGBoost from scratch; the new token and giantfm's age; the labels of
+  embedding neighbours) -> ``finetune_cn.rst``, ``finetune_cn_age.rst``,
+  ``embedding_neighbours.rst``
 - ``RESULTS/bench_*.ecsv``: benchmark results, one table per file, any
   columns; ``meta['title']``, ``meta['machine']``, ``meta['date']`` and
   ``meta['notes']`` are shown when present
@@ -48,6 +54,8 @@ import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 LABELS = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
 LABEL_TEXT = {"teff": "Teff", "logg": "log g", "m_h": "[M/H]", "alpha_m": "[alpha/M]",
@@ -466,6 +474,141 @@ def generative_rst(table):
     return out
 
 
+#: Short names of the rows of ``finetune_cn_age.ecsv`` in substitutions.
+_AGE_ESTIMATES = {"giantfm age (without the token)": "giantfm", "fine-tuned age_cn": "token",
+                  "inverse-variance mean of both": "combined"}
+_AGE_REFERENCES = {"label model age": "lm", "[C/N] age (age_cn)": "cn"}
+#: Short names of the spaces of ``embedding_neighbours.ecsv`` in substitutions.
+_NEIGHBOUR_SPACES = {"embedding": "embedding", "XP coefficients": "coefficients",
+                     "random": "random"}
+
+
+def _size_name(n, table):
+    """A training-set size of ``finetune_cn.ecsv`` in substitution names: ``100``, or
+    ``all`` for the whole pool."""
+    return "all" if int(n) == int(table.meta.get("n_pool", -1)) else str(int(n))
+
+
+def _finetune_summary(table):
+    """Per (method, size): median, min and max MAD-std (dex) over the draws, median bias,
+    z and fit time, and the number of draws."""
+    out = {}
+    for method in ("finetune", "xgboost"):
+        mine = table[table["method"] == method]
+        for n in sorted(set(mine["n_stars"])):
+            rows = mine[mine["n_stars"] == n]
+            out[method, int(n)] = {
+                "sigma": float(np.median(rows["mad_std_dex"])),
+                "low": float(np.min(rows["mad_std_dex"])),
+                "high": float(np.max(rows["mad_std_dex"])),
+                "bias": float(np.median(rows["bias_dex"])),
+                "z": float(np.median(rows["z_mad_std"])), "fit_s": float(np.median(rows["fit_s"])),
+                "draws": len(rows), "n_train": int(np.median(rows["n_train"])),
+                "n_val": int(np.median(rows["n_val"]))}
+    return out
+
+
+def finetune_cn_rst(table):
+    """The sample-efficiency table of ``finetune_cn.ecsv`` (``finetune_cn.rst``)."""
+    summary = _finetune_summary(table)
+    rows = []
+    for n in sorted({n for _, n in summary}):
+        row = [f"{n:,}" + (" (all)" if _size_name(n, table) == "all" else "")]
+        for method in ("finetune", "xgboost"):
+            cell = summary.get((method, n))
+            row += ["--"] * 2 if cell is None else [
+                f"{cell['sigma']:.3f} ({cell['low']:.3f}-{cell['high']:.3f})",
+                f"{cell['bias']:+.3f}"]
+        cell = summary.get(("finetune", n))
+        row.insert(3, "--" if cell is None else f"{cell['z']:.2f}")
+        row.insert(1, "--" if cell is None else str(cell["draws"]))
+        rows.append(row)
+    header = ["stars given", "draws", "fine-tune: MAD-std [dex]", "bias [dex]", "z",
+              "XGBoost: MAD-std [dex]", "bias [dex]"]
+    text = (f"[C/N] ages taught to {table.meta.get('model', 'the bundled model')} "
+            "(`giantfm.finetune`) against XGBoost trained from scratch on the same stars "
+            f"({table.meta.get('features_xgboost', '')} features, the same validation "
+            f"stars), scored as log10 age on the {table.meta.get('n_test_stars', '')} test "
+            "giants with a [C/N] age: median over the draws of random stars (range in "
+            "brackets), z the MAD-std of the fine-tune's calibrated z-scores (the "
+            "catalogue's errors in quadrature; XGBoost gives none). The fit times are in "
+            "``finetune_cn.ecsv``; they were taken on a shared machine under varying load, "
+            "and ``benchmarks/bench_finetune.py`` times a fine-tune on its own.\n\n")
+    return text + list_table(header, rows)
+
+
+def finetune_numbers(table):
+    """Substitutions from ``finetune_cn.ecsv``: ``ft_cn_<method>_<size>`` (median MAD-std,
+    dex), ``..._bias_<size>``, ``ft_cn_finetune_z_<size>``, for sizes ``100`` ... and
+    ``all``; ``ft_cn_n_pool``, ``ft_cn_n_test``, ``ft_cn_draws``."""
+    out = {"ft_cn_n_pool": f"{int(table.meta.get('n_pool', 0)):,}",
+           "ft_cn_n_test": f"{int(table.meta.get('n_test_stars', 0)):,}",
+           "ft_cn_draws": str(int(table["repeat"].max()) + 1)}
+    for (method, n), cell in _finetune_summary(table).items():
+        size = _size_name(n, table)
+        out[f"ft_cn_{method}_{size}"] = f"{cell['sigma']:.3f} dex"
+        out[f"ft_cn_{method}_bias_{size}"] = f"{cell['bias']:+.3f} dex"
+        if method == "finetune":
+            out[f"ft_cn_finetune_z_{size}"] = f"{cell['z']:.2f}"
+    return out
+
+
+def finetune_cn_age_rst(table):
+    """``finetune_cn_age.rst``: the age scatter with and without the new token."""
+    rows = [[row["estimate"], row["reference"], f"{row['mad_std_dex']:.3f}",
+             f"{row['bias_dex']:+.3f}", f"{int(row['n']):,}"] for row in table]
+    return ("Test-split scatter of log10 age (MAD-std and median of the difference, dex) "
+            "of giantfm's own age, of the fine-tuned ``age_cn`` token (all training stars) "
+            "and of their inverse-variance mean.\n\n"
+            + list_table(["estimate", "against", "MAD-std [dex]", "bias [dex]", "N"], rows))
+
+
+def finetune_age_numbers(table):
+    """Substitutions from ``finetune_cn_age.ecsv``: ``ft_age_<estimate>_<reference>``
+    (MAD-std, dex) and ``..._bias``, with estimates ``giantfm``, ``token``, ``combined``
+    and references ``lm`` (the label model's age) and ``cn`` (the [C/N] age)."""
+    out = {}
+    for row in table:
+        name = (f"ft_age_{_AGE_ESTIMATES[row['estimate']]}_"
+                f"{_AGE_REFERENCES[row['reference']]}")
+        out[name] = f"{row['mad_std_dex']:.3f} dex"
+        out[name + "_bias"] = f"{row['bias_dex']:+.3f} dex"
+    return out
+
+
+def _neighbour_space(space):
+    return next(short for key, short in _NEIGHBOUR_SPACES.items() if space.startswith(key))
+
+
+def embedding_neighbours_rst(table):
+    """``embedding_neighbours.rst``: the median label differences to the neighbours."""
+    units = dict(table.meta.get("units", {}))
+    labels = [c[len("median_abs_d_"):] for c in table.colnames if c.startswith("median_abs_d_")]
+    rows = [[row["space"], *(f"{row['median_abs_d_' + name]:.3g}" for name in labels)]
+            for row in table]
+    header = ["neighbours in"] + [f"|d {name}| [{units.get(name, '')}]" for name in labels]
+    n, k = int(table["n_stars"][0]), int(table["k"][0])
+    return (f"Median absolute difference of the labels (APOGEE DR17; mass: the label "
+            f"model's) between each of {n:,} test-split giants and its {k} nearest "
+            "neighbours among them, by space.\n\n" + list_table(header, rows))
+
+
+def embedding_numbers(table):
+    """Substitutions from ``embedding_neighbours.ecsv``: ``nn_<label>_<space>`` (median
+    |difference| with unit; spaces ``embedding``, ``coefficients``, ``random``) and
+    ``nn_n_stars``."""
+    units = {"teff": " K", "logg": " dex", "m_h": " dex", "mass": " Msun"}
+    out = {"nn_n_stars": f"{int(table['n_stars'][0]):,}"}
+    for row in table:
+        space = _neighbour_space(row["space"])
+        for name, unit in units.items():
+            value = float(row[f"median_abs_d_{name}"])
+            # two decimals: the neighbours' medians are not known better than that
+            out[f"nn_{name}_{space}"] = (f"{value:.0f}" if name == "teff"
+                                         else f"{value:.2f}") + unit
+    return out
+
+
 # ---------------------------------------------------------------- numbers for the prose
 #: Unit text of each label in the prose (RST, not TeX).
 PROSE_UNIT = {"teff": " K", "logg": " dex", "m_h": " dex", "alpha_m": " dex", "mass": " Msun",
@@ -649,7 +792,10 @@ def bench_numbers(results):
 
     ``scale_worker_rss`` (largest peak memory of a ``predict_files`` worker,
     GB), ``scale_stars_per_s_per_worker`` (the smallest per-worker throughput
-    measured), ``predict_stars_per_s`` (``predict`` end to end, CPU).
+    measured), ``predict_stars_per_s`` (``predict`` end to end, CPU);
+    ``finetune_bench_stars``, ``finetune_bench_s``, ``finetune_bench_xgb_s`` and
+    ``finetune_bench_predict_ratio`` (``bench_finetune.ecsv``: a fine-tune, XGBoost on
+    the same stars, and predict with the fine-tuned model over the bundled one).
     """
     from astropy.table import Table
 
@@ -669,6 +815,15 @@ def bench_numbers(results):
     path = Path(results) / "bench_ood.ecsv"
     if path.is_file():
         out.update(ood_numbers(Table.read(path, format="ascii.ecsv")))
+    path = Path(results) / "bench_finetune.ecsv"
+    if path.is_file():
+        table = Table.read(path, format="ascii.ecsv")
+        seconds = dict(zip(table["what"], table["seconds"]))
+        out["finetune_bench_stars"] = f"{int(table['stars'][0]):,}"
+        out["finetune_bench_s"] = f"{seconds['finetune (end to end)']:.0f} s"
+        out["finetune_bench_xgb_s"] = f"{seconds['xgboost from scratch (same stars)']:.0f} s"
+        out["finetune_bench_predict_ratio"] = \
+            f"{float(table['ratio'][table['what'] == 'predict, fine-tuned model'][0]):.2f}"
     return out
 
 
@@ -836,7 +991,10 @@ def numbers(results):
                        ("dataset.ecsv", dataset_numbers), ("states.ecsv", state_numbers),
                        ("states_by_threshold.ecsv", state_threshold_numbers),
                        ("label_model_state.ecsv", label_model_state_numbers),
-                       ("state_reliability.ecsv", state_reliability_numbers)):
+                       ("state_reliability.ecsv", state_reliability_numbers),
+                       ("finetune_cn.ecsv", finetune_numbers),
+                       ("finetune_cn_age.ecsv", finetune_age_numbers),
+                       ("embedding_neighbours.ecsv", embedding_numbers)):
         if (results / name).is_file():
             out.update(make(Table.read(results / name, format="ascii.ecsv")))
     previous = results / "magnitudes_previous.ecsv"
@@ -941,6 +1099,18 @@ def main(argv=None):
                  "No generative evaluation yet: run ``python -m giantfm.train.generative "
                  "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
                  "``docs/results/generative.ecsv``.")
+    no_evidence = ("No fine-tuning evidence yet: run ``python -m "
+                   "giantfm.train.finetune_evidence --dataset FILE --out RUN`` and copy "
+                   "``RUN/{0}`` to ``docs/results/{0}``.")
+    for name, make in (("finetune_cn", finetune_cn_rst), ("finetune_cn_age", finetune_cn_age_rst),
+                       ("embedding_neighbours", embedding_neighbours_rst)):
+        path = results / f"{name}.ecsv"
+        if path.is_file():
+            from astropy.table import Table
+
+            _write(out / f"{name}.rst", make(Table.read(path, format="ascii.ecsv")))
+        else:
+            _write(out / f"{name}.rst", _note(no_evidence.format(f"{name}.ecsv")))
     _write(out / "performance.rst", performance_rst(results))
     _write(out / "numbers.rst", numbers_rst(results))
     return 0

@@ -309,6 +309,45 @@ class TrainedModel:
         embedded[rows] = out_embedding
         return mean, std, embedded
 
+    @torch.no_grad()
+    def encode(self, batch, batch_size=None):
+        """The encoder's output for every usable star of ``batch``, padded to one width.
+
+        What a frozen encoder gives a fine-tune (`giantfm.model.finetuning`),
+        computed once instead of at every step.
+
+        Returns
+        -------
+        rows : int array (m,)
+            The stars' positions in ``batch`` (those that get answers from `request`).
+        memory : float32 Tensor (m, W + 1, d_model)
+            The encoder output (the register first), on the model's device.
+        mask : bool Tensor (m, 1, 1, W + 1)
+            True where attention may go (real tokens and the register).
+        """
+        rows, ids, values, errors, counts = self._prepare(batch)
+        width = max(int(counts.max(initial=0)), 1)
+        batch_size = batch_size or _DEFAULT_BATCH.get(self.device.type, 1024)
+        memory = torch.zeros((len(rows), width + 1, self.config.d_model), device=self.device)
+        mask = torch.zeros((len(rows), 1, 1, width + 1), dtype=torch.bool, device=self.device)
+        for start in range(0, len(rows), batch_size):
+            stop = min(start + batch_size, len(rows))
+            ids_t = torch.zeros((stop - start, width), dtype=torch.long, device=self.device)
+            val_t = torch.zeros((stop - start, width), device=self.device)
+            err_t = torch.zeros((stop - start, width), device=self.device)
+            w = ids[start:stop].shape[1]
+            ids_t[:, :min(w, width)] = torch.as_tensor(ids[start:stop, :width].astype(np.int64))
+            present = ids_t != vocab.PAD_ID
+            val_t[:, :w] = torch.as_tensor(values[start:stop, :width], dtype=torch.float32)
+            err_t[:, :w] = torch.as_tensor(errors[start:stop, :width], dtype=torch.float32)
+            val_t = torch.where(present, (val_t - self._median[ids_t]) / self._scale[ids_t], 0.0)
+            err_t = torch.where(present, err_t / self._scale[ids_t], 0.0)
+            memory[start:stop], _ = self.network.encode(
+                ids_t, val_t, err_t if self.config.error_inputs else None)
+            mask[start:stop, 0, 0, 0] = True
+            mask[start:stop, 0, 0, 1:] = present
+        return rows, memory, mask
+
     # ------------------------------------------------------------------ persistence
     def save(self, path, half=False, metadata=None):
         """Write the model to the folder ``path`` (created if needed; files replaced atomically).

@@ -84,6 +84,10 @@ class ModelConfig:
     error_inputs : bool
         Embed each input token's error as well as its value (see the module
         docstring). Configurations saved without this field load with False.
+    n_input_tokens : int, optional
+        Token ids from this one on are answered but never read as inputs: the
+        labels a model was taught with its encoder frozen (`giantfm.finetune`),
+        whose input rows were never trained. None: every id may be read.
     """
 
     d_model: int = 64
@@ -97,6 +101,7 @@ class ModelConfig:
     dropout: float = 0.0
     n_tokens: int = vocab.N_TOKENS
     error_inputs: bool = True
+    n_input_tokens: int = None
 
     def __post_init__(self):
         for name in ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "ff_mult",
@@ -118,6 +123,10 @@ class ModelConfig:
         if not isinstance(self.error_inputs, bool):
             raise ValueError(f"ModelConfig.error_inputs must be True or False, "
                              f"got {self.error_inputs!r}")
+        if self.n_input_tokens is not None and not (
+                isinstance(self.n_input_tokens, int) and 0 < self.n_input_tokens <= self.n_tokens):
+            raise ValueError(f"ModelConfig.n_input_tokens must be None or an integer in "
+                             f"1..n_tokens={self.n_tokens}, got {self.n_input_tokens!r}")
         if self.n_tokens <= 2 * vocab.N_COEFFICIENTS:
             raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} leaves no room for the "
                              f"{2 * vocab.N_COEFFICIENTS} XP tokens and padding")
@@ -153,12 +162,13 @@ class ModelConfig:
     def input_ids(self):
         """Sorted ids of its vocabulary the encoder accepts as inputs (all others are dropped).
 
-        Every token but padding and the XP coefficients of `max_coefficient_order`
-        and above (the XP tokens have the same ids in every vocabulary).
+        Every token but padding, the XP coefficients of `max_coefficient_order`
+        and above (the XP tokens have the same ids in every vocabulary) and the
+        ids from `n_input_tokens` on.
         """
         skip = {vocab.token_id(f"{band}{i}") for band in ("bp", "rp")
                 for i in range(self.max_coefficient_order, vocab.N_COEFFICIENTS)}
-        return [i for i in range(1, self.n_tokens) if i not in skip]
+        return [i for i in range(1, self.n_input_tokens or self.n_tokens) if i not in skip]
 
 
 #: Named sizes; 'default' was chosen by measurement (benchmarks/bench_model.py's docstring):

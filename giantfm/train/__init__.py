@@ -13,6 +13,8 @@
   labels (``giantfm evaluate``) and of inpainting and generation;
   `giantfm.train.magnitudes` and `giantfm.train.states` score the labels and
   the evolutionary state against magnitude.
+- `giantfm.train.finetune_evidence`: the evidence for `giantfm.finetune` (a new
+  label taught against XGBoost from scratch) and for the embeddings.
 
 The submodules are imported explicitly (``from giantfm.train import dataset``):
 they need optional packages (h5py, xgboost) that ``import giantfm`` must not.

@@ -230,9 +230,8 @@ def load_baseline(path):
                          meta["info"])
 
 
-def _target_values(batch, name):
-    value, _ = batch.value_of(name)
-    value = np.asarray(value, dtype=float)
+def _target_values(batch, name, vocabulary):
+    value = batch.values_of([name], vocabulary)[0][:, 0]
     value[batch.reason != ""] = np.nan
     return value
 
@@ -253,7 +252,8 @@ def _grid_points(grid):
 
 
 def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_colours", *,
-                 grid=None, nthread=2, seed=0, name=None, progress=None):
+                 grid=None, nthread=2, seed=0, name=None, progress=None,
+                 vocabulary=vocab.VOCABULARY):
     """Fit and tune one XGBoost regressor per target token.
 
     Parameters
@@ -280,6 +280,10 @@ def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_col
         Name of the baseline in tables; default the input set's name.
     progress : callable, optional
         Called with one line of text after each target is fitted (e.g. ``print``).
+    vocabulary : `giantfm.vocab.Vocabulary`, optional
+        The one the batches' ids index: giantfm's, or one extended with labels of
+        one's own (targets may then be those, as in the fine-tuning experiment of
+        `giantfm.train.finetune_evidence`).
 
     Returns
     -------
@@ -297,7 +301,7 @@ def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_col
     overlap = set(targets) & set(feature_names)
     if overlap:
         raise ValueError(f"target(s) {sorted(overlap)} are also input features")
-    vocab.token_ids(targets)
+    vocabulary.token_ids(targets)
     points = _grid_points(grid)
     x_train = feature_matrix(train, feature_names)
     x_val = feature_matrix(val, feature_names)
@@ -307,8 +311,8 @@ def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_col
     boosters, hyper, scores, n_train, scaling = {}, {}, {}, {}, {}
     start = time.perf_counter()
     for target in targets:
-        y_train = _target_values(train, target)
-        y_val = _target_values(val, target)
+        y_train = _target_values(train, target, vocabulary)
+        y_val = _target_values(val, target, vocabulary)
         fit_rows = has_train & np.isfinite(y_train)
         val_rows = has_val & np.isfinite(y_val)
         if fit_rows.sum() < 2 or val_rows.sum() < 2:

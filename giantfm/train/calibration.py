@@ -31,7 +31,7 @@ from scipy.special import rel_entr
 from .. import vocab
 from ..labelmodel import FEATURES, chain_answers, combine_probabilities
 from ..tokens import from_token_scale, to_token_scale
-from ..utils._stats import mad_std
+from ..utils._stats import mad_std, uncertainty_factor
 from .augment import FaintCopies, with_faint_copies
 from .datafile import float_labels, load_dataset
 from .scoring import REFERENCES, experiment_inputs, reference_error
@@ -95,13 +95,7 @@ def calibrate_answers(model, label_model, dataset_path, *, seed=0, batch_size=No
         reference, column = REFERENCES[name][0]
         value, error = to_token_scale(name, truth[column],
                                       reference_error(reference, truth, column, truth[column]))
-        error = np.nan_to_num(error)
-        # the factor s with MAD-std((mean - value) / hypot(s std, error)) = 1, by iteration
-        factor = 1.0
-        for _ in range(30):
-            z = (mean[:, k] - value) / np.hypot(factor * std[:, k], error)
-            factor *= float(mad_std(z))
-        scale[name] = factor
+        scale[name] = uncertainty_factor(mean[:, k], std[:, k], value, error)
     return chain, scale
 
 

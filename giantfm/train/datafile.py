@@ -37,7 +37,8 @@ from ..utils import atomic_write
 from ..vocab import LABEL_NAMES, VOCAB_VERSION
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "SOURCES", "MASS_SOURCES", "LABEL_ARRAYS", "XP_INPUTS",
-           "STAR_KEYS", "write_dataset", "load_arrays", "load_dataset", "float_labels"]
+           "STAR_KEYS", "write_dataset", "load_arrays", "load_dataset", "float_labels",
+           "xp_table"]
 
 #: The per-star arrays of `load_dataset`'s ``labels`` that say which star, not what it is.
 STAR_KEYS = ("apogee_id", "source", "giant")
@@ -222,3 +223,48 @@ def float_labels(per_star):
     """
     return {name: np.asarray(values, dtype=float) for name, values in per_star.items()
             if name not in STAR_KEYS}
+
+
+#: The archive's photometry columns of the ``mags/`` arrays (`xp_table`).
+_ARCHIVE_PHOTOMETRY = {"g": "phot_g_mean_mag", "bp": "phot_bp_mean_mag",
+                       "rp": "phot_rp_mean_mag", "j": "j_m", "h": "h_m", "k": "ks_m"}
+
+
+def xp_table(data, split, rows=None, labels=("age_cn",)):
+    """Stars of a split as the table a user would give `giantfm.predict`: Gaia archive
+    columns (``source_id``, ``bp_coefficients``, ``bp_coefficient_errors``, ... with the
+    stars' raw coefficients, ``phot_g_mean_mag``, ... and 2MASS ``j_m``, ``h_m``,
+    ``ks_m``), ``apogee_id``, and the per-star arrays ``labels`` (with their errors) with
+    units -- how `giantfm.finetune` is fed in the experiments and the examples.
+
+    Parameters
+    ----------
+    data : dict
+        What `load_dataset` returns.
+    split : str
+        A key of `SPLITS`.
+    rows : int array, optional
+        Positions in the split (default all).
+    labels : sequence of str
+        Names of ``labels/`` arrays (``age_cn`` [Gyr], or labels of the vocabulary).
+    """
+    from astropy import units as u
+    from astropy.table import QTable
+
+    from ..vocab import token_unit
+
+    inputs, per_star = data["inputs"][split], data["labels"][split]
+    rows = np.arange(len(data[split])) if rows is None else np.asarray(rows)
+    table = QTable()
+    table["source_id"] = data[split].source_id[rows]
+    table["apogee_id"] = np.asarray(per_star["apogee_id"][rows]).astype(str)
+    for band in ("bp", "rp"):
+        table[f"{band}_coefficients"] = inputs["xp"][band][rows]
+        table[f"{band}_coefficient_errors"] = inputs["xp"][f"{band}_err"][rows]
+    for short, column in _ARCHIVE_PHOTOMETRY.items():
+        table[column] = inputs["mags"][short][rows] * u.mag
+    for name in labels:
+        unit = u.Gyr if name == "age_cn" else token_unit(name)
+        table[name] = np.asarray(per_star[name][rows], dtype=float) * unit
+        table[f"{name}_err"] = np.asarray(per_star[f"{name}_err"][rows], dtype=float) * unit
+    return table
