@@ -168,9 +168,18 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
 
     Examples
     --------
-    >>> model, report = giantfm.finetune(stars, "age_cn", "cn-model",
-    ...                                  log=["age_cn"])  # doctest: +SKIP
-    >>> giantfm.predict(table, model=model)["age_cn"]  # doctest: +SKIP
+    Real giants with [C/N] ages (a short run: the default is 300 epochs at most):
+
+    >>> import tempfile
+    >>> import giantfm
+    >>> stars = giantfm.examples.cn_ages()
+    >>> model, report = giantfm.finetune(stars[stars["split"] == "train"], "age_cn",
+    ...                                  tempfile.mkdtemp(), log=["age_cn"], epochs=5,
+    ...                                  progress="off")
+    >>> report.n_train, report.n_val
+    (160, 40)
+    >>> giantfm.predict(stars[:3], model=model, progress=False)["age_cn"].unit
+    Unit("Gyr")
     """
     from .model.finetuning import CHECKPOINT_FILE, FinetuneConfig, finetune_network
 

@@ -264,3 +264,24 @@ def test_quiet_by_default_for_clean_tables(tmp_path, net, stars):
     with warnings.catch_warnings():
         warnings.simplefilter("error", GiantfmWarning)
         finetune(stars[0][:60], "age_cn", tmp_path / "m", model=net, **dict(QUICK, epochs=1))
+
+
+def test_encode_gives_what_request_decodes(net, stars):
+    """The encoder output a fine-tune caches answers as `request` does, for stars with
+    different token counts and a star without XP (left out)."""
+    import torch
+
+    table = stars[1][:6].copy()
+    table["bp_coefficients"][2] = np.nan
+    table["rp_coefficients"][2] = np.nan
+    table["j_m"][3] = np.nan
+    batch = giantfm.prediction.as_batch(table, net)
+    batch = batch.keeping(~((np.arange(batch.ids.shape[1])[None, :] > 40)
+                            & (np.arange(6)[:, None] == 4)))      # star 4: fewer tokens
+    rows, memory, mask = net.encode(batch)
+    assert sorted(rows) == [0, 1, 3, 4, 5]
+    row = net.rows_of(["teff"])
+    with torch.no_grad():
+        mean = net.network.decode(memory, mask, torch.as_tensor(row).expand(len(rows), -1))[0]
+    mean = mean.numpy()[:, 0] * net.normalisation.scale[row[0]] + net.normalisation.median[row[0]]
+    np.testing.assert_allclose(mean, net.request(batch, ["teff"])[0][rows, 0], rtol=1e-6)

@@ -335,11 +335,12 @@ class TrainedModel:
             ids_t = torch.zeros((stop - start, width), dtype=torch.long, device=self.device)
             val_t = torch.zeros((stop - start, width), device=self.device)
             err_t = torch.zeros((stop - start, width), device=self.device)
-            w = ids[start:stop].shape[1]
-            ids_t[:, :min(w, width)] = torch.as_tensor(ids[start:stop, :width].astype(np.int64))
+            # rows are left-packed: no star has tokens beyond `width` (its count)
+            w = min(ids.shape[1], width)
+            ids_t[:, :w] = torch.as_tensor(ids[start:stop, :w].astype(np.int64))
             present = ids_t != vocab.PAD_ID
-            val_t[:, :w] = torch.as_tensor(values[start:stop, :width], dtype=torch.float32)
-            err_t[:, :w] = torch.as_tensor(errors[start:stop, :width], dtype=torch.float32)
+            val_t[:, :w] = torch.as_tensor(values[start:stop, :w], dtype=torch.float32)
+            err_t[:, :w] = torch.as_tensor(errors[start:stop, :w], dtype=torch.float32)
             val_t = torch.where(present, (val_t - self._median[ids_t]) / self._scale[ids_t], 0.0)
             err_t = torch.where(present, err_t / self._scale[ids_t], 0.0)
             memory[start:stop], _ = self.network.encode(
