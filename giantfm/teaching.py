@@ -326,15 +326,14 @@ def _label_values(table, columns, errors, vocabulary):
             error = column_in_unit(table[error_column], unit,
                                    f"error column {error_column!r}")
             error_columns[name] = error_column
-        token = vocabulary.token(name)
-        low, high = token.valid
-        usable = np.isfinite(value) & (value > low if token.scale == "log10" else True) \
-            & np.isfinite(error) & (error >= 0)
-        for why, rows in ((f"{column} not finite", ~np.isfinite(value)),
-                          (f"{column} not positive", np.isfinite(value) & ~(value > low)
-                           if token.scale == "log10" else np.zeros(n, bool)),
-                          (f"{column} error not finite or negative",
-                           np.isfinite(value) & ~(np.isfinite(error) & (error >= 0)))):
+        finite = np.isfinite(value)
+        not_positive = finite & ~(value > 0) if vocabulary.token(name).scale == "log10" \
+            else np.zeros(n, dtype=bool)
+        bad_error = finite & ~(np.isfinite(error) & (error >= 0))
+        usable = finite & ~not_positive & ~bad_error
+        for why, rows in ((f"{column} not finite", ~finite),
+                          (f"{column} not positive", not_positive),
+                          (f"{column} error not finite or negative", bad_error)):
             if rows.any():
                 bad.append(f"{why}: {int(rows.sum())}")
         v, e = to_token_scale(name, np.where(usable, value, np.nan),

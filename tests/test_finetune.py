@@ -285,3 +285,18 @@ def test_encode_gives_what_request_decodes(net, stars):
         mean = net.network.decode(memory, mask, torch.as_tensor(row).expand(len(rows), -1))[0]
     mean = mean.numpy()[:, 0] * net.normalisation.scale[row[0]] + net.normalisation.median[row[0]]
     np.testing.assert_allclose(mean, net.request(batch, ["teff"])[0][rows, 0], rtol=1e-6)
+
+
+def test_a_fine_tuned_model_learns_more_labels(tmp_path, stars, tuned):
+    out, model, _ = tuned
+    table = stars[0].copy()
+    table["age_cn_again"] = table["age_cn"]
+    again, report = finetune(table, {"cn2": "age_cn_again"}, tmp_path / "m", model=out,
+                             errors={"cn2": "age_cn_err"}, **QUICK)
+    assert again.tokens.names[-2:] == ("age_cn", "cn2")
+    assert "age_cn" not in again.input_names and "cn2" not in again.input_names
+    assert report.old_labels["teff"]["max_abs_change"] == 0.0
+    result = giantfm.predict(stars[1][:4], model=again, progress=False)
+    first = giantfm.predict(stars[1][:4], model=out, progress=False)
+    np.testing.assert_array_equal(result["age_cn"].unmasked.value, first["age_cn"].unmasked.value)
+    assert result["cn2"].unit == u.Gyr

@@ -187,7 +187,9 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
                          "and a new label")
 
     network = model.network.with_tokens(n_rows + len(new_ids), cfg.seed)
-    network.config = dataclasses.replace(network.config, n_input_tokens=n_rows)
+    # the new names are answers only (and so stay the labels of an earlier fine-tune)
+    network.config = dataclasses.replace(
+        network.config, n_input_tokens=model.config.n_input_tokens or n_rows)
     network.to(device).eval()     # eval: no dropout; the encoder's output is fixed anyway
     for parameter in network.parameters():
         parameter.requires_grad_(False)
@@ -268,6 +270,10 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
             break
     if bar is not None:
         bar.close()
+    if best_state is None:
+        raise ValueError(f"the fine-tune did not learn: its validation loss was "
+                         f"{history[-1]['val_loss']} at every epoch (labels or errors that "
+                         "do not fit the stars?)")
     network.load_state_dict(best_state)
     for parameter in network.parameters():
         parameter.requires_grad_(False)
