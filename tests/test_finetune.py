@@ -300,3 +300,16 @@ def test_a_fine_tuned_model_learns_more_labels(tmp_path, stars, tuned):
     first = giantfm.predict(stars[1][:4], model=out, progress=False)
     np.testing.assert_array_equal(result["age_cn"].unmasked.value, first["age_cn"].unmasked.value)
     assert result["cn2"].unit == u.Gyr
+
+
+def test_predict_files_takes_the_fine_tuned_model(tmp_path, stars, tuned):
+    pytest.importorskip("pyarrow", reason="predict_files writes Parquet (pyarrow)")
+    out, _, _ = tuned
+    path = tmp_path / "in" / "stars.fits"
+    path.parent.mkdir()
+    stars[1][:20].write(path)
+    manifest = giantfm.predict_files([path], tmp_path / "out", client="sync", progress=False,
+                                     model=out)
+    assert list(manifest["status"]) == ["done"] and manifest["rows_out"][0] == 20
+    result = QTable.read(tmp_path / "out" / "stars.parquet")
+    assert len(result) == 20 and "age_cn" in result.colnames and "age_cn_err" in result.colnames
