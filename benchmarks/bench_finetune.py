@@ -29,14 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from astropy import units as u
 
 import giantfm
-from giantfm import prediction, vocab
-from giantfm.tokens import to_token_scale
+from giantfm import prediction
+from giantfm.teaching import validation_split
 from giantfm.train.baseline import fit_baseline
 from giantfm.train.datafile import load_dataset, xp_table
-from giantfm.teaching import validation_split
+from giantfm.train.finetune_evidence import cn_vocabulary, stars_with_cn_age, with_cn_age
 from results import machine_description, save_table
 
 
@@ -59,9 +58,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     data = load_dataset(args.dataset)
-    labels = data["labels"]["train"]
-    pool = np.flatnonzero(np.isfinite(labels["age_cn"]) & np.asarray(labels["giant"], bool)
-                          & np.isfinite(data["inputs"]["train"]["xp"]["bp"][:, 0]))
+    pool = stars_with_cn_age(data, "train")
     rows = np.sort(np.random.default_rng(0).choice(pool, args.stars, replace=False))
     table = xp_table(data, "train", rows)
     net = prediction.get_model(device=args.device)
@@ -72,14 +69,10 @@ def main(argv=None):
                                 overwrite=True, progress="off", device=args.device)
     tune_s, (model, report) = timed(tune, args.repeats)
 
-    vocabulary = net.tokens.extended([vocab.Token("age_cn", u.Gyr, "log10", "[C/N] age",
-                                                  (0.0, np.inf))])
+    vocabulary = cn_vocabulary(net)
 
     def xgboost():
-        batch = prediction.as_batch(table, net)
-        value, error = to_token_scale("age_cn", table["age_cn"].to_value(u.Gyr),
-                                      table["age_cn_err"].to_value(u.Gyr), vocabulary)
-        batch = batch.appended([len(net.tokens)], value[:, None], error[:, None])
+        batch = with_cn_age(table, net, vocabulary)
         train, val = validation_split(np.flatnonzero(batch.ok), 0.2, 0)
         return fit_baseline(batch[train], batch[val], targets=["age_cn"], vocabulary=vocabulary)
     xgb_s, _ = timed(xgboost, args.repeats)

@@ -44,7 +44,7 @@ from .exceptions import GiantfmWarning, InvalidNameError
 from .labelmodel import LABEL_MODEL_DIR
 from .metadata import CONFIG_FILE
 from .results import EVSTATE_COLUMN
-from .tokens import column_in_unit, from_token_scale, to_token_scale
+from .tokens import column_in_unit, error_columns, from_token_scale, to_token_scale
 from .utils._stats import mad_std, uncertainty_factor
 from .xp.coefficients import find_column
 from .xp.readers import as_table
@@ -59,8 +59,6 @@ MIN_VALIDATION_STARS = 10
 #: Column names a result table already has: a label cannot be called so.
 _RESERVED = ("source_id", "ood_score", "flag", "flags", "reason", EVSTATE_COLUMN)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-#: How an error column of label ``x`` may be called (first found is used).
-_ERROR_COLUMNS = ("{}_err", "{}_error", "e_{}", "{}_e")
 
 
 @dataclasses.dataclass
@@ -124,8 +122,9 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
         The folder the fine-tuned model is written to.
     errors : dict, optional
         ``{token name: error column}``; by default a column named
-        ``<column>_err``, ``<column>_error``, ``e_<column>`` or ``<column>_e``
-        is used when present (else the labels count as exact).
+        ``<column>_err``, ``<column>_error`` or ``e_<column>`` is used when
+        present, as `giantfm.tokenize` finds label errors (else the labels count
+        as exact).
     log : sequence of str, optional
         Labels learned as log10 of their value (ages: errors close to
         log-normal); their values must be positive.
@@ -198,7 +197,7 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
                           (0.0, np.inf) if name in log else (-np.inf, np.inf))
               for name, (column, unit) in columns.items()]
     vocabulary = net.tokens.extended(tokens)
-    values, errors_, error_columns, bad = _label_values(table, columns, errors, vocabulary)
+    values, errors_, error_column_of, bad = _label_values(table, columns, errors, vocabulary)
 
     batch = prediction.as_batch(table, net, photometry=photometry)
     left_out = {}
@@ -236,7 +235,7 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
     report = FinetuneReport(
         labels={name: {"column": columns[name][0], "unit": columns[name][1].to_string(),
                        "scale": vocabulary.token(name).scale,
-                       "error_column": error_columns.get(name)} for name in names},
+                       "error_column": error_column_of.get(name)} for name in names},
         n_rows=len(table), n_train=len(train_rows), n_val=len(val_rows), left_out=left_out,
         validation=validation, old_labels=old_labels, epochs_run=record["epochs_run"],
         best_epoch=record["best_epoch"], elapsed_s=record["elapsed_s"])
@@ -312,20 +311,19 @@ def _label_values(table, columns, errors, vocabulary):
     n = len(table)
     values = np.full((n, len(columns)), np.nan)
     errs = np.zeros((n, len(columns)))
-    error_columns, bad = {}, []
+    error_column_of, bad = {}, []
     for k, (name, (column, unit)) in enumerate(columns.items()):
         value = column_in_unit(table[column], unit, f"label column {column!r}")
         if not np.isfinite(value).any():
             raise ValueError(f"label column {column!r} has no finite value")
-        error_column = errors.get(name) or find_column(
-            table.colnames, tuple(pattern.format(column) for pattern in _ERROR_COLUMNS))
+        error_column = errors.get(name) or find_column(table.colnames, error_columns(column))
         error = np.zeros(n)
         if error_column is not None:
             if error_column not in table.colnames:
                 raise ValueError(f"error column {error_column!r} is not in the table")
             error = column_in_unit(table[error_column], unit,
                                    f"error column {error_column!r}")
-            error_columns[name] = error_column
+            error_column_of[name] = error_column
         finite = np.isfinite(value)
         not_positive = finite & ~(value > 0) if vocabulary.token(name).scale == "log10" \
             else np.zeros(n, dtype=bool)
@@ -339,7 +337,7 @@ def _label_values(table, columns, errors, vocabulary):
         v, e = to_token_scale(name, np.where(usable, value, np.nan),
                               np.where(usable, error, 0.0), vocabulary)
         values[:, k], errs[:, k] = v, np.nan_to_num(e)
-    return values, errs, error_columns, bad
+    return values, errs, error_column_of, bad
 
 
 def _score(base, tuned, stars, names, vocabulary):

@@ -36,7 +36,7 @@ from .xp.readers import as_table, read_photometry, read_source_ids, read_xp
 
 __all__ = ["TokenBatch", "from_arrays", "from_xp", "from_mapping", "read_inputs", "tokenize",
            "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "column_in_unit",
-           "G_ZERO_POINT"]
+           "error_columns", "ERROR_COLUMN_PATTERNS", "G_ZERO_POINT"]
 
 #: Gaia DR3 G-band zero point (Riello et al. 2021), magnitudes.
 G_ZERO_POINT = 25.6873668671
@@ -598,13 +598,23 @@ def _labels_from(labels, n):
         column = find_column(table.colnames, (name,))
         if column is None:
             continue
-        error = find_column(table.colnames, (f"{name}_err", f"{name}_error", f"e_{name}"))
+        error = find_column(table.colnames, error_columns(name))
         value = _label_column(table[column], name)
         found[name] = value if error is None else (value, _label_column(table[error], name))
     if not found:
         raise ValueError(f"labels has none of the label columns {list(vocab.LABEL_NAMES)}; "
                          f"got {table.colnames[:20]}")
     return found
+
+
+#: How the error column of a label column ``x`` may be called (the first found is used).
+ERROR_COLUMN_PATTERNS = ("{}_err", "{}_error", "e_{}")
+
+
+def error_columns(column):
+    """The names the error column of the label column ``column`` may have, in the order
+    they are looked for (`ERROR_COLUMN_PATTERNS`)."""
+    return tuple(pattern.format(column) for pattern in ERROR_COLUMN_PATTERNS)
 
 
 def _label_column(column, name):

@@ -33,3 +33,25 @@ def net():
     from giantfm.prediction import get_model
     torch.set_num_threads(1)
     return get_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def as_version_2():
+    """A function: a model cut back to the names of vocabulary version 2 (no p_rc), as a
+    saved giantfm-default-v3 is."""
+    from giantfm import vocab
+    from giantfm.model import ModelConfig, TrainedModel
+    from giantfm.model.network import TokenSetTransformer
+    from giantfm.model.normalisation import Normalisation
+
+    def cut(model):
+        n = vocab.token_id("p_rc")
+        old = TokenSetTransformer(ModelConfig(**{**model.config.to_dict(), "n_tokens": n}))
+        old.load_state_dict({k: v[:n] if k.endswith("embedding.weight") or
+                             k.startswith("value_bias") else v
+                             for k, v in model.network.state_dict().items()})
+        norm = Normalisation(model.normalisation.median[:n], model.normalisation.scale[:n],
+                             vocab.NAMES[:n])
+        return TrainedModel(old, norm, device="cpu", vocabulary=vocab.Vocabulary(
+            vocab.VOCABULARY.tokens[:n]), vocab_version=2)
+    return cut

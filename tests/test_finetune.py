@@ -313,3 +313,17 @@ def test_predict_files_takes_the_fine_tuned_model(tmp_path, stars, tuned):
     assert list(manifest["status"]) == ["done"] and manifest["rows_out"][0] == 20
     result = QTable.read(tmp_path / "out" / "stars.parquet")
     assert len(result) == 20 and "age_cn" in result.colnames and "age_cn_err" in result.colnames
+
+
+def test_a_model_of_an_older_vocabulary_learns_a_label(tmp_path, net, stars, as_version_2):
+    """A model without p_rc (vocabulary version 2) has fewer network rows than giantfm
+    has names: the new label's row follows its own rows."""
+    old = as_version_2(net)
+    model, report = finetune(stars[0][:80], "age_cn", tmp_path / "m", log=["age_cn"],
+                             model=old, **dict(QUICK, epochs=2))
+    assert model.config.n_tokens == old.config.n_tokens + 1
+    assert model.config.n_input_tokens == old.config.n_tokens
+    assert not model.knows("p_rc") and model.knows("age_cn")
+    assert report.old_labels["teff"]["max_abs_change"] == 0.0
+    batch = giantfm.prediction.as_batch(stars[1][:3], model)
+    assert np.all(np.isfinite(model.request(batch, ["age_cn"])[0]))

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import giantfm  # noqa: E402
 from giantfm import results, vocab  # noqa: E402
 from giantfm.exceptions import InvalidNameError  # noqa: E402
-from giantfm.model import (ModelConfig, TrainConfig, TrainedModel, load_model,  # noqa: E402
+from giantfm.model import (ModelConfig, TrainConfig, load_model,  # noqa: E402
                            train)
 from giantfm.model import training  # noqa: E402
 from giantfm.model.network import TokenSetTransformer  # noqa: E402
@@ -105,22 +105,9 @@ def test_network_learns_a_soft_probability(state_model):
     assert np.mean((p >= 0.5) == (p_true >= 0.5)) > 0.85
 
 
-def _as_version_2(model):
-    """``model`` cut back to the names of vocabulary version 2 (no p_rc), as a saved v3 is."""
-    n = vocab.token_id("p_rc")
-    old = TokenSetTransformer(ModelConfig(**{**model.config.to_dict(), "n_tokens": n}))
-    old.load_state_dict({k: v[:n] if k.endswith("embedding.weight") or
-                         k.startswith("value_bias") else v
-                         for k, v in model.network.state_dict().items()})
-    norm = Normalisation(model.normalisation.median[:n], model.normalisation.scale[:n],
-                         vocab.NAMES[:n])
-    return TrainedModel(old, norm, device="cpu", vocabulary=vocab.Vocabulary(
-        vocab.VOCABULARY.tokens[:n]), vocab_version=2)
-
-
-def test_a_model_without_p_rc_loads_answers_and_grows(state_model, tmp_path):
+def test_a_model_without_p_rc_loads_answers_and_grows(state_model, tmp_path, as_version_2):
     model, _ = state_model
-    old = _as_version_2(model)
+    old = as_version_2(model)
     old.save(tmp_path / "v2")
     config = json.loads((tmp_path / "v2" / "config.json").read_text())
     assert config["vocab_version"] == 2 and "p_rc" not in config["vocab_names"]
@@ -227,7 +214,7 @@ def test_selection_purity_and_completeness():
     assert none["selected"] == 0 and np.isnan(none["purity"]) and none["completeness"] == 0
 
 
-def test_evaluate_states_needs_a_model_with_the_state(state_model, capsys):
+def test_evaluate_states_needs_a_model_with_the_state(state_model, capsys, as_version_2):
     from giantfm.train import evaluate
     from giantfm.train.states import evaluate_states
 
@@ -236,7 +223,7 @@ def test_evaluate_states_needs_a_model_with_the_state(state_model, capsys):
         evaluate.main(["--dataset", "x.h5", "--out", "o", "--states"])
     assert "--states scores a model's p_rc by magnitude" in capsys.readouterr().err
     with pytest.raises(ValueError, match="does not know p_rc"):
-        evaluate_states(_as_version_2(model), "unused.h5")
+        evaluate_states(as_version_2(model), "unused.h5")
 
 
 def test_probability_loss_weight_scales_only_probability_targets():

@@ -14,6 +14,7 @@ import numpy as np
 
 from giantfm.examples import CN_AGES_FILE
 from giantfm.train.datafile import load_dataset, xp_table
+from giantfm.train.finetune_evidence import stars_with_cn_age
 
 N_TRAIN, N_TEST, SEED = 200, 100, 11
 
@@ -23,9 +24,7 @@ def main(path):
     rng = np.random.default_rng(SEED)
     tables = []
     for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-        labels = data["labels"][split]
-        usable = np.flatnonzero(np.isfinite(labels["age_cn"]) & labels["giant"]
-                                & np.isfinite(data["inputs"][split]["xp"]["bp"][:, 0]))
+        usable = stars_with_cn_age(data, split)
         table = xp_table(data, split, np.sort(rng.choice(usable, n, replace=False)))
         table["split"] = split
         tables.append(table)

@@ -490,8 +490,8 @@ def _size_name(n, table):
 
 
 def _finetune_summary(table):
-    """Per (method, size): median, min and max MAD-std (dex) over the draws, median bias,
-    z and fit time, and the number of draws."""
+    """Per (method, size): median, min and max MAD-std (dex) over the draws, median bias
+    and z, and the number of draws."""
     out = {}
     for method in ("finetune", "xgboost"):
         mine = table[table["method"] == method]
@@ -502,9 +502,7 @@ def _finetune_summary(table):
                 "low": float(np.min(rows["mad_std_dex"])),
                 "high": float(np.max(rows["mad_std_dex"])),
                 "bias": float(np.median(rows["bias_dex"])),
-                "z": float(np.median(rows["z_mad_std"])), "fit_s": float(np.median(rows["fit_s"])),
-                "draws": len(rows), "n_train": int(np.median(rows["n_train"])),
-                "n_val": int(np.median(rows["n_val"]))}
+                "z": float(np.median(rows["z_mad_std"])), "draws": len(rows)}
     return out
 
 

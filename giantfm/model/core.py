@@ -254,7 +254,6 @@ class TrainedModel:
         std = np.full((n, k), np.nan)
         embedded = np.full((n, self.config.d_model), np.nan, dtype=np.float32)
         rows, ids, values, errors, counts = self._prepare(batch)
-        with_errors = self.config.error_inputs
         if len(rows) == 0:
             return (mean, std, embedded) if embedding else (mean, std)
 
@@ -271,11 +270,8 @@ class TrainedModel:
             while start < len(rows):
                 stop = min(start + batch_size, len(rows))
                 width = max(int(counts[start:stop].max()), 1)
-                ids_t = torch.as_tensor(ids[start:stop, :width]).to(self.device).long()
-                val_t = torch.as_tensor(values[start:stop, :width]).to(self.device)
-                val_t = (val_t - self._median[ids_t]) / self._scale[ids_t]
-                err_t = (torch.as_tensor(errors[start:stop, :width]).to(self.device)
-                         / self._scale[ids_t]) if with_errors else None
+                ids_t, val_t, err_t = self._network_inputs(ids, values, errors, start, stop,
+                                                           width)
                 try:
                     outputs = self.network(ids_t, val_t, req.expand(stop - start, k), err_t,
                                            embedding=embedding)
@@ -329,25 +325,25 @@ class TrainedModel:
         width = max(int(counts.max(initial=0)), 1)
         batch_size = batch_size or _DEFAULT_BATCH.get(self.device.type, 1024)
         memory = torch.zeros((len(rows), width + 1, self.config.d_model), device=self.device)
-        mask = torch.zeros((len(rows), 1, 1, width + 1), dtype=torch.bool, device=self.device)
+        mask = torch.ones((len(rows), 1, 1, width + 1), dtype=torch.bool, device=self.device)
         for start in range(0, len(rows), batch_size):
             stop = min(start + batch_size, len(rows))
-            ids_t = torch.zeros((stop - start, width), dtype=torch.long, device=self.device)
-            val_t = torch.zeros((stop - start, width), device=self.device)
-            err_t = torch.zeros((stop - start, width), device=self.device)
-            # rows are left-packed: no star has tokens beyond `width` (its count)
-            w = min(ids.shape[1], width)
-            ids_t[:, :w] = torch.as_tensor(ids[start:stop, :w].astype(np.int64))
-            present = ids_t != vocab.PAD_ID
-            val_t[:, :w] = torch.as_tensor(values[start:stop, :w], dtype=torch.float32)
-            err_t[:, :w] = torch.as_tensor(errors[start:stop, :w], dtype=torch.float32)
-            val_t = torch.where(present, (val_t - self._median[ids_t]) / self._scale[ids_t], 0.0)
-            err_t = torch.where(present, err_t / self._scale[ids_t], 0.0)
-            memory[start:stop], _ = self.network.encode(
-                ids_t, val_t, err_t if self.config.error_inputs else None)
-            mask[start:stop, 0, 0, 0] = True
-            mask[start:stop, 0, 0, 1:] = present
+            # the rows are left-packed, so `width` (the most tokens of any) columns hold all
+            ids_t, val_t, err_t = self._network_inputs(ids, values, errors, start, stop, width)
+            memory[start:stop], _ = self.network.encode(ids_t, val_t, err_t)
+            mask[start:stop, 0, 0, 1:] = ids_t != vocab.PAD_ID
         return rows, memory, mask
+
+    def _network_inputs(self, ids, values, errors, start, stop, width):
+        """The network's inputs for the prepared rows ``start:stop`` (their first ``width``
+        tokens) on the device: ids, standardised values and errors (None for a network
+        without error inputs). Padding stays 0: its median is 0 and its scale 1."""
+        ids_t = torch.as_tensor(ids[start:stop, :width]).to(self.device).long()
+        val_t = torch.as_tensor(values[start:stop, :width]).to(self.device)
+        val_t = (val_t - self._median[ids_t]) / self._scale[ids_t]
+        err_t = (torch.as_tensor(errors[start:stop, :width]).to(self.device)
+                 / self._scale[ids_t]) if self.config.error_inputs else None
+        return ids_t, val_t, err_t
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, half=False, metadata=None):

@@ -86,32 +86,28 @@ class FinetuneConfig:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
 
 
-def _targets(batch, rows, new_ids, normalisation):
-    """Standardised values and errors (NaN: the star lacks it) of the new labels of the
-    stars ``rows`` of ``batch``, as (m, k) float32 tensors on the CPU."""
-    values = np.full((len(rows), len(new_ids)), np.nan)
-    errors = np.full((len(rows), len(new_ids)), np.nan)
-    ids = batch.ids[rows]
-    for k, tid in enumerate(new_ids):
-        hit = ids == tid
-        has = hit.any(axis=1)
-        col = hit.argmax(axis=1)
-        at = np.arange(len(rows))
-        values[has, k] = (batch.values[rows][at, col][has] - normalisation.median[tid]) \
-            / normalisation.scale[tid]
-        errors[has, k] = batch.errors[rows][at, col][has] / normalisation.scale[tid]
-    return (torch.as_tensor(values, dtype=torch.float32),
-            torch.as_tensor(errors, dtype=torch.float32))
+def _targets(batch, rows, vocabulary, normalisation, new_rows):
+    """Standardised values and errors (NaN: the star lacks it) of the new labels (the
+    names of ``vocabulary`` from ``new_rows``'s first id on) of the stars ``rows`` of
+    ``batch``, as (m, k) float32 tensors on the CPU. ``normalisation`` is indexed by the
+    network's rows, which for a model made before names were appended to giantfm's are
+    fewer than the token ids."""
+    names = vocabulary.names[len(vocabulary) - len(new_rows):]
+    values, errors = batch[rows].values_of(names, vocabulary)
+    median, scale = normalisation.median[new_rows], normalisation.scale[new_rows]
+    return (torch.as_tensor((values - median) / scale, dtype=torch.float32),
+            torch.as_tensor(errors / scale, dtype=torch.float32))
 
 
 class _Stars:
     """One split's encoder output and new-label targets."""
 
-    def __init__(self, model, batch, new_ids, normalisation):
+    def __init__(self, model, batch, vocabulary, normalisation, new_rows):
         # the encoder reads the tokens the model knows (the new labels are answers only)
         rows, self.memory, self.mask = model.encode(batch.keeping(batch.ids < len(model.tokens)))
         self.values, self.errors = (t.to(model.device)
-                                    for t in _targets(batch, rows, new_ids, normalisation))
+                                    for t in _targets(batch, rows, vocabulary, normalisation,
+                                                      new_rows))
         keep = torch.isfinite(self.values).any(dim=1)
         self.memory, self.mask, self.values, self.errors = (
             a[keep] for a in (self.memory, self.mask, self.values, self.errors))
@@ -180,7 +176,7 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
     normalisation = Normalisation(np.r_[model.normalisation.median, fitted.median[new_ids]],
                                   np.r_[model.normalisation.scale, fitted.scale[new_ids]],
                                   model.vocabulary.names + vocabulary.names[len(model.tokens):])
-    train_stars, val_stars = (_Stars(model, batch, new_ids, normalisation)
+    train_stars, val_stars = (_Stars(model, batch, vocabulary, normalisation, new_rows)
                               for batch in (train_batch, val_batch))
     if len(train_stars) == 0 or len(val_stars) == 0:
         raise ValueError("no training or no validation star has both tokens the model reads "

@@ -47,14 +47,15 @@ from astropy.table import QTable
 
 from .. import prediction, vocab
 from ..embedding import EMBEDDING_COLUMN, embed
-from ..tokens import to_token_scale
+from ..tokens import column_in_unit, to_token_scale
 from ..teaching import finetune, validation_split
 from ..utils import atomic_write
 from ..utils._stats import mad_std
 from .baseline import fit_baseline, predict_baseline
 from .datafile import load_dataset, xp_table
 
-__all__ = ["sample_efficiency", "age_information", "embedding_neighbours", "main", "SIZES"]
+__all__ = ["sample_efficiency", "age_information", "embedding_neighbours", "stars_with_cn_age",
+           "cn_vocabulary", "with_cn_age", "main", "SIZES", "LABEL"]
 
 #: Training-set sizes of the sample-efficiency experiment (None: all).
 SIZES = (100, 300, 1000, 3000, None)
@@ -63,15 +64,24 @@ LABEL = "age_cn"
 _NEIGHBOURS = 10
 
 
-def _stars(data, split):
-    """Positions in ``split`` of the giants with XP coefficients and a [C/N] age."""
+def stars_with_cn_age(data, split):
+    """Positions in ``split`` of the giants with XP coefficients and a [C/N] age (``data``:
+    what `giantfm.train.datafile.load_dataset` returns)."""
     labels = data["labels"][split]
     return np.flatnonzero(np.isfinite(labels[LABEL]) & np.asarray(labels["giant"], bool)
                           & np.isfinite(data["inputs"][split]["xp"]["bp"][:, 0]))
 
 
-def _with_label(table, net, vocabulary):
-    """``table``'s tokens with the [C/N] age appended as a token of ``vocabulary``."""
+def cn_vocabulary(net):
+    """``net``'s tokens with the [C/N] age appended (log10, in Gyr), as `giantfm.finetune`
+    makes it."""
+    return net.tokens.extended([vocab.Token(LABEL, u.Gyr, "log10", "[C/N] age",
+                                            (0.0, np.inf))])
+
+
+def with_cn_age(table, net, vocabulary):
+    """``table``'s tokens with its [C/N] age appended as a token of ``vocabulary``
+    (`cn_vocabulary`): the stars as XGBoost is trained and scored on them."""
     batch = prediction.as_batch(table, net)
     value, error = to_token_scale(LABEL, table[LABEL].to_value(u.Gyr),
                                   table[f"{LABEL}_err"].to_value(u.Gyr), vocabulary)
@@ -80,9 +90,7 @@ def _with_label(table, net, vocabulary):
 
 def _gyr(column):
     """A result column as plain floats in Gyr, NaN where masked."""
-    value = np.asarray(getattr(column, "unmasked", column).to_value(u.Gyr), float)
-    return np.where(np.ma.getmaskarray(getattr(column, "mask", False)), np.nan, value) \
-        if np.ndim(getattr(column, "mask", False)) else value
+    return column_in_unit(column, u.Gyr, column.info.name)
 
 
 def _dex(answer, truth):
@@ -94,11 +102,10 @@ def sample_efficiency(data, out, *, sizes=SIZES, repeats=3, say=print):
     ``out/models``. Returns the table and, per size, the fine-tuned models' test answers
     of the first draw (for `age_information`)."""
     net = prediction.get_model()
-    vocabulary = net.tokens.extended([vocab.Token(LABEL, u.Gyr, "log10", "[C/N] age",
-                                                  (0.0, np.inf))])
-    pool = _stars(data, "train")
-    test = xp_table(data, "test", _stars(data, "test"))
-    test_batch = _with_label(test, net, vocabulary)
+    vocabulary = cn_vocabulary(net)
+    pool = stars_with_cn_age(data, "train")
+    test = xp_table(data, "test", stars_with_cn_age(data, "test"))
+    test_batch = with_cn_age(test, net, vocabulary)
     truth, truth_err = test[LABEL].to_value(u.Gyr), test[f"{LABEL}_err"].to_value(u.Gyr)
     truth_dex_err = truth_err / (truth * np.log(10))
     rows, first = [], {}
@@ -128,7 +135,7 @@ def sample_efficiency(data, out, *, sizes=SIZES, repeats=3, say=print):
             say(f"fine-tune N={n} draw {repeat}: {rows[-1]['mad_std_dex']:.3f} dex "
                 f"({fit_s:.0f} s)")
 
-            batch = _with_label(table, net, vocabulary)
+            batch = with_cn_age(table, net, vocabulary)
             usable_rows = np.flatnonzero(batch.ok & np.isfinite(
                 batch.values_of([LABEL], vocabulary)[0][:, 0]))
             train_rows, val_rows = validation_split(usable_rows, 0.2, repeat)
@@ -160,7 +167,7 @@ def age_information(test, answer, data):
     """Test-split age scatter (dex) of giantfm's age, the fine-tuned ``age_cn`` and their
     inverse-variance mean, against the label model's age and against ``age_cn``."""
     labels = data["labels"]["test"]
-    rows = _stars(data, "test")
+    rows = stars_with_cn_age(data, "test")
     reference = {"label model age": np.asarray(labels["age"][rows], float),
                  "[C/N] age (age_cn)": test[LABEL].to_value(u.Gyr)}
     usable = ~np.asarray(answer["flag"])
