@@ -8,7 +8,7 @@ Usage::
 
 The stars are ``--stars`` training-split giants of the training-set file with XP
 coefficients and a [C/N] age (Hasselquist et al. 2020), drawn with a fixed seed, in
-Gaia archive layout (`giantfm.train.datafile.xp_table`); the label is ``age_cn``
+Gaia archive layout (`giantfm.train.dataset.datafile.xp_table`); the label is ``age_cn``
 (log10). Timed, each the median of ``--repeats`` runs in this process:
 
 * ``finetune``: `giantfm.finetune` end to end with its defaults (300 epochs at
@@ -17,7 +17,7 @@ Gaia archive layout (`giantfm.train.datafile.xp_table`); the label is ``age_cn``
   writing the model; also per epoch;
 * ``xgboost``: an XGBoost regressor from scratch on the same training and
   validation stars and the project's baseline features
-  (`giantfm.train.baseline.fit_baseline`, its default grid of four depths), the
+  (`giantfm.train.evaluation.baseline.fit_baseline`, its default grid of four depths), the
   tokenisation included;
 * ``predict``: `giantfm.predict` of the same stars with the fine-tuned model and
   with the bundled one (one more answer per star: the ratio should be near 1).
@@ -33,9 +33,9 @@ import numpy as np
 import giantfm
 from giantfm import prediction
 from giantfm.teaching import validation_split
-from giantfm.train.baseline import fit_baseline
-from giantfm.train.datafile import load_dataset, xp_table
-from giantfm.train.finetune_evidence import cn_vocabulary, stars_with_cn_age, with_cn_age
+from giantfm.train.evaluation.baseline import fit_baseline
+from giantfm.train.dataset.datafile import load_dataset, xp_table
+from giantfm.train.evaluation.finetune_evidence import cn_vocabulary, stars_with_cn_age, with_cn_age
 from results import machine_description, save_table
 
 

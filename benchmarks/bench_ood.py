@@ -35,7 +35,7 @@ from astropy import units as u
 from astropy.table import QTable
 
 import giantfm
-from giantfm.train.datafile import load_dataset
+from giantfm.train.dataset.datafile import load_dataset
 from giantfm.train.sources import shared_data_dir
 from giantfm.xp import read_xp
 from giantfm.xp.coefficients import ARCHIVE_MAGNITUDES, XPCoefficients

@@ -116,7 +116,7 @@ def gaussian(net, n, rng):
 
 def real_embeddings(net, dataset, n_stars, batch_size):
     """Embeddings of ``n_stars`` stars of the dataset's training split (NaN rows left out)."""
-    from giantfm.train.datafile import load_dataset
+    from giantfm.train.dataset.datafile import load_dataset
     batch = load_dataset(dataset)["train"][:n_stars]
     table = giantfm.embed(batch, model=net, batch_size=batch_size, progress=False)
     values = table["embedding"].unmasked.value

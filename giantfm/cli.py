@@ -7,11 +7,11 @@
     giantfm predict-files INPUTS... -o DIR  the same for many files, one output each, on a
                                             dask cluster, resumable (giantfm.scale)
     giantfm info                            model card, package versions, devices found
-    giantfm build-dataset ...               build the training set   (giantfm.train.dataset)
+    giantfm build-dataset ...               build the training set   (giantfm.train.dataset.build)
     giantfm train ...                       train a model            (giantfm.train.trainer)
-    giantfm baseline ...                    train XGBoost baselines  (giantfm.train.baseline)
-    giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluate)
-    giantfm bundle ...                      bundle a trained model   (giantfm.train.bundle)
+    giantfm baseline ...                    train XGBoost baselines  (giantfm.train.evaluation.baseline)
+    giantfm evaluate ...                    evaluate a model         (giantfm.train.evaluation.evaluate)
+    giantfm bundle ...                      bundle a trained model   (giantfm.train.bundling.bundle)
     giantfm finetune INPUT --label COL ...  teach a model your own labels (giantfm.teaching)
 
 ``giantfm SUBCOMMAND --help`` describes each one. ``predict`` reads any table
@@ -83,13 +83,13 @@ _MODEL_CARDS = ("model/model_card.md", "model_card.md", "model/model_card.json",
 
 # subcommand -> (module, what it does): implemented elsewhere, imported only when used.
 _DELEGATES = {
-    "build-dataset": ("giantfm.train.dataset", "build the training set (giantfm.train.dataset)"),
+    "build-dataset": ("giantfm.train.dataset.build", "build the training set (giantfm.train.dataset.build)"),
     "train": ("giantfm.train.trainer", "train a model (giantfm.train.trainer)"),
-    "baseline": ("giantfm.train.baseline", "train the XGBoost baseline (giantfm.train.baseline)"),
-    "evaluate": ("giantfm.train.evaluate", "evaluate a model on the test split "
-                                           "(giantfm.train.evaluate)"),
-    "bundle": ("giantfm.train.bundle", "bundle a trained model with its calibrations, or "
-                                       "write its model card (giantfm.train.bundle)"),
+    "baseline": ("giantfm.train.evaluation.baseline", "train the XGBoost baseline (giantfm.train.evaluation.baseline)"),
+    "evaluate": ("giantfm.train.evaluation.evaluate", "evaluate a model on the test split "
+                                           "(giantfm.train.evaluation.evaluate)"),
+    "bundle": ("giantfm.train.bundling.bundle", "bundle a trained model with its calibrations, or "
+                                       "write its model card (giantfm.train.bundling.bundle)"),
     "finetune": ("giantfm.teaching", "teach a model labels of your own from a table "
                                      "(giantfm.teaching)"),
 }

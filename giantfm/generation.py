@@ -16,7 +16,7 @@ deviation. The network answers each request on its own, so these are
 *marginal* uncertainties: the flux uncertainties propagate them as independent
 (the correlations between the coefficients of one star are not predicted).
 How well both verbs work on the real test split is measured by
-``python -m giantfm.train.generative`` (see the "Inpainting and generation"
+``python -m giantfm.train.evaluation.generative`` (see the "Inpainting and generation"
 page of the documentation).
 """
 import warnings

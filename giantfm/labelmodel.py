@@ -3,11 +3,11 @@
 The mass and age labels giantfm learns come from a DistMass-like label model
 (`LabelModel`: quantile gradient boosting from Teff, log g, [M/H], [alpha/M]
 to mass and log10(age), calibrated on asteroseismology; how it is built and
-validated is in `giantfm.train.labelmodel`). It also serves at prediction
+validated is in `giantfm.train.seismic.fit`). It also serves at prediction
 time: the network's own Teff, log g, [M/H] and [alpha/M] put through it give
 a second estimate of mass and age, the *chain*, and `chain_answers` combines
 the network's direct estimate with it, with weights measured on the
-validation split (`giantfm.train.calibration`). On the test-split giants the
+validation split (`giantfm.train.bundling.answers`). On the test-split giants the
 combination beats both, because the two err differently: the chain is better
 for bright spectra, whose labels are precise, the direct estimate for faint
 ones (numbers on the accuracy page).
@@ -63,7 +63,7 @@ STATES = ("RGB", "RC")
 #: (state-blind, written before the version was recorded).
 FORMAT_VERSION = 2
 #: How a state-aware model's classifier probabilities can be calibrated
-#: (`calibrate_probability`; fitted in `giantfm.train.labelmodel`).
+#: (`calibrate_probability`; fitted in `giantfm.train.seismic.fit`).
 PROBABILITY_CALIBRATIONS = ("none", "platt", "isotonic")
 _QUANTILES = np.array([0.16, 0.5, 0.84])
 _META_FILE = "label_model.json"
@@ -118,7 +118,7 @@ def calibrate_probability(p, calibration):
         (``1 / (1 + exp(-(a logit(p) + b)))``); or ``{"method": "isotonic",
         "x": [...], "y": [...]}`` (piecewise linear through the points, flat
         beyond them). Fitted by
-        `giantfm.train.labelmodel.fit_probability_calibration`.
+        `giantfm.train.seismic.fit.fit_probability_calibration`.
 
     Returns
     -------
@@ -592,7 +592,7 @@ def chain_answers(label_model, names, mean, std, chain):
         The network's answers in token scale (``age`` is log10(age / Gyr)).
     chain : dict
         ``weights``: ``{'mass': w, 'age': w}``, the label model's share,
-        measured on validation stars by `giantfm.train.calibration.calibrate_answers`;
+        measured on validation stars by `giantfm.train.bundling.answers.calibrate_answers`;
         with ``'p_rc': w`` too where ``names`` hold ``p_rc`` and the label
         model is state-aware: the network's P(RC) is then combined with the
         label model's classifier on the network's labels
@@ -605,7 +605,7 @@ def chain_answers(label_model, names, mean, std, chain):
         Copies: ``mean`` with its ``mass`` and ``age`` (and ``p_rc``) columns
         combined where the network gave all four labels (elsewhere as it
         was); ``std`` as given,
-        the network's uncertainty, which `giantfm.train.calibration` scales to
+        the network's uncertainty, which `giantfm.train.bundling.answers` scales to
         the combination's measured scatter (``metadata['uncertainty_scale']``).
     """
     names = list(names)

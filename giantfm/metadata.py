@@ -6,7 +6,7 @@ the network's answers into results -- whether to truncate the coefficients,
 the label domain of mass and age, the label model's scatter, how to combine
 the direct and the chained mass and age, how to scale the uncertainties and
 how to score ``ood_score``. It is written when a model is bundled
-(`giantfm.train.bundle`, which measures those on the validation split) and
+(`giantfm.train.bundling.bundle`, which measures those on the validation split) and
 read by `giantfm.predict`, `giantfm.request`, `giantfm.inpaint`,
 `giantfm.generate_spectrum`, `giantfm.tokenize`, `giantfm.predict_files` and
 `giantfm.predict_catalog` through its attributes. `read_metadata` reads it
@@ -46,7 +46,7 @@ class Chain:
     label model (`giantfm.labelmodel.chain_answers`).
 
     ``weights``: the label model's share per target (``{'mass': w, 'age': w}``),
-    measured on the validation split (`giantfm.train.calibration`); ``scatter``:
+    measured on the validation split (`giantfm.train.bundling.answers`); ``scatter``:
     the residual MAD-std of the direct, chained and combined estimates there;
     ``n``: the stars they were measured on.
     """
@@ -67,7 +67,7 @@ class LabelFloor:
 
 @dataclass
 class LabelSupport:
-    """Where the training labels lie (`giantfm.train.dataset.label_support`).
+    """Where the training labels lie (`giantfm.train.dataset.build.label_support`).
 
     ``ranges``: ``{name: (low, high)}``, the 0.5-99.5 percentiles of each
     training label; ``kiel``: training stars counted on a Teff-log g grid
@@ -80,7 +80,7 @@ class LabelSupport:
 
 @dataclass
 class OODCalibration:
-    """What `giantfm.results.add_ood_score` needs (`giantfm.train.ood.calibrate_ood`).
+    """What `giantfm.results.add_ood_score` needs (`giantfm.train.bundling.ood.calibrate_ood`).
 
     ``embedding_mean`` (d,) and ``embedding_precision`` (d, d): the training
     stars' embeddings; ``scales``: the 99.7th percentile of each measure

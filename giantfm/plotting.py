@@ -634,7 +634,7 @@ def reliability_diagram(p_mean, fraction, count=None, ax=None, *, fraction_err=N
     Calibrated probabilities lie on the diagonal, which is drawn. Made for the
     label model's red-clump probability (axes ``predicted $P(\rm RC)$`` and
     ``observed RC fraction``), e.g. from the ``reliability`` of
-    `giantfm.train.labelmodel.cross_validate_state`.
+    `giantfm.train.seismic.fit.cross_validate_state`.
 
     Parameters
     ----------

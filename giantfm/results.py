@@ -334,7 +334,7 @@ def add_ood_score(result, batch, embedding=None, ood=None):
 
     The scales are each measure's 99.7th percentile over the validation
     giants and their faint copies (the model's
-    `~giantfm.metadata.OODCalibration`, `giantfm.train.ood.calibrate_ood`); a
+    `~giantfm.metadata.OODCalibration`, `giantfm.train.bundling.ood.calibrate_ood`); a
     model without one gets the consistency measures alone, with
     `CONSISTENCY_SCALES`. A score above 1 flags the row (its labels are kept)
     with a reason naming the measure.
@@ -389,7 +389,7 @@ def label_support_reasons(labels, support):
     support : `~giantfm.metadata.LabelSupport`
         ``ranges`` (``{name: (low, high)}``, the 0.5-99.5 percentiles of the
         training labels) and ``kiel`` (training stars counted on a Teff-log g
-        grid), see `giantfm.train.dataset.label_support`.
+        grid), see `giantfm.train.dataset.build.label_support`.
 
     Returns
     -------

@@ -1,9 +1,9 @@
-"""Training that knows about noise (giantfm.train.augment), on real DR3 sources."""
+"""Training that knows about noise (giantfm.train.dataset.augment), on real DR3 sources."""
 import numpy as np
 import pytest
 
 from giantfm import tokens
-from giantfm.train.augment import FaintCopies, with_faint_copies
+from giantfm.train.dataset.augment import FaintCopies, with_faint_copies
 from giantfm.xp import read_xp, synthetic_g
 
 

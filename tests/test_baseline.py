@@ -9,7 +9,7 @@ from giantfm.tokens import TokenBatch, from_arrays, g_flux
 
 pytest.importorskip("xgboost", reason="the baseline needs the optional xgboost-cpu package")
 
-from giantfm.train.baseline import (  # noqa: E402
+from giantfm.train.evaluation.baseline import (  # noqa: E402
     INPUT_SETS, feature_matrix, fit_baseline, input_names, load_baseline, predict_baseline)
 
 TINY_GRID = {"max_depth": (3,), "learning_rate": (0.3,), "n_estimators": (60,)}

@@ -379,9 +379,9 @@ def test_delegated_subcommands(monkeypatch, capsys):
     def fake_main(argv):
         seen["argv"] = argv
         return 3
-    module = types.ModuleType("giantfm.train.evaluate")
+    module = types.ModuleType("giantfm.train.evaluation.evaluate")
     module.main = fake_main
-    monkeypatch.setitem(sys.modules, "giantfm.train.evaluate", module)
+    monkeypatch.setitem(sys.modules, "giantfm.train.evaluation.evaluate", module)
     assert cli.main(["evaluate", "--split", "test", "--help"]) == 3
     assert seen["argv"] == ["--split", "test", "--help"]
 
@@ -399,8 +399,8 @@ def test_delegated_subcommand_missing(monkeypatch, capsys):
 
 
 def test_delegated_subcommand_without_main(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "giantfm.train.dataset",
-                        types.ModuleType("giantfm.train.dataset"))
+    monkeypatch.setitem(sys.modules, "giantfm.train.dataset.build",
+                        types.ModuleType("giantfm.train.dataset.build"))
     status, _, err = run(["build-dataset"], capsys)
     assert status == cli.EXIT_UNAVAILABLE
     assert "has no main(argv)" in err

@@ -1,4 +1,4 @@
-"""The model contract (giantfm.metadata), its bundling (giantfm.train.bundle), and the one
+"""The model contract (giantfm.metadata), its bundling (giantfm.train.bundling.bundle), and the one
 set of checks every verb applies (giantfm.results.finish)."""
 import json
 import subprocess
@@ -143,8 +143,9 @@ def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
     from test_dataset import synthetic_library
 
     from giantfm.model import ModelConfig, TrainConfig, train
-    from giantfm.train import bundle, dataset
-    from giantfm.train.datafile import load_dataset
+    from giantfm.train.bundling import bundle
+    from giantfm.train.dataset import build as dataset
+    from giantfm.train.dataset.datafile import load_dataset
 
     library, _, _ = synthetic_library(n=240, seed=5)
     path = tmp_path / "small.h5"

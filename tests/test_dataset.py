@@ -1,4 +1,4 @@
-"""Tests of the training-set builder (giantfm.train.dataset) and its sources."""
+"""Tests of the training-set builder (giantfm.train.dataset.build) and its sources."""
 import json
 import os
 import zipfile
@@ -9,8 +9,9 @@ import pytest
 from astropy.table import Table
 
 from giantfm import vocab
-from giantfm.train import datafile as dataset_file
-from giantfm.train import dataset, sources
+from giantfm.train.dataset import datafile as dataset_file
+from giantfm.train import sources
+from giantfm.train.dataset import build as dataset
 from giantfm.xp import recover
 
 pytest.importorskip("xgboost", reason="the label model needs xgboost (xgboost-cpu)")

@@ -1,4 +1,4 @@
-"""Tests of giantfm.train.evaluate: statistics, experiments, and a synthetic end-to-end run."""
+"""Tests of giantfm.train.evaluation.evaluate: statistics, experiments, and a synthetic end-to-end run."""
 import json
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 
 from giantfm import vocab
 from giantfm.tokens import TokenBatch, from_arrays, g_flux, to_token_scale
-from giantfm.train.baseline import INPUT_SETS
-from giantfm.train.dataset import FORMAT_VERSION
-from giantfm.train.evaluate import (
+from giantfm.train.evaluation.baseline import INPUT_SETS
+from giantfm.train.dataset.build import FORMAT_VERSION
+from giantfm.train.evaluation.evaluate import (
     EXPERIMENTS, calibration, evaluate, experiment_inputs, load_split, main, metrics)
 
 h5py = pytest.importorskip("h5py", reason="the dataset file is HDF5")
@@ -26,7 +26,7 @@ def _names(batch, row):
 
 
 def write_dataset(path, n=N_STARS, seed=1):
-    """A dataset file in `giantfm.train.dataset`'s layout: giants, dwarfs, label-only stars."""
+    """A dataset file in `giantfm.train.dataset.build`'s layout: giants, dwarfs, label-only stars."""
     rng = np.random.default_rng(seed)
     teff = rng.uniform(4000, 5400, n)
     logg = rng.uniform(1.0, 4.5, n)
@@ -291,7 +291,7 @@ def test_evaluate_end_to_end(dataset, tmp_path):
 
 def test_evaluate_with_baseline(dataset, tmp_path):
     pytest.importorskip("xgboost", reason="the baseline needs the optional xgboost-cpu package")
-    from giantfm.train.baseline import fit_baseline
+    from giantfm.train.evaluation.baseline import fit_baseline
 
     path, info = dataset
     train, val = load_split(path, "train").batch, load_split(path, "val").batch
@@ -322,7 +322,7 @@ def test_evaluate_with_baseline(dataset, tmp_path):
 def test_baseline_only_figures(dataset, tmp_path):
     pytest.importorskip("xgboost", reason="the baseline needs the optional xgboost-cpu package")
     pytest.importorskip("matplotlib", reason="figures need matplotlib")
-    from giantfm.train.baseline import fit_baseline
+    from giantfm.train.evaluation.baseline import fit_baseline
 
     path, _ = dataset
     train, val = load_split(path, "train").batch, load_split(path, "val").batch
@@ -368,7 +368,7 @@ def test_evaluate_accepts_the_real_model_class(dataset):
 
 def test_baseline_command_line(dataset, tmp_path, capsys, monkeypatch):
     pytest.importorskip("xgboost", reason="the baseline needs the optional xgboost-cpu package")
-    from giantfm.train import baseline
+    from giantfm.train.evaluation import baseline
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # main sets it otherwise: keep it local
 

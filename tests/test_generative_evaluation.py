@@ -1,4 +1,4 @@
-"""giantfm.train.generative: the scoring of inpainting, generation and the physics checks.
+"""giantfm.train.evaluation.generative: the scoring of inpainting, generation and the physics checks.
 
 Run with the bundled model on the real example stars (test split) and, for the
 sweeps' comparison with data, on synthetic training labels (mechanics only).
@@ -9,7 +9,7 @@ from astropy.table import Table
 
 import giantfm
 from giantfm.prediction import get_model
-from giantfm.train import generative
+from giantfm.train.evaluation import generative
 
 pytest.importorskip("dust_extinction", reason="the extinction check needs dust_extinction")
 

@@ -43,7 +43,7 @@ def test_vocabulary_is_the_one_home_of_the_name_lists():
     assert {m for pair in vocab.COLOURS.values() for m in pair} <= set(vocab.MAGNITUDE_NAMES)
     from giantfm.generation import XP_NAMES
     from giantfm.prediction import PREDICTED_LABELS
-    from giantfm.train.labelmodel import FEATURES
+    from giantfm.train.seismic.fit import FEATURES
     assert XP_NAMES is vocab.XP_NAMES and PREDICTED_LABELS is vocab.LABEL_NAMES
     assert FEATURES is vocab.SPECTROSCOPIC_LABEL_NAMES
 

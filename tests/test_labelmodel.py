@@ -1,4 +1,4 @@
-"""Tests of the DistMass-like label model (giantfm.train.labelmodel, giantfm.labelmodel)."""
+"""Tests of the DistMass-like label model (giantfm.train.seismic.fit, giantfm.labelmodel)."""
 import json
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 from astropy.table import Table
 
 from giantfm import labelmodel as labelmodel_runtime
-from giantfm.train import labelmodel
+from giantfm.train.seismic import fit as labelmodel
 
 pytest.importorskip("xgboost", reason="the label model needs xgboost (xgboost-cpu)")
 

@@ -392,7 +392,7 @@ def test_training_repeatable_on_cpu(tmp_path):
 
 def test_command_line(tmp_path):
     pytest.importorskip("h5py")
-    from giantfm.train.datafile import write_dataset
+    from giantfm.train.dataset.datafile import write_dataset
 
     batch = make_stars(200, 10)[0]
     path = tmp_path / "set.h5"

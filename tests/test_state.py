@@ -2,7 +2,7 @@
 learns and answers it, how older models without it load and grow, and ``evstate``.
 
 The learning test uses synthetic stars (mechanics); the answers on real stars are
-measured by ``giantfm.train.evaluate`` and quoted in the docs.
+measured by ``giantfm.train.evaluation.evaluate`` and quoted in the docs.
 """
 import json
 
@@ -203,7 +203,7 @@ def test_request_leaves_out_a_state_outside_0_1_and_masks_dwarfs(state_model, tm
 
 
 def test_selection_purity_and_completeness():
-    from giantfm.train.states import selection
+    from giantfm.train.evaluation.states import selection
 
     p = np.array([0.9, 0.8, 0.6, 0.4, 0.2, 0.7])
     is_rc = np.array([True, True, False, True, False, False])
@@ -215,8 +215,8 @@ def test_selection_purity_and_completeness():
 
 
 def test_evaluate_states_needs_a_model_with_the_state(state_model, capsys, as_version_2):
-    from giantfm.train import evaluate
-    from giantfm.train.states import evaluate_states
+    from giantfm.train.evaluation import evaluate
+    from giantfm.train.evaluation.states import evaluate_states
 
     model, _ = state_model
     with pytest.raises(SystemExit):

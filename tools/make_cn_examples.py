@@ -3,7 +3,7 @@ a new label (`giantfm.examples.cn_ages`, the tutorial "Teach giantfm a new label
 
 Takes, seeded, 200 giants of the training split and 100 of the fixed test split of the
 training-set file that have Gaia XP coefficients and a [C/N] age of Hasselquist et al.
-(2020), in Gaia archive layout (`giantfm.train.datafile.xp_table`), with a ``split``
+(2020), in Gaia archive layout (`giantfm.train.dataset.datafile.xp_table`), with a ``split``
 column. Usage::
 
     python tools/make_cn_examples.py work_data/giantfm-dataset-v4.h5
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 
 from giantfm.examples import CN_AGES_FILE
-from giantfm.train.datafile import load_dataset, xp_table
-from giantfm.train.finetune_evidence import stars_with_cn_age
+from giantfm.train.dataset.datafile import load_dataset, xp_table
+from giantfm.train.evaluation.finetune_evidence import stars_with_cn_age
 
 N_TRAIN, N_TEST, SEED = 200, 100, 11
 

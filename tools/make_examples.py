@@ -16,7 +16,7 @@ from astropy.table import QTable
 from astropy import units as u
 
 from giantfm import tokens, vocab
-from giantfm.train.datafile import SPLITS, load_arrays
+from giantfm.train.dataset.datafile import SPLITS, load_arrays
 from giantfm.train.sources import read_library
 
 N_GIANTS, N_DWARFS, SEED = 20, 4, 7

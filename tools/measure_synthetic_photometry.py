@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from giantfm.train.datafile import load_dataset
+from giantfm.train.dataset.datafile import load_dataset
 from giantfm.utils._stats import mad_std
 from giantfm.xp.photometry import SYNTHETIC_MAGNITUDES, synthetic_photometry
 

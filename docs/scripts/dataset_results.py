@@ -34,7 +34,7 @@ STATES = ("overall", "RGB", "RC", "unknown")
 
 def dataset_rows(path):
     """The rows of ``dataset.ecsv`` for the dataset file ``path`` (a list of dicts)."""
-    from giantfm.train import datafile as dataset
+    from giantfm.train.dataset import datafile as dataset
 
     data = dataset.load_arrays(path)
     attrs = data["attrs"]

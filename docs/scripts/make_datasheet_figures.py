@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from giantfm.train import datafile as dataset  # noqa: E402
+from giantfm.train.dataset import datafile as dataset  # noqa: E402
 from giantfm.plotting import axis_label  # noqa: E402
-from giantfm.train import labelmodel, sources  # noqa: E402
+from giantfm.train import sources  # noqa: E402
+from giantfm.train.seismic import fit as labelmodel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_static" / "datasheet"

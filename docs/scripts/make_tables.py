@@ -8,7 +8,7 @@ Inputs, all optional except the package itself:
 
 - `giantfm.vocab.vocabulary_table` -> ``vocabulary.rst``
 - `giantfm.flags.reasons_table` (every reason a result row can carry) -> ``flags_table.rst``
-- ``RESULTS/metrics.ecsv``: the table `giantfm.train.evaluate.evaluate` writes
+- ``RESULTS/metrics.ecsv``: the table `giantfm.train.evaluation.evaluate.evaluate` writes
   (``giantfm evaluate ... --out DIR`` puts it in ``DIR/metrics.ecsv``; copy it
   here) -> ``accuracy_headline.rst``, ``accuracy_experiments.rst``,
   ``calibration.rst``, ``comparison.rst`` and ``metrics_all.csv``
@@ -16,18 +16,18 @@ Inputs, all optional except the package itself:
   -> ``magnitudes_model.rst``, ``magnitudes_baseline.rst``, ``magnitudes_mass_age.rst``
 - ``RESULTS/states.ecsv`` and ``RESULTS/states_by_threshold.ecsv``: the tables
   of ``giantfm evaluate ... --magnitudes LEVELS --states`` (the network's
-  ``p_rc`` against the state model's state, `giantfm.train.states`)
+  ``p_rc`` against the state model's state, `giantfm.train.evaluation.states`)
   -> ``states_scores.rst``, ``states_thresholds.rst``
 - ``RESULTS/label_model_state.ecsv`` and ``RESULTS/state_reliability.ecsv``:
   the label model's floors with and without the evolutionary state, and the
   out-of-fold reliability of its state classifier on the seismic giants
-  (``python -m giantfm.train.labelmodel --out RUN``) -> substitutions only
-- ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.generative``
+  (``python -m giantfm.train.seismic.fit --out RUN``) -> substitutions only
+- ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.evaluation.generative``
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
 - ``RESULTS/finetune_cn.ecsv``, ``RESULTS/finetune_cn_age.ecsv`` and
   ``RESULTS/embedding_neighbours.ecsv``: the tables of ``python -m
-  giantfm.train.finetune_evidence`` (teaching the bundled model [C/N] ages
+  giantfm.train.evaluation.finetune_evidence`` (teaching the bundled model [C/N] ages
   against XGBoost from scratch; the new token and giantfm's age; the labels of
   embedding neighbours) -> ``finetune_cn.rst``, ``finetune_cn_age.rst``,
   ``embedding_neighbours.rst``
@@ -1094,11 +1094,11 @@ def main(argv=None):
             "(scored on the same dataset) to ``docs/results/magnitudes_previous.ecsv``."))
     _tables_from(results / "generative.ecsv", out, "generative", generative_rst,
                  ("inpainting", "generation", "physics"),
-                 "No generative evaluation yet: run ``python -m giantfm.train.generative "
+                 "No generative evaluation yet: run ``python -m giantfm.train.evaluation.generative "
                  "--dataset FILE --out RUN`` and copy ``RUN/generative.ecsv`` to "
                  "``docs/results/generative.ecsv``.")
     no_evidence = ("No fine-tuning evidence yet: run ``python -m "
-                   "giantfm.train.finetune_evidence --dataset FILE --out RUN`` and copy "
+                   "giantfm.train.evaluation.finetune_evidence --dataset FILE --out RUN`` and copy "
                    "``RUN/{0}`` to ``docs/results/{0}``.")
     for name, make in (("finetune_cn", finetune_cn_rst), ("finetune_cn_age", finetune_cn_age_rst),
                        ("embedding_neighbours", embedding_neighbours_rst)):

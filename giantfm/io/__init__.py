@@ -7,7 +7,7 @@
 - `giantfm.io.parquet`: Arrow data as astropy Tables and streamed Parquet
   writes, one block at a time (pyarrow).
 
-The training-set file is `giantfm.train.datafile`.
+The training-set file is `giantfm.train.dataset.datafile`.
 """
 from .tables import FORMATS, TABLE_FORMATS, TableFormat, read_table, table_format, write_table
 

@@ -478,7 +478,7 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         ``augment(rows, rng) -> TokenBatch``: the training stars ``rows``
         (positions in ``train_batch``) as the network should see them at this
         step, in token scale -- e.g. faint copies with realistic noise
-        (`giantfm.train.augment.FaintCopies`). ``rng`` is a
+        (`giantfm.train.dataset.augment.FaintCopies`). ``rng`` is a
         `numpy.random.Generator` seeded from ``TrainConfig.seed`` (and saved in
         checkpoints). None: the stars as given.
     resume : bool, optional

@@ -1,21 +1,19 @@
-"""Training-side tools: the training set, its label model, training and evaluation.
+"""Training-side tools, one room per step of making a model:
 
 - `giantfm.train.sources`: downloads and readers of the inputs (the XP x APOGEE
   library from PyPI, the shared seismic and [C/N] catalogues, the DistMass VAC).
-- `giantfm.train.labelmodel`: the DistMass-like label model, APOGEE labels ->
-  mass and age, calibrated on asteroseismology.
-- `giantfm.train.dataset`: the training-set builder (``giantfm build-dataset``);
-  the file it writes is `giantfm.train.datafile`.
+- `giantfm.train.seismic`: the seismic calibration set and the label model fitted
+  to it (APOGEE labels -> mass, age and evolutionary state).
+- `giantfm.train.dataset`: the training set: its builder (``giantfm
+  build-dataset``), its file format and the faint copies training shows.
 - `giantfm.train.trainer`: the training driver (``giantfm train``) around
   `giantfm.model.train`.
-- `giantfm.train.baseline`: the XGBoost baseline (``giantfm baseline``).
-- `giantfm.train.evaluate`, `giantfm.train.generative`: the evaluation of the
-  labels (``giantfm evaluate``) and of inpainting and generation;
-  `giantfm.train.magnitudes` and `giantfm.train.states` score the labels and
-  the evolutionary state against magnitude.
-- `giantfm.train.finetune_evidence`: the evidence for `giantfm.finetune` (a new
-  label taught against XGBoost from scratch) and for the embeddings.
+- `giantfm.train.evaluation`: the scores of a model on the test split (``giantfm
+  evaluate``: labels, magnitudes, states, asteroseismology, generation), the
+  XGBoost baseline (``giantfm baseline``) and the evidence for `giantfm.finetune`.
+- `giantfm.train.bundling`: what a model records for the verbs, measured on the
+  validation stars (``giantfm bundle``).
 
-The submodules are imported explicitly (``from giantfm.train import dataset``):
+The submodules are imported explicitly (``from giantfm.train.dataset import build``):
 they need optional packages (h5py, xgboost) that ``import giantfm`` must not.
 """

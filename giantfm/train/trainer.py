@@ -1,6 +1,6 @@
 """The training driver: ``giantfm train``, the command line of `giantfm.model.train`.
 
-Reads a training-set file (`giantfm.train.datafile.load_dataset`: its ``train``
+Reads a training-set file (`giantfm.train.dataset.datafile.load_dataset`: its ``train``
 and ``val`` splits), trains the token-set transformer on one device and
 writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`),
 ``metrics.csv`` (one row per epoch), ``checkpoint.pt`` and, with ``--half``,
@@ -9,7 +9,7 @@ writes ``best/`` and ``last/`` (saved models, see `giantfm.model.load_model`),
     giantfm train --dataset work_data/giantfm-dataset-v4.h5 --out runs/x --config default
 
 By default the training stars are shown as faint copies at random magnitudes
-(``--augment faint``, `giantfm.train.augment.FaintCopies`), and the
+(``--augment faint``, `giantfm.train.dataset.augment.FaintCopies`), and the
 validation stars are those as stored plus one fixed faint copy of each XP
 star, so that model selection weighs every magnitude. ``--resume`` continues
 the run in ``--out`` (weights, optimiser, schedule, random states) and
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ..model.network import PRESETS, ModelConfig
 from ..model.training import TrainConfig, train
-from .augment import FaintCopies, with_faint_copies
-from .datafile import load_dataset
+from .dataset.augment import FaintCopies, with_faint_copies
+from .dataset.datafile import load_dataset
 
 __all__ = ["main"]
 

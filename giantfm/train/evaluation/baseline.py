@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import vocab
-from ..exceptions import InvalidNameError
-from ..utils import atomic_write
-from ..utils._optional import require
-from ..utils._stats import mad_std
-from .datafile import load_dataset
+from ... import vocab
+from ...exceptions import InvalidNameError
+from ...utils import atomic_write
+from ...utils._optional import require
+from ...utils._stats import mad_std
+from ..dataset.datafile import load_dataset
 
 __all__ = ["INPUT_SETS", "DEFAULT_GRID", "GENERATION_TARGETS", "BaselineModel",
            "input_names", "feature_matrix", "fit_baseline", "predict_baseline",
@@ -283,7 +283,7 @@ def fit_baseline(train, val, targets=vocab.VALUE_LABEL_NAMES, features="xp30_col
     vocabulary : `giantfm.vocab.Vocabulary`, optional
         The one the batches' ids index: giantfm's, or one extended with labels of
         one's own (targets may then be those, as in the fine-tuning experiment of
-        `giantfm.train.finetune_evidence`).
+        `giantfm.train.evaluation.finetune_evidence`).
 
     Returns
     -------
@@ -424,7 +424,7 @@ def main(argv=None):
     parser.add_argument("--augment", type=int, default=0, metavar="N",
                         help="also fit on N faint copies of each training XP star, and "
                              "validate on the validation stars plus one faint copy each "
-                             "(giantfm.train.augment.with_faint_copies): the baseline for "
+                             "(giantfm.train.dataset.augment.with_faint_copies): the baseline for "
                              "accuracy against magnitude")
     parser.add_argument("--nthread", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -437,7 +437,7 @@ def main(argv=None):
         grid = {"max_depth": (6,), "learning_rate": (0.1,), "n_estimators": (1000,)}
     train, val = data["train"], data["val"]
     if args.augment:
-        from .augment import with_faint_copies
+        from ..dataset.augment import with_faint_copies
         train = with_faint_copies(train, data["inputs"]["train"], args.augment, seed=args.seed)
         val = with_faint_copies(val, data["inputs"]["val"], 1, seed=args.seed + 1)
     baseline = fit_baseline(train, val, targets, args.features, grid=grid,

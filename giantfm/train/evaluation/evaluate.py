@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import plotting, vocab
-from ..exceptions import GiantfmWarning
-from ..tokens import TokenBatch, from_token_scale, to_token_scale
-from ..utils import atomic_write
-from ..utils._json import json_safe
+from ... import plotting, vocab
+from ...exceptions import GiantfmWarning
+from ...tokens import TokenBatch, from_token_scale, to_token_scale
+from ...utils import atomic_write
+from ...utils._json import json_safe
 from .baseline import load_baseline
-from .datafile import SPLITS, float_labels, load_dataset
+from ..dataset.datafile import SPLITS, float_labels, load_dataset
 from .scoring import (EXPERIMENTS, NO_INPUTS, REFERENCES, calibration, check_experiment,
                       experiment_inputs, metrics, reference_error, request_answers)
 
@@ -85,8 +85,8 @@ def load_split(path, split):
     Parameters
     ----------
     path : str or path-like
-        The dataset file written by `giantfm.train.dataset` (read with
-        `giantfm.train.datafile.load_dataset`, which refuses other format or
+        The dataset file written by `giantfm.train.dataset.build` (read with
+        `giantfm.train.dataset.datafile.load_dataset`, which refuses other format or
         vocabulary versions).
     split : {'train', 'val', 'test'}
         Which stars.
@@ -152,7 +152,7 @@ def evaluate(model, dataset_path, baseline=None, out_dir=None, *, experiments=No
         `giantfm.model.TrainedModel`; None scores the baselines alone.
     dataset_path : str or path-like
         The dataset file (see `load_split`).
-    baseline : `~giantfm.train.baseline.BaselineModel` or list of them, optional
+    baseline : `~giantfm.train.evaluation.baseline.BaselineModel` or list of them, optional
         Each is scored on its own input set, under the experiment name
         ``baseline.name``, with system name ``"xgboost"``.
     out_dir : str or path-like, optional
@@ -330,7 +330,7 @@ def save_figure(fig, path):
 
 
 def load_baselines(paths):
-    """The saved baselines (`giantfm.train.baseline.load_baseline`) in ``paths``.
+    """The saved baselines (`giantfm.train.evaluation.baseline.load_baseline`) in ``paths``.
 
     Each path is a baseline folder or a folder holding several (one level down).
     """
@@ -369,7 +369,7 @@ def main(argv=None):
     parser.add_argument("--magnitudes", default=None, metavar="LEVELS",
                         help="also score the test split moved to these G levels with the XP "
                              "noise model, e.g. native,14,15,16,17,17.65 "
-                             "(giantfm.train.magnitudes): magnitudes.ecsv and "
+                             "(giantfm.train.evaluation.magnitudes): magnitudes.ecsv and "
                              "accuracy_vs_magnitude.png in --out")
     parser.add_argument("--synthetic-photometry", action="store_true",
                         help="with --magnitudes: also score the model with the stars' G, BP "
@@ -377,7 +377,7 @@ def main(argv=None):
                              "come without photometry")
     parser.add_argument("--states", action="store_true",
                         help="with --magnitudes: also score the model's p_rc against the state "
-                             "model's state (giantfm.train.states): states.ecsv, "
+                             "model's state (giantfm.train.evaluation.states): states.ecsv, "
                              "states_by_threshold.ecsv and their figures")
     parser.add_argument("--truncate", choices=("model", "yes", "no"), default="model",
                         help="with --magnitudes: leave out the copies' coefficients beyond "
@@ -397,7 +397,7 @@ def main(argv=None):
 
     model = None
     if args.model is not None:
-        from ..model import load_model
+        from ...model import load_model
         model = load_model(args.model, device=args.device)
     baselines = load_baselines(args.baseline)
     table = evaluate(model, args.dataset, baselines, args.out,

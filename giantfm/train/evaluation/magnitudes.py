@@ -11,7 +11,7 @@ coefficient and colour tokens.
 Per level, label and system (the model, and XGBoost baselines -- fairest when
 fitted on faint copies too, ``giantfm baseline --augment``) the test giants
 give ``sigma`` (MAD-std of prediction minus reference), ``bias`` (median), the
-calibration ``z_sigma`` (MAD-std of z, see `giantfm.train.scoring.calibration`)
+calibration ``z_sigma`` (MAD-std of z, see `giantfm.train.evaluation.scoring.calibration`)
 and ``coverage``: the fraction of the giants with a reference value that get a
 prediction, mass and age being masked, as `giantfm.predict` masks them, where
 the predicted Teff, log g, [M/H] and [alpha/M] leave the label domain. Mass
@@ -22,18 +22,18 @@ separately (``sample`` ``rc`` / ``rgb``: the Teff-log g cut of Bovy et al.
 the giants of each state by the state model on their APOGEE labels
 (``rc_state`` / ``rgb_state``: ``labels/p_rc`` at least
 `giantfm.results.EVSTATE_THRESHOLD` or below it; the test split has no
-seismic evolutionary states). `giantfm.train.states` scores the state itself.
+seismic evolutionary states). `giantfm.train.evaluation.states` scores the state itself.
 """
 import math
 
 import numpy as np
 
-from .. import vocab
-from ..prediction import finish_answers
-from ..results import EVSTATE_THRESHOLD, inside_label_domain
-from ..tokens import from_token_scale, to_token_scale
-from .augment import FaintCopies
-from .datafile import float_labels, load_dataset
+from ... import vocab
+from ...prediction import finish_answers
+from ...results import EVSTATE_THRESHOLD, inside_label_domain
+from ...tokens import from_token_scale, to_token_scale
+from ..dataset.augment import FaintCopies
+from ..dataset.datafile import float_labels, load_dataset
 from .scoring import (REFERENCES, calibration, experiment_inputs, metrics, reference_error,
                       request_answers)
 
@@ -77,7 +77,7 @@ def degraded_inputs(batch, inputs, level, *, seed=0, truncate=True, gaia_photome
         The stars as stored.
     inputs : dict
         Their raw inputs (``{"xp": ..., "mags": ...}`` of
-        `giantfm.train.datafile.load_dataset`).
+        `giantfm.train.dataset.datafile.load_dataset`).
     level : 'native' or float
         G of the copies (stars fainter than it are copied at their own G).
     seed : int
@@ -128,7 +128,7 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
             samples["rgb_state"] = giant & (labels["p_rc"] < EVSTATE_THRESHOLD)
     out = []
     for k, name in enumerate(names):
-        if name not in REFERENCES:   # the state: scored by giantfm.train.states
+        if name not in REFERENCES:   # the state: scored by giantfm.train.evaluation.states
             continue
         reference, column = REFERENCES[name][0]
         truth = labels.get(column)
@@ -182,10 +182,10 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     model : `giantfm.model.TrainedModel` or None
         Scored as `giantfm.predict` answers (`giantfm.prediction.finish_answers`).
     dataset_path : str or path-like
-        A dataset file with the raw XP inputs (`giantfm.train.dataset`).
+        A dataset file with the raw XP inputs (`giantfm.train.dataset.build`).
     levels : sequence
         ``'native'`` and/or G magnitudes (see `parse_levels`).
-    baselines : sequence of `~giantfm.train.baseline.BaselineModel`
+    baselines : sequence of `~giantfm.train.evaluation.baseline.BaselineModel`
         Scored under system ``'xgboost'`` with their name in ``inputs``.
     seed : int
         Seeds the faint copies (the same copies for every system).
@@ -257,8 +257,8 @@ def magnitude_figure(table, path, labels=vocab.VALUE_LABEL_NAMES):
     """Scatter (and z MAD-std) against G level per label and system, written to ``path`` (PNG)."""
     from matplotlib.figure import Figure
 
-    from ..plotting import axis_label
-    from ..utils import atomic_write
+    from ...plotting import axis_label
+    from ...utils import atomic_write
 
     giants = table[table["sample"] == "giants"]
     levels = list(dict.fromkeys(giants["level"]))

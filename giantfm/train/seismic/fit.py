@@ -30,7 +30,7 @@ with the project, so that the library's giants get mass and age labels:
    reliability table) and chooses its probability calibration;
    `build_label_model` validates the state-blind and the state-aware model on
    the same folds and `validation_tables` puts them side by side.
-   ``python -m giantfm.train.labelmodel`` (`main`) writes those tables.
+   ``python -m giantfm.train.seismic.fit`` (`main`) writes those tables.
 
 The model was chosen by that measurement (see the datasheet): quantile XGBoost
 beat a k-nearest-neighbour model and a Gaussian process on scatter, and its
@@ -39,12 +39,12 @@ uncertainties were the best calibrated per evolutionary state.
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
-from ..labelmodel import (EVSTATE_CODES, FEATURES, MISSING, PROBABILITY_CALIBRATIONS, STATES,
+from ...labelmodel import (EVSTATE_CODES, FEATURES, MISSING, PROBABILITY_CALIBRATIONS, STATES,
                           LabelDomain, LabelModel, calibrate_probability, combine_states,
                           feature_matrix)
-from ..utils._columns import floats, ids
-from . import sources
-from .sources import LIBRARY_LABEL_COLUMNS
+from ...utils._columns import floats, ids
+from .. import sources
+from ..sources import LIBRARY_LABEL_COLUMNS
 
 __all__ = ["FEATURES", "EVSTATE_CODES", "measure_scale_offsets", "seismic_calibration_set",
            "compare_seismic_scales", "LabelDomain", "LabelModel", "cross_validate",
@@ -770,7 +770,7 @@ def _calibration_from_shared(shared, library=None, say=print):
 
 
 def main(argv=None):
-    """``python -m giantfm.train.labelmodel``: cross-validate the state-aware label model.
+    """``python -m giantfm.train.seismic.fit``: cross-validate the state-aware label model.
 
     Writes ``OUT/label_model_state.ecsv`` (floors with and without the
     state), ``OUT/state_reliability.ecsv`` (the classifier's reliability bins)
@@ -782,7 +782,7 @@ def main(argv=None):
     from pathlib import Path
 
     parser = argparse.ArgumentParser(
-        prog="python -m giantfm.train.labelmodel",
+        prog="python -m giantfm.train.seismic.fit",
         description="Cross-validate the state-blind and the state-aware label model on the "
                     "shared seismic catalogues; write their floors and the state classifier's "
                     "reliability.")
@@ -834,7 +834,7 @@ def main(argv=None):
     # a Figure without pyplot: no backend or global state touched by a command-line run
     from matplotlib.figure import Figure
 
-    from ..plotting import reliability_diagram
+    from ...plotting import reliability_diagram
 
     figure = Path(args.figure) if args.figure else out / "state_reliability.png"
     figure.parent.mkdir(parents=True, exist_ok=True)

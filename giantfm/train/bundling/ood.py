@@ -8,21 +8,21 @@ what a model needs for that, on a dataset file:
 
 * the embeddings' mean and (ridge-regularised) precision matrix, over training
   XP stars as the network is trained on them: as stored, and as faint copies
-  at random magnitudes (`giantfm.train.augment.FaintCopies`);
+  at random magnitudes (`giantfm.train.dataset.augment.FaintCopies`);
 * the scale of each measure: its ``quantile`` (99.7 %) over the *validation*
   giants, as stored and as faint copies (never the test split), so that a
   validation giant exceeds the scale of a given measure 0.3 % of the time and
   any of them about 1 %.
 
-`giantfm.train.bundle` records the result as the model's
+`giantfm.train.bundling.bundle` records the result as the model's
 `~giantfm.metadata.OODCalibration` (``metadata.ood``).
 """
 import numpy as np
 
-from ..metadata import OODCalibration
-from .augment import FaintCopies
-from .datafile import load_dataset
-from .scoring import experiment_inputs
+from ...metadata import OODCalibration
+from ..dataset.augment import FaintCopies
+from ..dataset.datafile import load_dataset
+from ..evaluation.scoring import experiment_inputs
 
 __all__ = ["calibrate_ood", "star_inputs", "OOD_QUANTILE", "RIDGE"]
 
@@ -76,7 +76,7 @@ def calibrate_ood(model, dataset_path, *, n_reference=20000, n_validation=6000, 
         (``g``, ``colour``, ``embedding``), ``quantile``, and the numbers of
         stars used.
     """
-    from ..results import embedding_distance
+    from ...results import embedding_distance
 
     rng = np.random.default_rng(seed)
     data = load_dataset(dataset_path)

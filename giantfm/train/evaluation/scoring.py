@@ -1,7 +1,7 @@
 """How the evaluations score predictions: statistics, references and input experiments.
 
-Shared by the evaluation of the test split (`giantfm.train.evaluate`) and the
-evaluation against magnitude (`giantfm.train.magnitudes`). The scatter of
+Shared by the evaluation of the test split (`giantfm.train.evaluation.evaluate`) and the
+evaluation against magnitude (`giantfm.train.evaluation.magnitudes`). The scatter of
 residuals ``prediction - truth`` is their MAD-std, the bias their median; the
 calibration of uncertainties uses ``z = (prediction - truth) / sqrt(sigma_pred**2
 + sigma_truth**2)``, whose MAD-std should be ~1 (`calibration`).
@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 
-from .. import vocab
-from ..exceptions import InvalidNameError
-from ..model import TrainedModel
-from ..prediction import answer
-from ..utils._stats import mad_std
+from ... import vocab
+from ...exceptions import InvalidNameError
+from ...model import TrainedModel
+from ...prediction import answer
+from ...utils._stats import mad_std
 from .baseline import INPUT_SETS
 
 __all__ = ["EXPERIMENTS", "REFERENCES", "NO_INPUTS", "metrics", "calibration",
@@ -62,7 +62,7 @@ def metrics(pred, truth):
 
     Examples
     --------
-    >>> from giantfm.train.evaluate import metrics
+    >>> from giantfm.train.evaluation.evaluate import metrics
     >>> m = metrics([1.0, 2.0, 3.5], [1.0, 1.0, 3.0])
     >>> m["n"], m["bias"]
     (3, 0.5)

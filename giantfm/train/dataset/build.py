@@ -12,7 +12,7 @@ catalogues:
   from G, BP, RP, J, H, Ks, the APOGEE DR17 labels teff, logg, m_h (DR17
   [Fe/H]), alpha_m with their errors, ``ak_targ`` as ``a_k``, and for giants
   inside the label model's domain mass and age from the label model
-  (`giantfm.train.labelmodel`, or the DistMass VAC with
+  (`giantfm.train.seismic.fit`, or the DistMass VAC with
   ``mass_age_source='distmass'``). Dwarfs are kept (without mass and age): the
   foundation model learns the spectra from every star; the ``giant`` column
   selects the paper's stars.
@@ -29,7 +29,7 @@ et al. 2020 are stored as evaluation columns (``labels/age_cn``), not tokens.
 `build_dataset` runs these steps in order, one function each: read the
 inputs, resolve repeats and cut the XP stars, give them coefficients, collect
 their labels, give the giants mass and age, add the label-only stars, split
-and count. The file it writes is described in `giantfm.train.datafile` (HDF5,
+and count. The file it writes is described in `giantfm.train.dataset.datafile` (HDF5,
 written atomically: token arrays, per-star labels for evaluation, provenance).
 """
 import argparse
@@ -43,15 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import InvalidNameError
-from ..tokens import TokenBatch, from_arrays
-from ..utils._version import package_version
-from ..vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS,
+from ...exceptions import InvalidNameError
+from ...tokens import TokenBatch, from_arrays
+from ...utils._version import package_version
+from ...vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS,
                      VALUE_LABEL_NAMES, VOCAB_VERSION, token_id)
-from ..xp.readers import read_xp
-from ..xp.recover import coefficient_error_template, recover_coefficients
-from . import labelmodel, sources
-from ..utils._columns import floats, ids
+from ...xp.readers import read_xp
+from ...xp.recover import coefficient_error_template, recover_coefficients
+from ..seismic import fit as labelmodel
+from .. import sources
+from ...utils._columns import floats, ids
 from .datafile import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SOURCES, SPLITS,
                        XP_INPUTS, write_dataset)
 
@@ -176,7 +177,7 @@ def _join(wanted, other_ids, *columns):
 
 def _archive_coefficients(source_id):
     """Coefficients from the Gaia archive through `giantfm.fetch_xp` (network)."""
-    from .. import fetch_xp  # looked up when called, so that tests can stand in for the archive
+    from ... import fetch_xp  # looked up when called, so that tests can stand in for the archive
 
     xp = read_xp(fetch_xp(source_id, photometry=False), correlations=False)
     return xp.bp, xp.rp, xp.bp_err, xp.rp_err, xp.bp_n_relevant, xp.rp_n_relevant
@@ -449,7 +450,7 @@ def _label_only_block(calibration, xp_ids, catalogues, cut):
 
 
 def _assemble(blocks, test_ids, val_fraction, seed):
-    """The dataset arrays of `giantfm.train.datafile.write_dataset` from the blocks of stars."""
+    """The dataset arrays of `giantfm.train.dataset.datafile.write_dataset` from the blocks of stars."""
     tokens = TokenBatch.concatenate([b["tokens"] for b in blocks])
     apogee_id = np.concatenate([b["apogee_id"] for b in blocks])
     split = assign_split(apogee_id, test_ids, val_fraction=val_fraction, seed=seed)
@@ -504,7 +505,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     n_folds : int
         Cross-validation folds of the label model.
     label_model_options : dict, optional
-        Settings of `giantfm.train.labelmodel.LabelModel` (e.g. fewer trees for
+        Settings of `giantfm.train.seismic.fit.LabelModel` (e.g. fewer trees for
         quick tests).
     verbose : bool
         Print progress and the cut table.
@@ -512,7 +513,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     Returns
     -------
     dict
-        ``arrays`` and ``attrs``, as `giantfm.train.datafile.write_dataset` writes them.
+        ``arrays`` and ``attrs``, as `giantfm.train.dataset.datafile.write_dataset` writes them.
     """
     t_start = time.time()
     say = print if verbose else (lambda *a, **k: None)
@@ -579,7 +580,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
     attrs = {
         "format_version": FORMAT_VERSION, "vocab_version": VOCAB_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "builder": "giantfm.train.dataset", "giantfm_version": package_version(),
+        "builder": "giantfm.train.dataset.build", "giantfm_version": package_version(),
         "provenance": provenance, "cuts": log.entries, "cut_settings": cut,
         "settings": {"mass_age_source": mass_age_source, "xp_source": xp_source,
                      "val_fraction": val_fraction, "seed": seed, "keep_dwarfs": keep_dwarfs,

@@ -24,7 +24,7 @@ Generation (`generation`)
     reduced chi^2 per star with the observed flux errors alone and with the
     generated spectrum's uncertainty added, and the median absolute flux
     residual as a fraction of the flux; beside the XGBoost labels ->
-    coefficients baselines (`giantfm.train.baseline`, ``--features labels``
+    coefficients baselines (`giantfm.train.evaluation.baseline`, ``--features labels``
     or ``labels_ak``, ``--targets generation``) fitted on the same split.
 
 Physics (`kiel_sweep`, `extinction_sweep`, `mass_age_sweep`)
@@ -36,7 +36,7 @@ Physics (`kiel_sweep`, `extinction_sweep`, `mass_age_sweep`)
 
 Command line::
 
-    python -m giantfm.train.generative --dataset FILE --out DIR [--model PATH]
+    python -m giantfm.train.evaluation.generative --dataset FILE --out DIR [--model PATH]
         [--baseline DIR ...] [--stars N]
 """
 import argparse
@@ -46,16 +46,16 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .. import plotting, vocab
-from ..generation import RELATIVE_FLUX_UNIT, generate_spectrum
-from ..prediction import request
-from ..utils import atomic_write
-from ..utils._stats import mad_std
-from ..vocab import XP_NAMES
-from ..xp.basis import DEFAULT_WAVELENGTH
-from ..xp.sampling import coefficients_to_flux
+from ... import plotting, vocab
+from ...generation import RELATIVE_FLUX_UNIT, generate_spectrum
+from ...prediction import request
+from ...utils import atomic_write
+from ...utils._stats import mad_std
+from ...vocab import XP_NAMES
+from ...xp.basis import DEFAULT_WAVELENGTH
+from ...xp.sampling import coefficients_to_flux
 from .baseline import predict_baseline
-from .datafile import SPLITS, load_arrays
+from ..dataset.datafile import SPLITS, load_arrays
 from .evaluate import NO_INPUTS, load_baselines, load_split, save_figure
 
 __all__ = ["inpainting", "generation", "kiel_sweep", "extinction_sweep", "mass_age_sweep",
@@ -337,7 +337,7 @@ def evaluate_generative(model, dataset_path, out_dir, *, baselines=(), n_stars=N
     dataset_path : str or path-like
     out_dir : str or path-like
         Receives ``generative.ecsv`` and ``*.png``.
-    baselines : sequence of `giantfm.train.baseline.BaselineModel`, optional
+    baselines : sequence of `giantfm.train.evaluation.baseline.BaselineModel`, optional
         Labels -> coefficients baselines to compare generation with.
     n_stars : int, optional
         Score a random subset (seeded) of this many test stars.
@@ -461,7 +461,7 @@ def _figures(out_dir, batch, inpainted, generated, observed, kiel, train_labels,
 
 def main(argv=None):
     """Command line: evaluate the generative verbs on a dataset file's test split."""
-    parser = argparse.ArgumentParser(prog="python -m giantfm.train.generative",
+    parser = argparse.ArgumentParser(prog="python -m giantfm.train.evaluation.generative",
                                      description=main.__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset HDF5 file")
     parser.add_argument("--out", required=True, help="folder for generative.ecsv and figures")
@@ -472,7 +472,7 @@ def main(argv=None):
     parser.add_argument("--stars", type=int, default=None, help="score a subset of test stars")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    from ..model import load_model  # torch, imported when the command runs
+    from ...model import load_model  # torch, imported when the command runs
 
     model = load_model(args.model, device=args.device)
     baselines = load_baselines(args.baseline) if args.baseline else ()

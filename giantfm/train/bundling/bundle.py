@@ -18,8 +18,8 @@ outside), the label model's calibration box (mass and age are masked outside
 it) and its scatter against asteroseismology (added to the mass and age
 errors), whether to truncate the coefficients, and then measures how to
 combine the direct and the chained mass and age and how to scale the
-uncertainties (`giantfm.train.calibration.calibrate_answers`) and the
-calibration of ``ood_score`` (`giantfm.train.ood.calibrate_ood`). The model is
+uncertainties (`giantfm.train.bundling.answers.calibrate_answers`) and the
+calibration of ``ood_score`` (`giantfm.train.bundling.ood.calibrate_ood`). The model is
 built in a staging folder beside ``DIR`` and replaces it only when complete.
 The second (`write_model_card`) writes ``model_card.md`` from the
 evaluation's ``metrics.ecsv`` and ``magnitudes.ecsv``. ``DIR`` defaults to the
@@ -35,16 +35,16 @@ import json
 import shutil
 from pathlib import Path
 
-from .. import __version__
-from ..labelmodel import LABEL_MODEL_DIR, load_label_model
-from ..metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, LabelFloor, LabelSupport
-from ..model import load_model
-from ..model.core import WEIGHTS_FILE
-from ..utils import atomic_write
-from ..utils._version import public_version
-from .calibration import calibrate_answers
-from .datafile import load_arrays
-from .dataset import label_model_path, label_support
+from ... import __version__
+from ...labelmodel import LABEL_MODEL_DIR, load_label_model
+from ...metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, LabelFloor, LabelSupport
+from ...model import load_model
+from ...model.core import WEIGHTS_FILE
+from ...utils import atomic_write
+from ...utils._version import public_version
+from .answers import calibrate_answers
+from ..dataset.datafile import load_arrays
+from ..dataset.build import label_model_path, label_support
 from .ood import calibrate_ood
 
 __all__ = ["bundle_model", "write_model_card", "MODEL_CARD", "main"]
@@ -162,7 +162,7 @@ def write_model_card(eval_dir, dest=None):
     """
     from astropy.table import Table
 
-    from ..metadata import read_metadata
+    from ...metadata import read_metadata
 
     eval_dir, dest = Path(eval_dir), _folder(dest)
     metadata = read_metadata(dest)
@@ -208,7 +208,7 @@ def write_model_card(eval_dir, dest=None):
     if path.exists():
         lines += _markdown_table(
             "Evolutionary state: p_rc against the state model on the APOGEE labels "
-            "(giantfm.train.states)",
+            "(giantfm.train.evaluation.states)",
             ["system", "G", "N", "N RC", "accuracy", "ROC AUC", "purity", "completeness"],
             [[row["system"], row["level"], row["n"], row["n_rc"], f"{row['accuracy']:.3f}",
               f"{row['roc_auc']:.3f}", f"{row['purity']:.3f}", f"{row['completeness']:.3f}"]

@@ -19,22 +19,22 @@ gives them (never on the test split):
   the z-scores of the (combined) answers 1 (the network's Gaussian
   likelihood leaves them somewhat too wide or too narrow), z with the
   reference's own error where it has one (the APOGEE labels) and without it
-  for the label model's values (`giantfm.train.scoring.reference_error`).
+  for the label model's values (`giantfm.train.evaluation.scoring.reference_error`).
 
-`giantfm.train.bundle` records them as the model's
+`giantfm.train.bundling.bundle` records them as the model's
 `~giantfm.metadata.ModelMetadata` ``chain`` and ``uncertainty_scale``, which
 `giantfm.prediction.finish_answers` applies.
 """
 import numpy as np
 from scipy.special import rel_entr
 
-from .. import vocab
-from ..labelmodel import FEATURES, chain_answers, combine_probabilities
-from ..tokens import from_token_scale, to_token_scale
-from ..utils._stats import mad_std, uncertainty_factor
-from .augment import FaintCopies, with_faint_copies
-from .datafile import float_labels, load_dataset
-from .scoring import REFERENCES, experiment_inputs, reference_error
+from ... import vocab
+from ...labelmodel import FEATURES, chain_answers, combine_probabilities
+from ...tokens import from_token_scale, to_token_scale
+from ...utils._stats import mad_std, uncertainty_factor
+from ..dataset.augment import FaintCopies, with_faint_copies
+from ..dataset.datafile import float_labels, load_dataset
+from ..evaluation.scoring import REFERENCES, experiment_inputs, reference_error
 
 __all__ = ["calibrate_answers", "WEIGHTS"]
 

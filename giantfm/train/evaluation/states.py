@@ -7,7 +7,7 @@ accuracy against seismic states) on its APOGEE labels, as the dataset stores it
 (``labels/p_rc``): red clump (RC) where that probability is at least
 `giantfm.results.EVSTATE_THRESHOLD`. The stars are those `giantfm.predict`
 answers a state for: the test giants inside the label model's domain, and at
-each level the copies of `giantfm.train.magnitudes.degraded_inputs`.
+each level the copies of `giantfm.train.evaluation.magnitudes.degraded_inputs`.
 
 Three systems are scored: ``model``, ``p_rc`` as `giantfm.predict` answers
 it (the network's, combined with the state model on the network's labels by
@@ -21,14 +21,14 @@ import math
 
 import numpy as np
 
-from .. import vocab
-from ..labelmodel import FEATURES, load_label_model
-from ..prediction import finish_answers
-from ..results import EVSTATE_THRESHOLD, inside_label_domain
-from ..tokens import from_token_scale
-from ..utils import atomic_write
-from .datafile import float_labels, load_dataset
-from .labelmodel import state_metrics, state_reliability
+from ... import vocab
+from ...labelmodel import FEATURES, load_label_model
+from ...prediction import finish_answers
+from ...results import EVSTATE_THRESHOLD, inside_label_domain
+from ...tokens import from_token_scale
+from ...utils import atomic_write
+from ..dataset.datafile import float_labels, load_dataset
+from ..seismic.fit import state_metrics, state_reliability
 from .magnitudes import DEFAULT_LEVELS, degraded_inputs
 
 __all__ = ["STATE_SYSTEMS", "DEFAULT_THRESHOLDS", "selection", "evaluate_states",
@@ -67,9 +67,9 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
     model : `giantfm.model.TrainedModel`
         A model that knows ``p_rc``.
     dataset_path : path-like
-        A dataset with ``labels/p_rc`` and raw XP inputs (`giantfm.train.dataset`).
+        A dataset with ``labels/p_rc`` and raw XP inputs (`giantfm.train.dataset.build`).
     levels, seed, batch_size, truncate
-        As in `giantfm.train.magnitudes.evaluate_by_magnitude`.
+        As in `giantfm.train.evaluation.magnitudes.evaluate_by_magnitude`.
     thresholds : sequence of float
         The ``p_rc`` thresholds of the purity-completeness table.
     label_model : `giantfm.labelmodel.LabelModel`, optional
@@ -80,7 +80,7 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
     scores : `~astropy.table.Table`
         Per system and level: ``n``, ``n_rc``, ``coverage`` (the fraction of
         the reference giants answered), the `state_metrics` of
-        `giantfm.train.labelmodel` (``accuracy``, ``roc_auc``, ``log_loss``,
+        `giantfm.train.seismic.fit` (``accuracy``, ``roc_auc``, ``log_loss``,
         ``brier``, ``ece``) and ``purity``, ``completeness`` at
         `~giantfm.results.EVSTATE_THRESHOLD`.
     by_threshold : `~astropy.table.Table`
@@ -101,7 +101,7 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
         raise ValueError(f"{dataset_path} has no labels/p_rc: rebuild it with giantfm "
                          "build-dataset")
     if label_model is None:
-        from .dataset import label_model_path
+        from ..dataset.build import label_model_path
         label_model = load_label_model(label_model_path(dataset_path))
     giant = np.asarray(data["labels"]["test"]["giant"], dtype=bool)
     reference = giant & np.isfinite(labels["p_rc"])
@@ -155,7 +155,7 @@ def state_figures(answers, out_dir, levels=("native", "17.0")):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import kiel_diagram, reliability_diagram
+    from ...plotting import kiel_diagram, reliability_diagram
 
     def save(fig, path):
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))

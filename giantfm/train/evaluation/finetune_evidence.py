@@ -5,14 +5,14 @@ al. (2020) (``labels/age_cn`` of the training-set file), a proxy of the C and N
 that the library's labels lack. Three measurements, all on the fixed test
 split::
 
-    python -m giantfm.train.finetune_evidence --dataset DATASET --out RUN
+    python -m giantfm.train.evaluation.finetune_evidence --dataset DATASET --out RUN
 
 ``RUN/finetune_cn.ecsv`` -- sample efficiency
     For N = 100, 300, 1,000, 3,000 and all training giants that have XP and a
     [C/N] age (drawn at random, ``--repeats`` draws each): `giantfm.finetune`
     of the bundled model on them, against an XGBoost regressor trained from
     scratch on the same stars with the same validation stars and the project's
-    baseline features (`giantfm.train.baseline`, ``xp30_colours``). Scored on
+    baseline features (`giantfm.train.evaluation.baseline`, ``xp30_colours``). Scored on
     the test giants with a [C/N] age: MAD-std and median of log10(answer /
     age_cn) in dex, MAD-std of z (the fine-tune's calibrated errors with the
     catalogue's in quadrature; XGBoost gives none), fit time.
@@ -45,14 +45,14 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
-from .. import prediction, vocab
-from ..embedding import EMBEDDING_COLUMN, embed
-from ..tokens import column_in_unit, to_token_scale
-from ..teaching import finetune, validation_split
-from ..utils import atomic_write
-from ..utils._stats import mad_std
+from ... import prediction, vocab
+from ...embedding import EMBEDDING_COLUMN, embed
+from ...tokens import column_in_unit, to_token_scale
+from ...teaching import finetune, validation_split
+from ...utils import atomic_write
+from ...utils._stats import mad_std
 from .baseline import fit_baseline, predict_baseline
-from .datafile import load_dataset, xp_table
+from ..dataset.datafile import load_dataset, xp_table
 
 __all__ = ["sample_efficiency", "age_information", "embedding_neighbours", "stars_with_cn_age",
            "cn_vocabulary", "with_cn_age", "main", "SIZES", "LABEL"]
@@ -66,7 +66,7 @@ _NEIGHBOURS = 10
 
 def stars_with_cn_age(data, split):
     """Positions in ``split`` of the giants with XP coefficients and a [C/N] age (``data``:
-    what `giantfm.train.datafile.load_dataset` returns)."""
+    what `giantfm.train.dataset.datafile.load_dataset` returns)."""
     labels = data["labels"][split]
     return np.flatnonzero(np.isfinite(labels[LABEL]) & np.asarray(labels["giant"], bool)
                           & np.isfinite(data["inputs"][split]["xp"]["bp"][:, 0]))
@@ -257,8 +257,8 @@ def sample_efficiency_figure(table, path):
 
 
 def main(argv=None):
-    """``python -m giantfm.train.finetune_evidence``: write the tables and the figure."""
-    parser = argparse.ArgumentParser(prog="python -m giantfm.train.finetune_evidence",
+    """``python -m giantfm.train.evaluation.finetune_evidence``: write the tables and the figure."""
+    parser = argparse.ArgumentParser(prog="python -m giantfm.train.evaluation.finetune_evidence",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--out", required=True)

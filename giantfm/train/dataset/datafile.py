@@ -1,6 +1,6 @@
 """The training-set file: token arrays, per-star labels and provenance in one HDF5 file.
 
-`giantfm.train.dataset.build_dataset` writes it (`write_dataset`); training,
+`giantfm.train.dataset.build.build_dataset` writes it (`write_dataset`); training,
 the baseline and the evaluation read it through `load_dataset`, which refuses
 files of another `FORMAT_VERSION` or vocabulary version (`load_arrays` reads
 the plain arrays). Layout:
@@ -17,7 +17,7 @@ the plain arrays). Layout:
     per-star arrays for evaluation (`LABEL_ARRAYS`).
 ``xp/``, ``mags/``
     the stars' raw inputs, from which training makes faint copies
-    (`giantfm.train.augment`): coefficients ``bp``, ``rp`` and ``bp_err``,
+    (`giantfm.train.dataset.augment`): coefficients ``bp``, ``rp`` and ``bp_err``,
     ``rp_err`` (n, 55) in the archive's units, ``bp_n_relevant``,
     ``rp_n_relevant`` (-1: not given) (`XP_INPUTS`), and the magnitudes
     ``g, bp, rp, j, h, k``; NaN where a star has none (the label-only stars).
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tokens import TokenBatch
-from ..utils import atomic_write
-from ..vocab import LABEL_NAMES, VOCAB_VERSION
+from ...tokens import TokenBatch
+from ...utils import atomic_write
+from ...vocab import LABEL_NAMES, VOCAB_VERSION
 
 __all__ = ["FORMAT_VERSION", "SPLITS", "SOURCES", "MASS_SOURCES", "LABEL_ARRAYS", "XP_INPUTS",
            "STAR_KEYS", "write_dataset", "load_arrays", "load_dataset", "float_labels",
@@ -251,7 +251,7 @@ def xp_table(data, split, rows=None, labels=("age_cn",)):
     from astropy import units as u
     from astropy.table import QTable
 
-    from ..vocab import token_unit
+    from ...vocab import token_unit
 
     inputs, per_star = data["inputs"][split], data["labels"][split]
     rows = np.arange(len(data[split])) if rows is None else np.asarray(rows)

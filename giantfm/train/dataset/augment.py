@@ -12,18 +12,18 @@ training distribution. Label tokens are carried over unchanged.
 
 The copies are made from the raw inputs the dataset keeps for its XP stars
 (coefficients and errors in the archive's units, magnitudes; see
-`giantfm.train.datafile.load_dataset`), not from the tokens: projected
+`giantfm.train.dataset.datafile.load_dataset`), not from the tokens: projected
 coefficients of high order are linear mixtures of the low orders, many times
 larger than the archive's own, and would pass the truncation rule of the
 noise model where the archive's coefficients do not.
 """
 import numpy as np
 
-from .. import vocab
-from ..tokens import TokenBatch, from_arrays, from_token_scale
-from ..xp.noise import faint_copy, load_noise_model
-from ..xp.photometry import SYNTHETIC_MAGNITUDES
-from ..xp.coefficients import XPCoefficients
+from ... import vocab
+from ...tokens import TokenBatch, from_arrays, from_token_scale
+from ...xp.noise import faint_copy, load_noise_model
+from ...xp.photometry import SYNTHETIC_MAGNITUDES
+from ...xp.coefficients import XPCoefficients
 
 __all__ = ["FaintCopies", "with_faint_copies", "FAINT_LIMIT"]
 
@@ -42,7 +42,7 @@ class FaintCopies:
         The training stars in token scale, as stored in the dataset.
     inputs : dict
         Their raw inputs, ``{"xp": {...}, "mags": {...}}`` as
-        `giantfm.train.datafile.load_dataset` gives them per split.
+        `giantfm.train.dataset.datafile.load_dataset` gives them per split.
     g_range : (float, float), optional
         A copy's G is drawn uniformly between the star's own G (at least the
         lower end) and the upper end.
