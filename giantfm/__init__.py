@@ -17,7 +17,7 @@ from . import examples
 from .prediction import predict, request
 from .generation import generate_spectrum, inpaint
 from .embedding import embed, similar
-from .teaching import finetune
+from .teaching import FinetuneSettings, finetune
 # dask, distributed, lsdb and pyarrow are imported only when these run
 from .scale import predict_catalog, predict_files
 from .io.tables import read_table, write_table
@@ -36,7 +36,7 @@ __citation__ = __bibtex__ = """\
 """
 
 __all__ = ["conf", "__version__", "__citation__", "predict", "request", "inpaint",
-           "generate_spectrum", "embed", "similar", "finetune", "predict_files", "predict_catalog",
+           "generate_spectrum", "embed", "similar", "finetune", "FinetuneSettings", "predict_files", "predict_catalog",
            "load_model", "fetch_xp", "tokenize", "examples", "read_table", "write_table",
            "decode_flags"]
 

@@ -13,7 +13,7 @@ and photometry) with the label columns, which must carry units:
    counted by reason and left out) are split, seeded, into training and
    validation stars;
 3. the network learns to answer the new tokens (their request embeddings
-   only: `giantfm.model.finetuning`), stopping early on the validation loss;
+   only: `giantfm.model.adaptation`), stopping early on the validation loss;
    every other weight is the starting model's, so giantfm's labels, the
    embeddings and ``ood_score`` come back exactly as before;
 4. the new labels' uncertainties are calibrated on the validation stars (the
@@ -49,7 +49,7 @@ from .utils._stats import mad_std, uncertainty_factor
 from .xp.coefficients import find_column
 from .xp.readers import as_table
 
-__all__ = ["finetune", "FinetuneReport", "validation_split", "MIN_STARS",
+__all__ = ["finetune", "FinetuneSettings", "FinetuneReport", "validation_split", "MIN_STARS",
            "MIN_VALIDATION_STARS", "main"]
 
 #: The fewest usable stars (rows with XP and a label) a fine-tune accepts.
@@ -59,6 +59,59 @@ MIN_VALIDATION_STARS = 10
 #: Column names a result table already has: a label cannot be called so.
 _RESERVED = ("source_id", "ood_score", "flag", "flags", "reason", EVSTATE_COLUMN)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclasses.dataclass
+class FinetuneSettings:
+    """How a fine-tune learns: the one home of its defaults (`finetune`'s keywords and
+    ``giantfm finetune``'s options default to these; saved with the model's metadata).
+
+    Parameters
+    ----------
+    epochs : int
+        Most passes over the training stars.
+    batch_size : int
+        Stars per step.
+    learning_rate : float
+        AdamW peak learning rate (cosine decay to a 20th of it over ``epochs``).
+    patience : int
+        Stop after this many epochs without a lower validation loss.
+    seed : int
+        Seeds the validation split, the new rows and the order of the stars.
+    max_minutes : float, optional
+        Stop after the epoch that passes this much wall time (the best epoch is kept).
+    progress : bool or {'auto', 'on', 'off'}, optional
+        A tqdm progress bar over the epochs (`giantfm.predict`'s rules; None:
+        ``giantfm.conf.progress``).
+    """
+
+    epochs: int = 300
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    patience: int = 100
+    seed: int = 0
+    max_minutes: float = None
+    progress: object = None
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.patience, int) or isinstance(self.patience, bool) \
+                or self.patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+
+    @classmethod
+    def default(cls, name):
+        """The default of the setting ``name``."""
+        return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
 
 @dataclasses.dataclass
@@ -103,9 +156,9 @@ class FinetuneReport:
 
 
 def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=None,
-             val_fraction=0.2, seed=0, epochs=300, patience=100,
-             learning_rate=None, batch_size=64, max_minutes=None, resume=False,
-             overwrite=False, device=None, progress=None):
+             val_fraction=0.2, seed=None, epochs=None, patience=None, learning_rate=None,
+             batch_size=None, max_minutes=None, resume=False, overwrite=False, device=None,
+             progress=None):
     """Teach a giantfm model labels of your own, from your stars' XP spectra.
 
     Parameters
@@ -135,11 +188,8 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
     val_fraction : float
         The share of the usable stars kept for validation (at least
         `MIN_VALIDATION_STARS`), drawn with ``seed``.
-    seed : int
-        Seeds the split, the new rows and the order of the stars.
-    epochs, patience, learning_rate, batch_size, max_minutes
-        See `giantfm.model.finetuning.FinetuneConfig` (``learning_rate`` None:
-        its default); ``max_minutes`` is a time limit.
+    seed, epochs, patience, learning_rate, batch_size, max_minutes
+        See `FinetuneSettings` (None: its default); ``max_minutes`` is a time limit.
     resume : bool
         Continue the fine-tune interrupted in ``out`` (same table and settings)
         from the checkpoint written there after every epoch (removed once the
@@ -180,7 +230,12 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
     >>> giantfm.predict(stars[:3], model=model, progress=False)["age_cn"].unit
     Unit("Gyr")
     """
-    from .model.finetuning import CHECKPOINT_FILE, FinetuneConfig, finetune_network
+    from .model.adaptation import adapt_network
+    from .model.loop import CHECKPOINT_FILE
+
+    given = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "seed": seed,
+             "learning_rate": learning_rate, "max_minutes": max_minutes, "progress": progress}
+    settings = FinetuneSettings(**{k: v for k, v in given.items() if v is not None})
 
     out = Path(out)
     if (out / CONFIG_FILE).exists() and not (overwrite or resume):
@@ -218,16 +273,11 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
                       + "; ".join(f"{n} {why}" for why, n in left_out.items()),
                       GiantfmWarning, stacklevel=2)
     stars = batch.appended(np.arange(len(net.tokens), len(vocabulary)), values, errors_)
-    train_rows, val_rows = validation_split(usable, val_fraction, seed)
+    train_rows, val_rows = validation_split(usable, val_fraction, settings.seed)
 
-    settings = {"epochs": epochs, "patience": patience, "batch_size": batch_size,
-                "seed": seed, "max_minutes": max_minutes, "progress": progress}
-    if learning_rate is not None:
-        settings["learning_rate"] = learning_rate
     out.mkdir(parents=True, exist_ok=True)
-    tuned, history = finetune_network(net, vocabulary, stars[train_rows], stars[val_rows],
-                                      FinetuneConfig(**settings), out_dir=out, resume=resume,
-                                      device=device)
+    tuned, _ = adapt_network(net, vocabulary, stars[train_rows], stars[val_rows], settings,
+                             out_dir=out, resume=resume, device=device)
 
     names = list(columns)
     validation, old_labels = _score(net, tuned, stars[val_rows], names, vocabulary)
@@ -407,12 +457,22 @@ def main(argv=None):
     parser.add_argument("--log", action="append", default=[], metavar="NAME",
                         help="learn the label as log10 of its value (e.g. ages)")
     parser.add_argument("--model", help="the model to start from (default: the bundled one)")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--patience", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="share of the usable stars kept for validation (default "
+                             "%(default)s)")
+    default = FinetuneSettings.default
+    parser.add_argument("--seed", type=int,
+                        help=f"seeds the split and the order of the stars (default "
+                             f"{default('seed')})")
+    parser.add_argument("--epochs", type=int,
+                        help=f"most passes over the training stars (default {default('epochs')})")
+    parser.add_argument("--patience", type=int,
+                        help=f"stop after this many epochs without a better validation loss "
+                             f"(default {default('patience')})")
+    parser.add_argument("--learning-rate", type=float,
+                        help=f"peak learning rate (default {default('learning_rate')})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"stars per step (default {default('batch_size')})")
     parser.add_argument("--max-minutes", type=float, help="time limit (the best epoch is kept)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the fine-tune interrupted in --out")

@@ -10,7 +10,7 @@ from astropy.table import QTable
 import giantfm
 from giantfm import cli, vocab
 from giantfm.exceptions import GiantfmWarning, InvalidNameError
-from giantfm.model import finetuning
+from giantfm.model import loop
 from giantfm.tokens import TokenBatch, column_in_unit
 from giantfm.teaching import MIN_STARS, finetune, validation_split
 
@@ -106,7 +106,7 @@ def test_resume_continues_an_interrupted_fine_tune(tmp_path, net, stars, monkeyp
     settings = dict(QUICK, epochs=6)
     whole, _ = finetune(table, "age_cn", tmp_path / "whole", log=["age_cn"], model=net,
                         **settings)
-    save = finetuning._save_checkpoint
+    save = loop.write_checkpoint
     calls = []
 
     def interrupt_after_three(path, state):
@@ -114,17 +114,17 @@ def test_resume_continues_an_interrupted_fine_tune(tmp_path, net, stars, monkeyp
         calls.append(state["epoch"])
         if len(calls) == 3:
             raise KeyboardInterrupt
-    monkeypatch.setattr(finetuning, "_save_checkpoint", interrupt_after_three)
+    monkeypatch.setattr(loop, "write_checkpoint", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
         finetune(table, "age_cn", tmp_path / "parts", log=["age_cn"], model=net, **settings)
-    monkeypatch.setattr(finetuning, "_save_checkpoint", save)
+    monkeypatch.setattr(loop, "write_checkpoint", save)
     with pytest.raises(ValueError, match="other settings"):
         finetune(table, "age_cn", tmp_path / "parts", log=["age_cn"], model=net,
                  resume=True, **dict(settings, epochs=7))
     resumed, report = finetune(table, "age_cn", tmp_path / "parts", log=["age_cn"], model=net,
                                resume=True, **settings)
     assert report.epochs_run == 6
-    assert not (tmp_path / "parts" / finetuning.CHECKPOINT_FILE).exists()   # served
+    assert not (tmp_path / "parts" / loop.CHECKPOINT_FILE).exists()   # served
     row = whole.rows_of(["age_cn"])[0]
     np.testing.assert_allclose(resumed.network.name_embedding.weight[row].numpy(),
                                whole.network.name_embedding.weight[row].numpy(), rtol=1e-6)

@@ -417,7 +417,7 @@ def test_fine_tune_from_saved_model(trained, tmp_path):
     train_batch, val_batch = make_stars(300, 12)[0], make_stars(100, 13)[0]
     cfg = TrainConfig(epochs=1, batch_size=64, steps_per_epoch=2, progress=False)
     # the saved model's sizes win over the (different) model_config passed
-    tuned = train(train_batch, val_batch, ModelConfig(), cfg, device="cpu", init=out / "best")
+    tuned = train(train_batch, val_batch, ModelConfig(), cfg, device="cpu", start_from=out / "best")
     assert tuned.config == TINY
     start = dict(model.network.named_parameters())
     moved = [not torch.equal(p, start[k]) for k, p in tuned.network.named_parameters()]
@@ -472,6 +472,6 @@ def test_a_run_resumed_is_the_run_uninterrupted(tmp_path):
         train(train_batch, val_batch, TINY, cfg, tmp_path / "split", device="cpu", resume=True)
     train(train_batch, val_batch, TINY, cfg, tmp_path / "part", device="cpu",
           stop_after_minutes=0)
-    with pytest.raises(ValueError, match=r"other training settings \(epochs\)"):
+    with pytest.raises(ValueError, match=r"other settings \(train_config.epochs\)"):
         train(train_batch, val_batch, TINY, dataclasses.replace(cfg, epochs=9),
               tmp_path / "part", device="cpu", resume=True)

@@ -134,10 +134,10 @@ def test_a_model_without_p_rc_loads_answers_and_grows(state_model, tmp_path, as_
                                    rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="shrink"):
         grown.with_tokens(vocab.N_TOKENS - 1)
-    # fine-tuning from it learns p_rc (the upgrade path of `giantfm train --init`)
+    # fine-tuning from it learns p_rc (the upgrade path of `giantfm train --start-from`)
     cfg = TrainConfig(epochs=1, batch_size=64, steps_per_epoch=2, progress=False)
     tuned = train(state_stars(300, 10)[0], state_stars(100, 11)[0], None, cfg, device="cpu",
-                  init=tmp_path / "v2")
+                  start_from=tmp_path / "v2")
     assert tuned.knows("p_rc") and tuned.vocab_version == vocab.VOCAB_VERSION
     assert np.isfinite(tuned.request(batch, ["p_rc"])[0]).all()
 

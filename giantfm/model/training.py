@@ -48,6 +48,7 @@ from ..tokens import TokenBatch
 from ..utils import atomic_write
 from .core import TrainedModel
 from .device import select_device
+from .loop import LoopSettings, RunClock, cosine_schedule, read_checkpoint, run_epochs
 from .network import ModelConfig, TokenSetTransformer, dataclass_from_dict
 from .normalisation import Normalisation
 
@@ -109,8 +110,9 @@ class TrainConfig:
         (with ``dropout > 0`` also seed torch's global generator).
     bf16 : bool
         bfloat16 autocast on CUDA (ignored elsewhere).
-    progress : bool, optional
-        tqdm progress bar per epoch; None shows it when tqdm is installed.
+    progress : bool or {'auto', 'on', 'off'}, optional
+        A progress bar over the epochs (`giantfm.predict`'s rules; None:
+        ``giantfm.conf.progress``).
     max_minutes : float, optional
         Stop cleanly (checkpoints written) after this much wall time.
     steps_per_epoch : int, optional
@@ -135,7 +137,7 @@ class TrainConfig:
     probability_loss_weight: float = 10.0
     seed: int = 0
     bf16: bool = True
-    progress: bool = None
+    progress: object = None
     max_minutes: float = None
     steps_per_epoch: int = None
 
@@ -346,27 +348,6 @@ def _to_device(ids, values, errors, normalisation, device):
             torch.as_tensor(v, device=device), torch.as_tensor(e, device=device))
 
 
-def _lr_lambda(total_steps, warmup_steps, floor, time_used=None):
-    """Warm-up then cosine decay to ``floor``.
-
-    ``time_used`` (a callable giving the fraction of a wall-time budget spent)
-    makes the decay follow whichever runs out first, steps or time, so that a
-    run stopped by ``max_minutes`` still ends annealed rather than at a high
-    learning rate (such runs then depend on the machine's speed).
-    """
-    warmup_steps = min(warmup_steps, total_steps // 10)
-
-    def factor(step):
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-        if time_used is not None:
-            progress = max(progress, time_used())
-        progress = min(progress, 1.0)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
-
-
 def _autocast(device, cfg):
     return torch.autocast(device.type, dtype=torch.bfloat16,
                           enabled=device.type == "cuda" and cfg.bf16)
@@ -443,11 +424,8 @@ def _write_metrics(path, rows):
     atomic_write(path, write)
 
 
-CHECKPOINT_FILE = "checkpoint.pt"
-
-
 def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=None,
-          device=None, init=None, augment=None, resume=False, stop_after_minutes=None,
+          device=None, start_from=None, augment=None, resume=False, stop_after_minutes=None,
           vocabulary=None):
     """Train a model and return the best one (lowest validation ``monitor``).
 
@@ -461,19 +439,21 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     train_config : `TrainConfig`, optional
         Optimisation settings (default: ``TrainConfig()``).
     out_dir : path-like, optional
-        Where ``best/``, ``last/``, ``metrics.csv`` and the checkpoint are
-        written (created if needed); None writes nothing.
+        Where ``best/``, ``last/``, ``metrics.csv`` and the checkpoint
+        (`giantfm.model.loop.CHECKPOINT_FILE`) are written (created if needed);
+        None writes nothing.
     device : str or `torch.device`, optional
         See `giantfm.model.select_device`.
-    init : path-like, optional
-        A saved model to start from (fine-tuning): its weights replace the
-        random initialisation and its sizes ``model_config``, except that a
-        ``model_config`` which only adds error inputs to it is kept, the new
-        weights starting at zero (the same network as the saved one); the
-        normalisation is still computed from ``train_batch``. A model that
-        knows fewer names than ``vocabulary`` (made before names were appended
-        to giantfm's) learns the new ones from new rows
-        (`TokenSetTransformer.with_tokens`), answering its old ones as before.
+    start_from : path-like, optional
+        A saved model to continue training (a warm start, as the bundled model is
+        trained: not `giantfm.finetune`, which teaches a frozen encoder new labels): its
+        weights replace the random initialisation and its sizes ``model_config``,
+        except that a ``model_config`` which only adds error inputs to it is kept, the
+        new weights starting at zero (the same network as the saved one); the
+        normalisation is still computed from ``train_batch``. A model that knows fewer
+        names than ``vocabulary`` (made before names were appended to giantfm's) learns
+        the new ones from new rows (`TokenSetTransformer.with_tokens`), answering its
+        old ones as before.
     augment : callable, optional
         ``augment(rows, rng) -> TokenBatch``: the training stars ``rows``
         (positions in ``train_batch``) as the network should see them at this
@@ -522,21 +502,25 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
     out_dir = None if out_dir is None else Path(out_dir)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    # a run started from `init` has the sizes of init's network, recorded in its checkpoint
-    checkpoint = _read_checkpoint(out_dir, None if init is not None else model_config, cfg) \
-        if resume else None
-
-    if checkpoint is not None:
-        model_config = dataclass_from_dict(ModelConfig, checkpoint["model_config"])
-        network = TokenSetTransformer(model_config)
-    elif init is not None:
-        network = _network_from(init, model_config, vocabulary, cfg.seed)
-        model_config = network.config
+    # what shapes the run: a resumed one must be given the same (the progress bar is the
+    # sitting's)
+    run_settings = {"model_config": model_config.to_dict(),
+                    "train_config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                                     if k != "progress"},
+                    "start_from": None if start_from is None else str(start_from),
+                    "vocabulary": list(vocabulary.names)}
+    if resume:
+        # the network of a run started from a saved model has that model's sizes
+        network = TokenSetTransformer(ModelConfig.from_dict(
+            read_checkpoint(out_dir)["extra"]["network_config"]))
+    elif start_from is not None:
+        network = _network_from(start_from, model_config, vocabulary, cfg.seed)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             network = TokenSetTransformer(model_config)
-    # after `init`, whose sizes (context, inputs read) the samplers must follow
+    model_config = network.config
+    # after `start_from`, whose sizes (context, inputs read) the samplers must follow
     normalisation = Normalisation.fit(train_arrays[0], train_arrays[1], vocabulary)
     train_sampler, val_sampler = (
         TokenSampler(*_to_device(*arrays, normalisation, device), model_config, cfg, vocabulary)
@@ -549,16 +533,11 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
                                   lr=cfg.learning_rate)
     n_train = len(train_sampler)
     steps_per_epoch = cfg.steps_per_epoch or math.ceil(n_train / cfg.batch_size)
-    started = time.perf_counter()
-    before = 0.0 if checkpoint is None else checkpoint["elapsed_s"]
-
-    def elapsed():
-        return before + time.perf_counter() - started
-    time_used = None if cfg.max_minutes is None else \
-        (lambda: elapsed() / (60 * cfg.max_minutes))
+    clock = RunClock(cfg.max_minutes)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, _lr_lambda(cfg.epochs * steps_per_epoch, cfg.warmup_steps,
-                              cfg.min_learning_rate_ratio, time_used))
+        optimiser, cosine_schedule(cfg.epochs * steps_per_epoch, cfg.warmup_steps,
+                                   cfg.min_learning_rate_ratio,
+                                   None if cfg.max_minutes is None else clock.fraction_used))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
@@ -567,32 +546,12 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
         "device": str(device), "augmentation": getattr(augment, "description", None)})
     model = TrainedModel(network, normalisation, device=device, metadata=metadata,
                          vocabulary=vocabulary)
-    rows, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
-    if checkpoint is not None:
-        network.load_state_dict(checkpoint["network"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["generator"])
-        rng.bit_generator.state = checkpoint["numpy_rng"]
-        rows, best, stale = checkpoint["rows"], checkpoint["best"], checkpoint["stale"]
-        best_state = checkpoint["best_state"]
-        model.metadata = ModelMetadata.from_dict(checkpoint["metadata"])
-        first_epoch = checkpoint["epoch"] + 1
-    network.train()
+    # saved in the checkpoint: the network's sizes and the training record
+    extra = {"network_config": model_config.to_dict(), "metadata": metadata.to_dict()}
 
-    bar = None
-    if cfg.progress or cfg.progress is None:
-        try:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=cfg.epochs, initial=first_epoch - 1, unit="epoch", desc="training")
-        except ImportError:
-            if cfg.progress:
-                raise ImportError("progress=True needs tqdm (pip install tqdm)") from None
-
-    sitting_start = time.perf_counter()
-    out_of_time = finished = False
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        epoch_start = time.perf_counter()
+    def train_epoch(epoch):
+        network.train()
+        started = time.perf_counter()
         total = torch.zeros((), device=device)
         count = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
@@ -616,66 +575,52 @@ def train(train_batch, val_batch, model_config=None, train_config=None, out_dir=
             total += loss.detach() * n
             count += n
             seen += len(index)
-            if cfg.max_minutes is not None and elapsed() > 60 * cfg.max_minutes:
-                out_of_time = True
+            if clock.out_of_time():
                 break
-        train_loss = float(total / count.clamp_min(1))
-        train_time = time.perf_counter() - epoch_start
-        metrics = _evaluate(network, val_sampler, cfg, device, cfg.seed + 1)
-        improved = metrics[cfg.monitor] < best
-        row = {"epoch": epoch, "steps": epoch * steps_per_epoch,
-               "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
-               **metrics, "samples_per_s": seen / train_time,
-               "elapsed_s": elapsed(), "best": int(improved)}
-        rows.append(row)
-        if improved:
-            best, stale = metrics[cfg.monitor], 0
-            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-            model.metadata.training.update(best_epoch=epoch, best_metrics=metrics)
-            if out_dir is not None:
-                model.save(out_dir / "best")
-        else:
-            stale += 1
-        finished = out_of_time or (cfg.patience and stale >= cfg.patience) or epoch == cfg.epochs
+        return {"steps": epoch * steps_per_epoch, "lr": optimiser.param_groups[0]["lr"],
+                "train_loss": float(total / count.clamp_min(1)),
+                "samples_per_s": seen / (time.perf_counter() - started)}
+
+    def validate():
+        return _evaluate(network, val_sampler, cfg, device, cfg.seed + 1)
+
+    def on_improved(epoch, metrics):
+        model.metadata.training.update(best_epoch=epoch, best_metrics=metrics)
+        extra["metadata"] = model.metadata.to_dict()
+        if out_dir is not None:
+            model.save(out_dir / "best")
+
+    def on_epoch_end(epoch, history, finished):
         if out_dir is not None:
             model.save(out_dir / "last", metadata=model.metadata.replace(
                 training={**model.metadata.training, "last_epoch": epoch}))
-            _write_metrics(out_dir / "metrics.csv", rows)
-            _write_checkpoint(out_dir, {
-                "epoch": epoch, "network": network.state_dict(),
-                "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": generator.get_state(), "numpy_rng": rng.bit_generator.state,
-                "rows": rows, "best": best, "stale": stale, "best_state": best_state,
-                "metadata": model.metadata.to_dict(), "elapsed_s": elapsed(), "finished": finished,
-                "model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg)})
-        if bar is not None:
-            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{metrics['val_loss']:.3f}",
-                            best=f"{best:.3f}")
-            bar.update()
-        if finished:
-            break
-        if stop_after_minutes is not None and \
-                time.perf_counter() - sitting_start > 60 * stop_after_minutes:
-            break
-    if bar is not None:
-        bar.close()
-    if best_state is not None:
-        network.load_state_dict(best_state)
-    model.metadata.training.update(epochs_run=len(rows), finished=bool(finished))
+            _write_metrics(out_dir / "metrics.csv", history)
+
+    result = run_epochs(
+        LoopSettings(cfg.epochs, cfg.patience, cfg.max_minutes, stop_after_minutes, cfg.monitor,
+                     cfg.progress, "training"),
+        {"network": network, "optimiser": optimiser, "scheduler": scheduler,
+         "generator": generator, "numpy_rng": rng},
+        train_epoch, validate, network=network, run_settings=run_settings, out_dir=out_dir,
+        resume=resume, clock=clock, on_improved=on_improved, on_epoch_end=on_epoch_end,
+        extra_state=extra)
+    if resume:   # the record of the earlier sittings' best epoch
+        model.metadata = ModelMetadata.from_dict(extra["metadata"])
+    model.metadata.training.update(epochs_run=result.epochs_run, finished=result.finished)
     network.eval()
     return model
 
 
-def _network_from(init, model_config, vocabulary, seed):
-    """The network of the saved model ``init``, grown to ``vocabulary`` and with error
+def _network_from(start_from, model_config, vocabulary, seed):
+    """The network of the saved model ``start_from``, grown to ``vocabulary`` and with error
     inputs added when asked for."""
     from .core import load_model
 
-    model = load_model(init, device="cpu")
+    model = load_model(start_from, device="cpu")
     saved = model.network
     known = model.vocabulary.names
     if vocabulary.names[:len(known)] != known:
-        raise ValueError(f"cannot start from {init}: its vocabulary ({len(known)} names, "
+        raise ValueError(f"cannot start from {start_from}: its vocabulary ({len(known)} names, "
                          f"version {model.vocab_version}) is not the beginning of the one to "
                          f"learn ({len(vocabulary)} names)")
     if len(vocabulary) > len(known):
@@ -686,34 +631,5 @@ def _network_from(init, model_config, vocabulary, seed):
     network = TokenSetTransformer(wanted)
     missing, unexpected = network.load_state_dict(saved.state_dict(), strict=False)
     if unexpected or any(not key.startswith("error_embedding.") for key in missing):
-        raise ValueError(f"cannot start from {init}: its weights do not fit {wanted}")
+        raise ValueError(f"cannot start from {start_from}: its weights do not fit {wanted}")
     return network
-
-
-def _write_checkpoint(out_dir, state):
-    atomic_write(out_dir / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
-
-
-def _read_checkpoint(out_dir, model_config, cfg):
-    """The checkpoint of the run in ``out_dir``, checked to belong to these configurations
-    (``model_config`` None: any network sizes)."""
-    path = out_dir / CHECKPOINT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["finished"]:
-        raise ValueError(f"the run in {out_dir} has finished (epoch {state['epoch']}): "
-                         "nothing to resume")
-    if model_config is not None and state["model_config"] != model_config.to_dict():
-        raise ValueError(f"the run in {out_dir} has model config {state['model_config']}, "
-                         f"not {model_config.to_dict()}")
-    mine = dataclasses.asdict(cfg)
-    theirs = dict(state["train_config"])
-    for key in ("progress",):  # settings that do not change the run itself
-        mine.pop(key)
-        theirs.pop(key)
-    if theirs != mine:
-        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise ValueError(f"the run in {out_dir} was started with other training settings "
-                         f"({', '.join(changed)}): resume it with the same ones")
-    return state

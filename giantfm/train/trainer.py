@@ -50,8 +50,9 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, help="overrides TrainConfig.max_minutes")
     parser.add_argument("--seed", type=int, help="overrides TrainConfig.seed")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: auto)")
-    parser.add_argument("--init", default=None,
-                        help="saved model folder to fine-tune from (its size replaces --config)")
+    parser.add_argument("--start-from", default=None, metavar="MODEL_DIR",
+                        help="a saved model to continue training (a warm start; its size "
+                             "replaces --config)")
     parser.add_argument("--half", action="store_true",
                         help="store the final best weights in float16 as final/")
     parser.add_argument("--augment", choices=("faint", "none"), default="faint",
@@ -84,7 +85,7 @@ def main(argv=None):
         val = with_faint_copies(val, data["inputs"]["val"], 1, seed=train_config.seed + 12345)
     out = Path(args.out)
     model = train(data["train"], val, model_config, train_config, out, device=args.device,
-                  init=args.init, augment=augment, resume=args.resume,
+                  start_from=args.start_from, augment=augment, resume=args.resume,
                   stop_after_minutes=args.stop_after_minutes)
     if args.half:
         model.save(out / "final", half=True)
@@ -92,7 +93,7 @@ def main(argv=None):
     best = record.get("best_metrics", {})
     print(f"trained {model!r}: {record['epochs_run']} epochs, best epoch "
           f"{record.get('best_epoch')}, " +
-          ", ".join(f"{k}={v:.4f}" for k, v in best.items()))
+          ", ".join(f"{k}={float('nan') if v is None else v:.4f}" for k, v in best.items()))
     return model
 
 

@@ -1,5 +1,6 @@
-"""Teaching a trained model new labels with its encoder frozen (the torch part of
-`giantfm.finetune`).
+"""Teaching a trained network new labels with its encoder frozen (the torch part of
+`giantfm.finetune`; not to be confused with continuing giantfm's own training, a warm
+start: `giantfm.model.train` with ``start_from``).
 
 The new labels are names appended to a copy of the model's vocabulary
 (`giantfm.vocab.Vocabulary.extended`); the network grows a row for each
@@ -18,72 +19,26 @@ split, 0.393 dex against 0.393, while Teff moved by a median 14 K and age by
 0.27 Gyr; not kept.)
 
 The new labels are never read as inputs (`ModelConfig.n_input_tokens`): the
-encoder has not learned them.
+encoder has not learned them. The epochs run through the one loop of
+`giantfm.model.loop` (schedule, early stopping, time limit, checkpoint, resume).
 """
 import dataclasses
 import math
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..metadata import ModelMetadata
-from ..utils import atomic_write
-from ..utils._progress import progress_bar
 from .core import TrainedModel
 from .device import select_device
+from .loop import LoopSettings, RunClock, cosine_schedule, run_epochs
 from .normalisation import Normalisation
 from .training import gaussian_nll
 
-__all__ = ["FinetuneConfig", "finetune_network", "CHECKPOINT_FILE"]
+__all__ = ["adapt_network"]
 
-#: The checkpoint of a fine-tune in its output folder (``resume`` reads it).
-CHECKPOINT_FILE = "finetune_checkpoint.pt"
-
-
-@dataclasses.dataclass
-class FinetuneConfig:
-    """Settings of a fine-tune (saved with the model's metadata).
-
-    Parameters
-    ----------
-    epochs : int
-        Most passes over the training stars.
-    batch_size : int
-        Stars per step.
-    learning_rate : float
-        AdamW peak learning rate (cosine decay to a 20th of it over ``epochs``).
-    patience : int
-        Stop after this many epochs without a lower validation loss.
-    seed : int
-        Seeds the new rows and the order of the stars.
-    max_minutes : float, optional
-        Stop after the epoch that passes this much wall time (the best epoch is kept).
-    progress : bool or {'auto', 'on', 'off'}, optional
-        A tqdm progress bar over the epochs (`giantfm.predict`'s rules; None:
-        ``giantfm.conf.progress``).
-    """
-
-    epochs: int = 300
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    patience: int = 100
-    seed: int = 0
-    max_minutes: float = None
-    progress: bool = None
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.patience, int) or self.patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+# The learning rate decays to this share of its peak over the epochs.
+_LEARNING_RATE_FLOOR = 0.05
 
 
 def _targets(batch, rows, vocabulary, normalisation, new_rows):
@@ -129,8 +84,8 @@ def _new_label_loss(network, stars, index, new_rows):
     return torch.where(have, nll, 0.0).sum() / have.sum().clamp_min(1)
 
 
-def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, out_dir=None,
-                     resume=False, device=None):
+def adapt_network(model, vocabulary, train_batch, val_batch, settings, *, out_dir=None,
+                  resume=False, device=None):
     """Teach ``model`` the names ``vocabulary`` adds to its own, from the stars' tokens.
 
     Parameters
@@ -142,7 +97,9 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
     train_batch, val_batch : `giantfm.tokens.TokenBatch`
         Stars with the inputs ``model`` reads and, as tokens of ``vocabulary``,
         the new labels in token scale (a star may lack some of them).
-    config : `FinetuneConfig`, optional
+    settings : `giantfm.teaching.FinetuneSettings`
+        Epochs, patience, learning rate, batch size, seed, time limit and progress bar
+        (the one home of their defaults).
     out_dir : path-like, optional
         Where the checkpoint (every epoch) is written; needed for ``resume``.
     resume : bool, optional
@@ -156,15 +113,14 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
         The best epoch's model (lowest validation loss of the new labels), knowing
         ``vocabulary``; its metadata is ``model``'s with the fine-tune's record in
         ``training['finetune']``.
-    history : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``elapsed_s``.
+    result : `giantfm.model.loop.LoopResult`
+        The run: its history (per epoch ``train_loss``, ``val_loss``, ``elapsed_s``),
+        best epoch and why it stopped.
     """
-    cfg = FinetuneConfig() if config is None else config
+    cfg = settings
     if vocabulary.names[:len(model.tokens)] != model.tokens.names or \
             len(vocabulary) <= len(model.tokens):
         raise ValueError("vocabulary must be the model's tokens with the new labels appended")
-    if resume and out_dir is None:
-        raise ValueError("resume needs the out_dir of the fine-tune to continue")
     device = select_device(device)
     model.to(device)
     new_ids = np.arange(len(model.tokens), len(vocabulary))
@@ -198,36 +154,10 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
                                   weight_decay=0.0)
     steps_per_epoch = math.ceil(len(train_stars) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(
-            math.pi * min(step / (cfg.epochs * steps_per_epoch), 1.0))))
+        optimiser, cosine_schedule(cfg.epochs * steps_per_epoch, 0, _LEARNING_RATE_FLOOR))
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
 
-    history, best, best_state, stale, first_epoch, before = [], math.inf, None, 0, 1, 0.0
-    path = None if out_dir is None else Path(out_dir) / CHECKPOINT_FILE
-    if resume:
-        if not path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        state = torch.load(path, map_location=device, weights_only=False)
-        if state["config"] != _run_settings(cfg) or state["n_train"] != len(train_stars) \
-                or state["new_names"] != list(vocabulary.names[len(model.tokens):]):
-            raise ValueError(f"the fine-tune in {out_dir} was started with other settings, "
-                             "labels or stars: resume it with the same ones")
-        if state["finished"]:
-            raise ValueError(f"the fine-tune in {out_dir} has finished: nothing to resume")
-        network.load_state_dict(state["network"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        history, best, best_state, stale = (state[k] for k in ("history", "best", "best_state",
-                                                               "stale"))
-        first_epoch, before = state["epoch"] + 1, state["elapsed_s"]
-
-    bar = progress_bar(cfg.epochs, progress=cfg.progress, unit="epoch", desc="fine-tuning")
-    if bar is not None:
-        bar.update(first_epoch - 1)
-    started = time.perf_counter()
-    finished = False
-    for epoch in range(first_epoch, cfg.epochs + 1):
+    def train_epoch(epoch):
         order = torch.randperm(len(train_stars), generator=generator).to(device)
         total = 0.0
         for step in range(steps_per_epoch):
@@ -238,62 +168,39 @@ def finetune_network(model, vocabulary, train_batch, val_batch, config=None, *, 
             optimiser.step()
             scheduler.step()
             total += float(loss.detach()) * len(index)
-        with torch.no_grad():
-            val_loss = float(_new_label_loss(network, val_stars, slice(None), new_rows))
-        elapsed = before + time.perf_counter() - started
-        improved = val_loss < best
-        history.append({"epoch": epoch, "train_loss": total / len(train_stars),
-                        "val_loss": val_loss, "elapsed_s": elapsed})
-        if improved:
-            best, stale = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        else:
-            stale += 1
-        out_of_time = cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes
-        finished = (cfg.patience and stale >= cfg.patience) or epoch == cfg.epochs or out_of_time
-        if path is not None:
-            _save_checkpoint(path, {
-                "epoch": epoch, "network": network.state_dict(),
-                "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": generator.get_state(), "history": history, "best": best,
-                "best_state": best_state, "stale": stale, "elapsed_s": elapsed,
-                "finished": finished, "config": _run_settings(cfg), "n_train": len(train_stars),
-                "new_names": list(vocabulary.names[len(model.tokens):])})
-        if bar is not None:
-            bar.set_postfix(val=f"{val_loss:.3f}", best=f"{best:.3f}")
-            bar.update()
-        if finished:
-            break
-    if bar is not None:
-        bar.close()
-    if best_state is None:
+        return {"train_loss": total / len(train_stars)}
+
+    @torch.no_grad()
+    def validate():
+        return {"val_loss": float(_new_label_loss(network, val_stars, slice(None), new_rows))}
+
+    # the settings a resumed fine-tune must share (the progress bar and the time limit
+    # are the sitting's), with the labels and the number of stars
+    run_settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+                    if k not in ("progress", "max_minutes")}
+    run_settings.update(n_train=len(train_stars),
+                        new_names=list(vocabulary.names[len(model.tokens):]))
+    result = run_epochs(
+        LoopSettings(cfg.epochs, cfg.patience, cfg.max_minutes, None, "val_loss", cfg.progress,
+                     "fine-tuning"),
+        {"network": network, "optimiser": optimiser, "scheduler": scheduler,
+         "generator": generator},
+        train_epoch, validate, network=network, run_settings=run_settings, out_dir=out_dir,
+        resume=resume, clock=RunClock(cfg.max_minutes))
+    if result.best_epoch is None:
         raise ValueError(f"the fine-tune did not learn: its validation loss was "
-                         f"{history[-1]['val_loss']} at every epoch (labels or errors that "
-                         "do not fit the stars?)")
-    network.load_state_dict(best_state)
+                         f"{result.history[-1]['val_loss']} at every epoch (labels or errors "
+                         "that do not fit the stars?)")
     for parameter in network.parameters():
         parameter.requires_grad_(False)
-    best_epoch = min(history, key=lambda row: row["val_loss"])["epoch"]
     metadata = ModelMetadata.from_dict(model.metadata.to_dict())
     metadata.training = {**metadata.training, "finetune": {
         "config": dataclasses.asdict(cfg), "n_train": len(train_stars), "n_val": len(val_stars),
-        "best_epoch": best_epoch, "epochs_run": len(history), "best_val_loss": best,
-        "elapsed_s": history[-1]["elapsed_s"], "device": str(device)}}
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "best_val_loss": result.best, "stopped": result.stopped,
+        "elapsed_s": result.elapsed_s, "device": str(device)}}
     tuned = TrainedModel(network, normalisation, device=device, metadata=metadata,
                          vocabulary=model.vocabulary.extended(
                              vocabulary.tokens[len(model.tokens):]),
                          vocab_version=model.vocab_version)
-    return tuned, history
-
-
-def _run_settings(cfg):
-    """The settings a resumed fine-tune must share (the progress bar and the time limit
-    are the sitting's)."""
-    settings = dataclasses.asdict(cfg)
-    for key in ("progress", "max_minutes"):
-        settings.pop(key)
-    return settings
-
-
-def _save_checkpoint(path, state):
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return tuned, result
