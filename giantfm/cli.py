@@ -60,8 +60,9 @@ import traceback
 from importlib import metadata, resources
 from pathlib import Path
 
-from . import examples, prediction, scale
+from . import examples, prediction, results, scale
 from .config import conf
+from .exceptions import ModelFileError
 from .io.tables import read_table, require_format_package, table_format, write_table
 from .metadata import CONFIG_FILE
 from .utils._optional import HAS_DISTRIBUTED, install_hint, require
@@ -107,8 +108,6 @@ class CLIError(Exception):
 
 def _cmd_predict(args):
     """``giantfm predict``: read, predict, write atomically."""
-    import numpy as np
-
     try:
         table_format(args.output)
     except ValueError as exc:
@@ -139,6 +138,9 @@ def _cmd_predict(args):
                                      batch_size=args.batch_size,
                                      progress=False if args.no_progress else None,
                                      **({} if args.model is None else {"model": args.model}))
+    except ModelFileError as exc:  # the model folder's fault, not the table's
+        raise CLIError(f"cannot use the model {args.model or 'bundled'!r}: {exc}",
+                       EXIT_USAGE) from exc
     except ValueError as exc:  # giantfm's input validation: the table's fault
         raise CLIError(f"cannot predict from {args.input!r}: {exc}", EXIT_BAD_INPUT) from exc
     except ImportError as exc:  # torch, where the model runs, is not installed
@@ -150,14 +152,10 @@ def _cmd_predict(args):
         write_table(result, out, overwrite=args.overwrite)
     except (OSError, ImportError) as exc:
         raise CLIError(f"cannot write {args.output!r}: {exc}", EXIT_OUTPUT) from exc
-    n_flagged = int(sum(result["flag"])) if "flag" in result.colnames else 0
-    print(f"giantfm: wrote {len(result)} rows to {args.output} ({n_flagged} flagged)",
-          file=sys.stderr)
-    if n_flagged:
-        reasons, counts = np.unique(np.asarray(result["reason"], dtype=str)[
-            np.asarray(result["flag"], dtype=bool)], return_counts=True)
-        for reason, count in sorted(zip(reasons, counts), key=lambda rc: -rc[1])[:3]:
-            print(f"giantfm: note: {count} rows: {reason}", file=sys.stderr)
+    first, *notes = results.summarize(result)
+    print(f"giantfm: wrote {len(result)} rows to {args.output}: {first}", file=sys.stderr)
+    for note in notes:
+        print(f"giantfm: note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -267,33 +265,32 @@ def _non_negative_int(text):
     return value
 
 
-# How the example's labels are printed (the references of a label print as the label does).
-_EXAMPLE_FORMATS = {"teff": ".0f", "logg": ".2f", "m_h": ".2f", "alpha_m": ".3f", "mass": ".2f",
-                    "age": ".1f", "p_rc": ".2f"}
-
-
 def _cmd_example(args):
     """``giantfm example``: predict the bundled example stars, beside their reference labels."""
     _check_device(args.device)
     stars = examples.load()
     result = _predict_function()(stars, device=args.device, progress=False)
     table = examples.compare(stars, result)
-    for name, fmt in _EXAMPLE_FORMATS.items():
-        for column in (name, f"{name}_err", examples.REFERENCE_COLUMNS.get(name)):
-            if column in table.colnames:
-                table[column].info.format = fmt
+    # the references of a label print as the label does (giantfm.vocab.Token.format)
+    for column in table.colnames:
+        name = next((label for label, reference in examples.REFERENCE_COLUMNS.items()
+                     if reference == column), column)
+        fmt = results.display_format(name)
+        if fmt is not None:
+            table[column].info.format = fmt
     columns = [c for c in table.colnames if c not in ("flag", "reason") or args.reasons]
     print("\n".join(table[columns].pformat(max_lines=-1, max_width=-1)))
     meta = table.meta
     print(f"\n{len(table)} example stars (Gaia DR3 XP x APOGEE DR17, test split: the model never "
-          f"saw them); model {meta.get('giantfm_model', '?')} "
-          f"{public_version(meta.get('giantfm_model_version', ''))}, device "
-          f"{meta.get('device', '?')}.")
+          f"saw them); model {meta.get('giantfm_model', '?')} (bundled with giantfm "
+          f"{public_version(meta.get('giantfm_model_version', '?'))}); giantfm "
+          f"{package_version()}; device {meta.get('device', '?')}.")
+    print(f"Rows: {results.summarize(result)[0]} (giantfm example --reasons shows why).")
     scatter = meta["scatter"]
     if scatter:
         print("Prediction - reference over these stars (scatter: MAD-std, bias: median):")
         for name, s in scatter.items():
-            fmt, unit = _EXAMPLE_FORMATS.get(name, ".4g"), s["sigma"].unit.to_string()
+            fmt, unit = results.display_format(name) or ".4g", s["sigma"].unit.to_string()
             print(f"  {name:<8} scatter {s['sigma'].value:6{fmt}}, bias {s['bias'].value:+7{fmt}} "
                   f"{unit:<12} ({s['n']} stars, against {s['reference']})")
     return EXIT_OK
@@ -370,8 +367,9 @@ def build_parser():
     """The argparse parser of ``giantfm`` (delegated subcommands parse their own options)."""
     parser = argparse.ArgumentParser(
         prog="giantfm",
-        description="Masses, ages, Teff, log g, [M/H] and [alpha/M] of red giants from Gaia DR3 "
-                    "XP spectra.",
+        description="Masses, ages, Teff, log g, [M/H], [alpha/M] and the evolutionary state "
+                    "(p_rc, the probability of the red clump, and evstate, RC or RGB) of red "
+                    "giants from Gaia DR3 XP spectra.",
         epilog="Exit status: 0 ok, 1 bad input, 2 usage, 3 output not writable, "
                "4 unavailable, 5 internal error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"giantfm {package_version()}")
@@ -379,9 +377,16 @@ def build_parser():
                         help="show the Python traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("predict", help="predict labels, masses and ages for a table of stars",
-                       description="Predict Teff, log g, [M/H], [alpha/M], mass and age for every "
-                                   "row of INPUT and write them, with units, to OUTPUT.")
+    p = sub.add_parser("predict", help="predict labels, masses, ages and evolutionary states "
+                                       "for a table of stars",
+                       description="Predict Teff, log g, [M/H], [alpha/M], mass, age and the "
+                                   "evolutionary state for every row of INPUT and write them, "
+                                   "with units, to OUTPUT: the columns "
+                                   f"source_id, {', '.join(results.PREDICTION_COLUMNS)} (p_rc: "
+                                   "the probability of the red clump; evstate: RC or RGB; "
+                                   "flag, flags and reason: see the data model page). A "
+                                   "summary of flagged rows, masked labels and reasons goes "
+                                   "to standard error.")
     p.add_argument("input", metavar="INPUT",
                    help="table of Gaia DR3 XP coefficients, with photometry where it has it "
                         "(FITS, ECSV, VOTable, CSV, Parquet, HDF5; the archive's XP_CONTINUOUS "

@@ -33,6 +33,13 @@ class Conf(_config.ConfigNamespace):
         "The model used by predict: 'bundled' or the path of a saved model.",
         cfgtype="string",
     )
+    threads = _config.ConfigItem(
+        0,
+        "CPU threads of one call (the network's batches, the label model); 0: the "
+        "OMP_NUM_THREADS environment variable when set (a Dask worker sets 1), else the "
+        "cores this process may run on.",
+        cfgtype="integer",
+    )
 
 
 conf = Conf()

@@ -14,13 +14,13 @@ model) are not comparable, and `similar` refuses to mix them.
 """
 import numpy as np
 from astropy import units as u
-from astropy.table import MaskedColumn, QTable, Table
+from astropy.table import MaskedColumn, Table
 from astropy.utils.masked import Masked
 
 from . import results
 from .flags import REASONS, flag_bits
 from .flags import reason as reason_text
-from .prediction import PREDICTED_LABELS, as_batch, ask, get_model
+from .prediction import as_batch, ask, get_model
 
 __all__ = ["embed", "similar", "EMBEDDING_COLUMN"]
 
@@ -73,26 +73,23 @@ def embed(data, *, model=None, device=None, batch_size=None, progress=None, phot
     """
     net = get_model(device=device, model=model)
     batch = as_batch(data, net, photometry=photometry, truncate=truncate)
-    # The network answers at least one request; the cheapest is one token, whose answer
-    # also says which rows it could not read (the verbs' one path to the status columns).
-    probe = next((name for name in PREDICTED_LABELS if net.knows(name)), net.input_names[0])
-    _, mean, std, embedded = ask(batch, [probe], model=net, batch_size=batch_size,
-                                 progress=progress, embedding=True)
-    mean[~np.all(np.isfinite(embedded), axis=1)] = np.nan
-    d = embedded.shape[1]
-    meta = {**results.model_meta(net), "embedding_dim": d,
-            "device": str(getattr(net, "device", "unknown")),
-            "inputs": results.describe_inputs(batch, net.input_names)}
-    result = results.results_table(batch, [probe], mean, std, meta)
-    bad = np.asarray(result[probe].mask)
+    # The embedding comes with an answer of the network, which asks for at least one token
+    # (TrainedModel.request): any one does, and its answer is not used. The status is
+    # the stars' own, and not_read where the network gave no (finite) embedding.
+    _, _, _, embedded = ask(batch, net.input_names[:1], model=net, batch_size=batch_size,
+                            progress=progress, embedding=True)
+    result = results.Result()
+    if (batch.source_id >= 0).any():
+        result["source_id"] = batch.source_id
+    bad = results.add_status(result, batch, np.all(np.isfinite(embedded), axis=1))
     values = np.where(bad[:, None], np.nan, embedded).astype(np.float32, copy=False)
     result.add_column(Masked(values << u.dimensionless_unscaled,
                              mask=np.broadcast_to(bad[:, None], values.shape).copy()),
-                      name=EMBEDDING_COLUMN, index=result.colnames.index(probe))
+                      name=EMBEDDING_COLUMN, index=result.colnames.index("flag"))
     result[EMBEDDING_COLUMN].info.description = (
         "the encoder's output at the register token (giantfm.embed); compare by Euclidean "
         "distance (giantfm.similar)")
-    result.remove_columns([c for c in (probe, f"{probe}_err") if c in result.colnames])
+    result.meta.update(results.result_meta(net, batch, embedding_dim=embedded.shape[1]))
     return results.finish(result, batch, net.metadata, embedding=embedded)
 
 
@@ -199,7 +196,7 @@ def similar(query, catalogue, k=10, *, model=None, device=None, batch_size=None,
         distance[q_ok] = np.reshape(found_distance, (-1, k))
     missing = np.broadcast_to(~q_ok[:, None], (n, k))
 
-    result = QTable()
+    result = results.Result()
     if "source_id" in query.colnames:
         result["source_id"] = query["source_id"]
     result["neighbour_index"] = MaskedColumn(index, mask=missing.copy())
@@ -284,9 +281,13 @@ def _add_status(result, query, ok):
         result["ood_score"] = query["ood_score"]
     reason = np.asarray(query["reason"], dtype=str) if "reason" in query.colnames \
         else np.full(len(query), "")
+    # the query's bits: its flags (giantfm.embed's), else recovered from a reason read back
+    bits = np.asarray(query["flags"], dtype=np.int64) if "flags" in query.colnames \
+        else flag_bits(reason)
     # a row without an embedding says why: the query's own reason, else this one
-    silent = ~ok & ((flag_bits(reason) & _ROW_BITS) == 0)
+    silent = ~ok & ((bits & _ROW_BITS) == 0)
     add = np.where(silent, reason_text("no_embedding"), "")
     result["flag"] = ~ok
+    result["flags"] = np.where(silent, bits | REASONS["no_embedding"].value, bits)
     result["reason"] = results.join_reasons(reason, add).astype(str)
     results.set_flags(result)

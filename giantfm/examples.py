@@ -18,6 +18,7 @@ tutorial "Teach giantfm a new label" (`giantfm.finetune`);
 ``tools/make_cn_examples.py`` rebuilds it.
 """
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from astropy.table import QTable
@@ -27,7 +28,8 @@ from .results import label_columns
 from .utils._stats import mad_std
 from .vocab import LABEL_NAMES, SPECTROSCOPIC_LABEL_NAMES
 
-__all__ = ["load", "cn_ages", "compare", "EXAMPLE_FILE", "CN_AGES_FILE", "REFERENCE_COLUMNS"]
+__all__ = ["load", "path", "cn_ages", "compare", "EXAMPLE_FILE", "CN_AGES_FILE",
+           "REFERENCE_COLUMNS"]
 
 EXAMPLE_FILE = "examples.ecsv"
 CN_AGES_FILE = "cn_ages.fits"
@@ -36,6 +38,23 @@ CN_AGES_FILE = "cn_ages.fits"
 #: DR17 labels, and the mass and age of the label model the network learned them from.
 REFERENCE_COLUMNS = {**{name: f"apogee_{name}" for name in SPECTROSCOPIC_LABEL_NAMES},
                      "mass": "labelmodel_mass", "age": "labelmodel_age"}
+
+
+def path():
+    """The path of the bundled example stars' file: an ECSV table in Gaia archive layout.
+
+    A file to try every verb and command that reads files on (`giantfm.predict`,
+    ``giantfm predict``, `giantfm.predict_files`); `load` reads it.
+
+    Examples
+    --------
+    >>> import giantfm
+    >>> giantfm.examples.path().name
+    'examples.ecsv'
+    >>> len(giantfm.predict(giantfm.examples.path(), progress=False))
+    24
+    """
+    return Path(str(resources.files("giantfm.data") / EXAMPLE_FILE))
 
 
 def load():
@@ -50,8 +69,7 @@ def load():
         ``apogee_teff``, ``apogee_logg``, ``apogee_m_h``, ``apogee_alpha_m``
         with their ``_err`` columns.
     """
-    with resources.as_file(resources.files("giantfm.data") / EXAMPLE_FILE) as path:
-        return QTable.read(path, format="ascii.ecsv")
+    return QTable.read(path(), format="ascii.ecsv")
 
 
 def cn_ages():
@@ -65,8 +83,8 @@ def cn_ages():
         giantfm's training split ('train') and 100 of its fixed test split
         ('test'), which the bundled model never saw.
     """
-    with resources.as_file(resources.files("giantfm.data") / CN_AGES_FILE) as path:
-        table = QTable.read(path)
+    with resources.as_file(resources.files("giantfm.data") / CN_AGES_FILE) as file:
+        table = QTable.read(file)
     table["split"] = table["split"].astype(str)
     return table
 

@@ -27,17 +27,20 @@ finds it and what it does to the row (``effect``):
 
 Code that gives a reason calls `reason` with the code and the values it
 names, so the texts users read and the page that documents them cannot
-drift apart. The texts are the one record of a row's reasons that travels
-through every step (token batches, files, a result read back); the bitmask
-is computed from them at the end (`flag_bits`), by the literal start of each
-template, so that the two cannot disagree either.
+drift apart. The bit is the record that decides: wherever a reason is
+attached to a row (an `~giantfm.xp.XPCoefficients`, a
+`~giantfm.tokens.TokenBatch`, a result) its `Reason.value` is OR-ed into the
+row's ``flags`` beside its text, and ``flag`` is computed from the bits
+alone. Only a text read back from a file -- a table given with a ``reason``
+column, as `giantfm.fetch_xp` writes them -- has its bits recovered from the
+text (`flag_bits`).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Reason", "REASONS", "reason", "reasons_table", "flag_bits", "decode_flags",
-           "FLAG_MASK", "SEPARATOR"]
+__all__ = ["Reason", "REASONS", "reason", "reasons_table", "flag_bits", "reason_texts",
+           "decode_flags", "FLAG_MASK", "SEPARATOR"]
 
 #: How the texts of several reasons of one row are joined in its ``reason``.
 SEPARATOR = "; "
@@ -100,7 +103,8 @@ _ALL = (
            "error by none (unknown)."),
     Reason("not_a_spectrum", 6, "the {band} spectrum is not a star's: {detail}", "row", True,
            "inputs", "All coefficients of a band zero, or its zeroth coefficient (the "
-           "integral of the spectrum) not positive: no star has such a spectrum."),
+           "integral of the spectrum) not positive: no star has such a spectrum. Each band "
+           "that fails has its own text."),
     Reason("synthetic_photometry", 12, "synthesised from the XP coefficients (no measured "
            "value): {bands}", "input", False, "inputs",
            "Gaia's XP files (the archive's ``xp_continuous_mean_spectrum`` table and its bulk "
@@ -108,6 +112,13 @@ _ALL = (
            "the star's two bands (`giantfm.xp.photometry`), its error widened by the scatter "
            "of synthetic against measured magnitudes, and the star predicted as usual; the "
            "spectrum cannot then be checked against that magnitude (``ood_score``)."),
+    Reason("missing_band", 14, "one band only: no {band} coefficients, the star is read from its "
+           "{other} coefficients and photometry", "input", False, "inputs",
+           "One band of the spectrum has no coefficient (the column is missing, or every value "
+           "in it NaN or masked; or the band was hidden, `giantfm.inpaint`). The star is read "
+           "from the other band and its colours; without both bands no G, BP or RP can be "
+           "synthesised and the spectrum cannot be checked against the photometry, so a star "
+           "unlike the training stars shows only in the embedding part of its ``ood_score``."),
     # ------------------------------------------------------------------ tokens
     Reason("no_tokens", 7, "no usable tokens (all inputs missing or non-finite)", "row", True,
            "tokens", "Every input of the star was missing or left out."),
@@ -154,18 +165,40 @@ def reason(code, **values):
     return REASONS[code].format(**values)
 
 
-def _bits_of_text(text):
-    bits = 0
-    for part in text.split(SEPARATOR):
+def reason_texts(text):
+    """The texts of the reasons joined in ``text`` (one ``reason`` value), by code.
+
+    Each part (`SEPARATOR` joins them) is recognised by the literal start of
+    its template (`Reason.prefix`); a part of no reason is left out. For
+    showing the text of a reason whose bit a row has (the command line's
+    summary), and for texts read back (`flag_bits`).
+
+    Returns
+    -------
+    dict
+        ``{code: text}`` (the first text of each code), in the order found.
+    """
+    found = {}
+    for part in str(text).split(SEPARATOR):
         for r in _BY_PREFIX:
             if part.startswith(r.prefix):
-                bits |= r.value
+                found.setdefault(r.code, part)
                 break
-    return bits
+    return found
+
+
+def _bits_of_text(text):
+    return sum(REASONS[code].value for code in reason_texts(text))
 
 
 def flag_bits(texts):
-    """The ``flags`` bitmask of each row from its ``reason`` text.
+    """The ``flags`` bitmask of each row recovered from its ``reason`` text.
+
+    For texts read back from a file (a table given with a ``reason`` column,
+    as `giantfm.fetch_xp` writes them; a `giantfm.similar` query table made
+    outside `giantfm.embed`), never for the flow: there every reason carries
+    its bit from where it is given. A reason is recognised by the literal
+    start of its template (`Reason.prefix`); a text of no reason adds no bit.
 
     Parameters
     ----------

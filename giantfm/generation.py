@@ -25,12 +25,11 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
-from . import tokens, vocab
+from . import results, tokens, vocab
 from .exceptions import GiantfmWarning, InvalidNameError
 from .flags import REASONS
-from .flags import reason as reason_text
 from .prediction import answer, get_model
-from .results import finish, join_reasons, model_meta
+from .results import add_status, finish, model_meta
 from .vocab import XP_NAMES
 from .xp.basis import DEFAULT_WAVELENGTH
 from .xp.coefficients import ARCHIVE_MAGNITUDES
@@ -159,7 +158,7 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spe
     n = len(xp)
     hidden = _hidden_masks(hide, n)
     net = get_model(device=device, model=model)
-    truncate = net.metadata.truncate if truncate is None else truncate
+    truncate = net.metadata.truncation(truncate)
     given, inputs = {}, {}
     for band, coeffs, nrel in (("bp", xp.bp, xp.bp_n_relevant), ("rp", xp.rp, xp.rp_n_relevant)):
         keep = np.isfinite(coeffs) & ~hidden[band]
@@ -170,13 +169,14 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spe
         inputs[band] = np.where(keep, coeffs, np.nan)
     batch = tokens.from_arrays(bp=inputs["bp"], rp=inputs["rp"], bp_err=xp.bp_err,
                                rp_err=xp.rp_err, mags=mags, labels=labels, truncate=False,
-                               source_id=xp.source_id, reason=xp.reason)
+                               source_id=xp.source_id, reason=xp.reason, notes=xp.notes,
+                               flags=xp.flags)
     _, mean, std, embedded = answer(net, batch, XP_NAMES, batch_size=batch_size,
                                     progress=progress)
     ok = batch.ok & np.all(np.isfinite(mean), axis=1)
     flux_scale = tokens.g_flux(batch.g_mag)[:, None]   # the G they were normalised with
 
-    result = QTable()
+    result = results.Result()
     result["source_id"] = xp.source_id
     out = {}
     for k, (band, coeffs, errors) in enumerate((("bp", xp.bp, xp.bp_err),
@@ -192,10 +192,7 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spe
     for short, name in ARCHIVE_MAGNITUDES.items():  # so that it reads back as the input did
         if short in mags:
             result[name] = mags[short] * u.mag
-    reason = np.asarray(batch.reason, dtype=object).copy()
-    reason[~ok & (reason == "")] = reason_text("not_read")
-    result["flag"] = ~ok
-    result["reason"] = join_reasons(reason, batch.notes).astype(str)
+    add_status(result, batch, np.all(np.isfinite(mean), axis=1))
     finish(result, batch, net.metadata, embedding=embedded)
     result.meta.update(model_meta(net))
     result.meta["hidden"] = "" if hide is None else repr(hide) if not isinstance(hide, dict) \
@@ -324,7 +321,8 @@ def generate_spectrum(teff=None, logg=None, m_h=None, alpha_m=None, mass=None, a
     net = get_model(device=device, model=model)
     _, mean, std, embedded = answer(net, batch, XP_NAMES, batch_size=batch_size,
                                     progress=progress)
-    status = QTable({"flag": ~batch.ok, "reason": join_reasons(batch.reason, batch.notes)})
+    status = QTable()
+    add_status(status, batch)
     finish(status, batch, net.metadata, embedding=embedded)
     flags = np.asarray(status["flags"])
     # a condition left out (not a label: NaN, inf, -9999) makes it another spectrum than asked

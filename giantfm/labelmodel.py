@@ -30,22 +30,26 @@ version 1). xgboost is imported only when a label model is fitted, read or
 used.
 """
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.stats import mad_std
 
-from .exceptions import InvalidNameError
+from .exceptions import InvalidNameError, ModelFileError
 from .tokens import from_token_scale
 from .utils import atomic_write
 from .utils._columns import floats
-from .vocab import SPECTROSCOPIC_LABEL_NAMES
+from .utils._modelfiles import (cause, damaged, folder_to_write, read_json, require_keys,
+                                saving_folder)
+from .utils._threads import cpu_threads, thread_pool
+from .vocab import P_RC, PROBABILITY_EPS, SPECTROSCOPIC_LABEL_NAMES
 
 __all__ = ["FEATURES", "MISSING", "EVSTATE_CODES", "STATES", "FORMAT_VERSION",
            "PROBABILITY_CALIBRATIONS", "LabelDomain", "LabelModel", "feature_matrix",
            "calibrate_probability", "combine_states", "combine_probabilities",
-           "load_label_model", "chain_answers",
+           "load_label_model", "chain_answers", "chain_weight",
            "LABEL_MODEL_DIR"]
 
 #: The APOGEE labels the model works from, in this order.
@@ -68,8 +72,9 @@ PROBABILITY_CALIBRATIONS = ("none", "platt", "isotonic")
 _QUANTILES = np.array([0.16, 0.5, 0.84])
 _META_FILE = "label_model.json"
 _CLASSIFIER_FILE = "state_classifier.ubj"
-# probabilities are kept this far from 0 and 1 where a logit is taken
-_P_EPS = 1e-6
+_DOMAIN_FILE = "domain_points.npy"
+_DAMAGED_FIX = ("the label model's folder is damaged: copy it (or the model folder that holds "
+                "it) again, or save the label model again")
 
 
 def _values(column):
@@ -130,7 +135,7 @@ def calibrate_probability(p, calibration):
     if method == "none":
         return p
     if method == "platt":
-        q = np.clip(p, _P_EPS, 1 - _P_EPS)
+        q = np.clip(p, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
         logit = np.log(q / (1 - q))
         return 1.0 / (1.0 + np.exp(-(calibration["a"] * logit + calibration["b"])))
     if method == "isotonic":
@@ -140,9 +145,30 @@ def calibrate_probability(p, calibration):
                      f"{PROBABILITY_CALIBRATIONS}")
 
 
-def _booster_quantiles(booster, data):
-    """Median and half 16-84 width of one quantile booster on the DMatrix ``data``."""
-    q = booster.predict(data)
+#: Rows each thread takes at least when a booster's predictions are split over threads.
+_ROWS_PER_THREAD = 2048
+
+
+def _booster_predict(booster, x):
+    """``booster``'s predictions for the features ``x`` (n, 4), their rows split over
+    `~giantfm.utils._threads.cpu_threads` threads, each running XGBoost on one thread.
+
+    ``inplace_predict`` needs no DMatrix and is safe to call from several threads
+    at once (as XGBoost documents); the same numbers as ``predict`` on a DMatrix.
+    Our threads rather than XGBoost's ``nthread``: see `giantfm.utils._threads`.
+    """
+    x = np.asarray(x, dtype=float)
+    threads = min(cpu_threads(), len(x) // _ROWS_PER_THREAD)
+    if threads <= 1:
+        return booster.inplace_predict(x)
+    parts = thread_pool(threads, "giantfm-xgboost").map(booster.inplace_predict,
+                                                        np.array_split(x, threads))
+    return np.concatenate(list(parts))
+
+
+def _booster_quantiles(booster, x):
+    """Median and half 16-84 width of one quantile booster for the features ``x``."""
+    q = _booster_predict(booster, x)
     q = np.sort(q, axis=1)  # quantile models can cross; sorting restores order
     return q[:, 1].astype(float), np.maximum((q[:, 2] - q[:, 0]) / 2, 1e-6)
 
@@ -160,7 +186,7 @@ def combine_states(parts):
     the 679 stars with 0.1 < P(RC) < 0.9 were too small (z MAD-std 1.10 in
     mass and 1.11 in log age); with it, 1.01 and 1.01.
     """
-    p = parts["p_rc"]
+    p = parts[P_RC]
     out = {}
     for name in parts["RC"]:
         (v_rc, h_rc), (v_rgb, h_rgb) = parts["RC"][name], parts["RGB"][name]
@@ -382,7 +408,6 @@ class LabelModel:
         RuntimeError
             The model was fitted without evolutionary states.
         """
-        import xgboost
 
         if self.state_classifier is None:
             raise RuntimeError("this label model has no state classifier: it was not fitted, or "
@@ -391,7 +416,7 @@ class LabelModel:
         ok = np.isfinite(x).all(axis=1)
         p = np.full(len(x), np.nan)
         if ok.any():
-            raw = self.state_classifier.predict(xgboost.DMatrix(x[ok])).astype(float)
+            raw = _booster_predict(self.state_classifier, x[ok]).astype(float)
             p[ok] = calibrate_probability(raw, self.state_calibration)
         return p
 
@@ -402,7 +427,6 @@ class LabelModel:
         for features ``x`` (n, 4) of a state-aware model; NaN where a feature
         is not finite.
         """
-        import xgboost
 
         if not self.state_aware:
             raise RuntimeError("this label model is not state-aware: it was not fitted, or "
@@ -410,12 +434,11 @@ class LabelModel:
         x = feature_matrix(x)
         p = self.state_probability(x)
         bad = ~np.isfinite(p)
-        data = xgboost.DMatrix(x)
-        out = {"p_rc": p}
+        out = {P_RC: p}
         for state, boosters in self.state_boosters.items():
             out[state] = {}
             for name, booster in boosters.items():
-                value, half = _booster_quantiles(booster, data)
+                value, half = _booster_quantiles(booster, x)
                 value[bad], half[bad] = np.nan, np.nan
                 out[state][name] = (value, half)
         return out
@@ -430,12 +453,11 @@ class LabelModel:
         whose last term is the state uncertainty; rows with a non-finite
         feature get NaN.
         """
-        import xgboost
 
         if self.state_aware:
             return combine_states(self.quantiles_by_state(x))
-        data = xgboost.DMatrix(x)
-        return {name: _booster_quantiles(booster, data) for name, booster in self.boosters.items()}
+        x = feature_matrix(x)
+        return {name: _booster_quantiles(booster, x) for name, booster in self.boosters.items()}
 
     def predict(self, features, *, domain=True):
         """Mass and age with calibrated per-star uncertainties.
@@ -463,11 +485,11 @@ class LabelModel:
         out = {key: np.full(n, np.nan) for key in
                ("mass", "mass_err", "log_age", "log_age_err", "age", "age_err")}
         out["in_domain"] = inside
-        out["p_rc"] = np.full(n, np.nan)
+        out[P_RC] = np.full(n, np.nan)
         if inside.any():
             if self.state_aware:
                 parts = self.quantiles_by_state(x[inside])
-                out["p_rc"][inside] = parts["p_rc"]
+                out[P_RC][inside] = parts[P_RC]
                 raw = combine_states(parts)
             else:
                 raw = self.quantiles(x[inside])
@@ -479,16 +501,36 @@ class LabelModel:
         return out
 
     def save(self, path):
-        """Write the fitted model to the folder ``path`` (files replaced atomically)."""
+        """Write the fitted model to the folder ``path``, complete or not at all: the
+        files are written into a staging folder beside it, which then replaces ``path``
+        (a save cut short leaves the model that was there, or nothing)."""
+        import shutil
+
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = folder_to_write(path, "label model")
+        staging = path.with_name(path.name + ".partial")
+        with saving_folder(path, "label model"):
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                self._write_files(staging)
+                previous = path.with_name(path.name + ".previous")
+                shutil.rmtree(previous, ignore_errors=True)
+                if path.exists():
+                    path.rename(previous)
+                staging.rename(path)
+                shutil.rmtree(previous, ignore_errors=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    def _write_files(self, path):
+        path.mkdir(parents=True)
         for name, booster in self.boosters.items():
             atomic_write(path / f"{name}.ubj", booster.save_model)
         for state, boosters in self.state_boosters.items():
             for name, booster in boosters.items():
                 atomic_write(path / f"{name}_{state}.ubj", booster.save_model)
-        atomic_write(path / "domain_points.npy",
+        atomic_write(path / _DOMAIN_FILE,
                      lambda tmp: np.save(tmp, self.domain.points.astype(np.float32)))
         meta = {"format_version": FORMAT_VERSION, "features": list(FEATURES),
                 "targets": list(self.targets), "states": list(self.state_boosters),
@@ -503,7 +545,6 @@ class LabelModel:
                                         "calibration": self.state_calibration}
         text = json.dumps(meta, indent=1)
         atomic_write(path / _META_FILE, lambda tmp: Path(tmp).write_text(text))
-        return path
 
 
 def load_label_model(path):
@@ -516,19 +557,36 @@ def load_label_model(path):
     ValueError
         The folder holds a model of other features, other states or a newer
         format.
+    ~giantfm.exceptions.ModelFileError
+        A file of the folder is missing, cut short or corrupt (the message
+        names it).
     """
     import xgboost
 
     def booster(name):
+        file = path / name
+        if not file.is_file():
+            raise ModelFileError(f"{path} has no {name}, which its {_META_FILE} lists (a save "
+                                 f"cut short, or a folder copied in part); {_DAMAGED_FIX}")
         found = xgboost.Booster()
-        found.load_model(str(path / name))
+        try:
+            found.load_model(str(file))
+        except Exception as exc:  # XGBoostError, or UnicodeDecodeError of random bytes
+            # XGBoost's reason follows a "[time] source.cc:line: " prefix, then a stack trace
+            detail = re.sub(r"^\[[\d:]+\] \S+: ", "", str(exc).strip().split("\n")[0])
+            raise damaged(file, "a readable XGBoost model",
+                          cause(exc, detail.strip(" :")), _DAMAGED_FIX) from None
+        # one thread each: predictions are split over threads by _booster_predict
         found.set_param({"nthread": 1})
         return found
 
     path = Path(path)
     if not (path / _META_FILE).is_file():
         raise FileNotFoundError(f"no saved label model in {path} (no {_META_FILE})")
-    meta = json.loads((path / _META_FILE).read_text())
+    meta = read_json(path / _META_FILE, _DAMAGED_FIX)
+    require_keys(meta, ("params", "n_estimators", "error_scale", "targets", "domain")
+                 + (("state_classifier",) if meta.get("states") else ()),
+                 path / _META_FILE, _DAMAGED_FIX)
     version = meta.get("format_version", 1)
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: label model format_version {version} is newer than this "
@@ -555,9 +613,16 @@ def load_label_model(path):
     else:
         model.boosters = {name: booster(f"{name}.ubj") for name in meta["targets"]}
     d = meta["domain"]
+    try:
+        points = np.load(path / _DOMAIN_FILE)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} has no {_DOMAIN_FILE} (a save cut short, or a folder "
+                             f"copied in part); {_DAMAGED_FIX}") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise damaged(path / _DOMAIN_FILE, "a readable numpy file", exc, _DAMAGED_FIX) from None
     model.domain = LabelDomain(np.asarray(d["low"]), np.asarray(d["high"]), np.asarray(d["scale"]),
                                float(d["max_scaled_distance"]), int(d["k_neighbour"]),
-                               np.load(path / "domain_points.npy").astype(np.float64))
+                               points.astype(np.float64))
     return model
 
 
@@ -571,7 +636,7 @@ def combine_probabilities(p_network, p_label_model, weight):
     """
     from scipy.special import expit, logit
 
-    p_net, p_lm = (np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    p_net, p_lm = (np.clip(np.asarray(p, dtype=float), PROBABILITY_EPS, 1 - PROBABILITY_EPS)
                    for p in (p_network, p_label_model))
     w = float(weight)
     mixed = expit((1 - w) * logit(p_net) + w * logit(p_lm))
@@ -620,16 +685,32 @@ def chain_answers(label_model, names, mean, std, chain):
     if ok.any():
         if label_model.state_aware:
             parts = label_model.quantiles_by_state(features[ok])
-            if "p_rc" in names:
-                ip = names.index("p_rc")
-                mean[ok, ip] = combine_probabilities(mean[ok, ip], parts["p_rc"],
-                                                     chain["weights"].get("p_rc", 0.0))
-                parts["p_rc"] = np.where(np.isfinite(mean[ok, ip]), mean[ok, ip],
-                                         parts["p_rc"])
+            if P_RC in names:
+                ip = names.index(P_RC)
+                combined = combine_probabilities(mean[ok, ip], parts[P_RC],
+                                                 chain["weights"].get(P_RC, 0.0))
+                mean[ok, ip] = calibrate_probability(
+                    combined, chain.get("state_calibration") or {"method": "none"})
+                parts[P_RC] = np.where(np.isfinite(mean[ok, ip]), mean[ok, ip],
+                                         parts[P_RC])
+            p_rc = parts[P_RC]
             raw = combine_states(parts)
         else:
+            p_rc = None
             raw = label_model.quantiles(features[ok])
         for column, target, key in ((im, "mass", "mass"), (ia, "log_age", "age")):
-            w = float(chain["weights"][key])
+            w = chain_weight(chain["weights"][key], p_rc)
             mean[ok, column] = (1 - w) * mean[ok, column] + w * raw[target][0]
     return mean, std
+
+
+def chain_weight(weight, p_rc=None):
+    """The label model's share of a star's answer: ``weight`` itself, or for a share per
+    state (``{'RGB': w, 'RC': w}``) the two mixed by the star's P(RC) ``p_rc`` (the RGB
+    share where P(RC) is unknown)."""
+    if not isinstance(weight, dict):
+        return float(weight)
+    if p_rc is None:
+        return float(weight["RGB"])
+    p = np.nan_to_num(np.asarray(p_rc, dtype=float), nan=0.0)
+    return (1 - p) * float(weight["RGB"]) + p * float(weight["RC"])

@@ -18,7 +18,6 @@ In the model folder's ``config.json`` it is the ``metadata`` object, written by
 the flat layout of models saved before this class existed.
 """
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .utils._json import json_safe
+from .utils._modelfiles import read_json
 
 __all__ = ["ModelMetadata", "Chain", "LabelFloor", "LabelSupport", "OODCalibration",
            "read_metadata", "model_folder", "BUNDLED_MODEL_DIR", "CONFIG_FILE",
@@ -45,15 +45,20 @@ class Chain:
     """How the network's own mass and age are combined with its labels put through the
     label model (`giantfm.labelmodel.chain_answers`).
 
-    ``weights``: the label model's share per target (``{'mass': w, 'age': w}``),
-    measured on the validation split (`giantfm.train.bundling.answers`); ``scatter``:
-    the residual MAD-std of the direct, chained and combined estimates there;
-    ``n``: the stars they were measured on.
+    ``weights``: the label model's share per target (``{'mass': w, 'age': w}``; a
+    share may be ``{'RGB': w, 'RC': w}``, mixed by each star's P(RC)), and of the
+    state (``'p_rc': w``), measured on the validation stars
+    (`giantfm.train.bundling.answers`); ``state_calibration``: how the combined P(RC)
+    is calibrated on seismic states (`giantfm.labelmodel.calibrate_probability`; None:
+    as it is); ``scatter``: the residuals of the direct, chained and combined
+    estimates there; ``n``: the stars they were measured on, and ``decided_on`` which.
     """
 
     weights: dict
     scatter: dict = field(default_factory=dict)
     n: int = 0
+    state_calibration: dict = None
+    decided_on: str = ""
 
 
 @dataclass
@@ -127,6 +132,7 @@ class ModelMetadata:
         Whether to leave out the coefficients beyond Gaia's
         ``*_n_relevant_bases``: what the model was measured to do best with.
         True for a model that records nothing (as the first models were trained).
+        A verb's ``truncate=None`` means this (`truncation`).
     label_domain : dict or None
         ``{label: (low, high)}``: the box of Teff, log g, [M/H], [alpha/M]
         outside which mass and age are masked (the label model's calibration
@@ -193,6 +199,13 @@ class ModelMetadata:
             out[f.name] = value
         return json_safe(out)
 
+    def truncation(self, truncate=None):
+        """Whether the model's inputs leave out the coefficients beyond Gaia's
+        ``*_n_relevant_bases``: ``truncate`` where given, else (None) what the model was
+        measured to do best with (`truncate`). The one place where a verb's
+        ``truncate=None`` is decided; `giantfm.tokens` takes the answer as given."""
+        return self.truncate if truncate is None else bool(truncate)
+
     def replace(self, **changes):
         """A copy with ``changes`` (`dataclasses.replace`; ``training`` is copied)."""
         return dataclasses.replace(self, **{"training": dict(self.training), **changes})
@@ -225,17 +238,18 @@ def read_metadata(model=None):
     ------
     FileNotFoundError
         No saved model there.
+    ~giantfm.exceptions.ModelFileError
+        Its ``config.json`` is damaged (the message names it).
     """
     if hasattr(model, "metadata") and isinstance(model.metadata, ModelMetadata):
         return model.metadata
     path = model_folder(model) / CONFIG_FILE
     try:
         stamp = path.stat().st_mtime_ns
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no folder, or a file given for one
         raise FileNotFoundError(f"no saved giantfm model at {path.parent} (no {CONFIG_FILE})") \
             from None
     key = os.fspath(path)
     if _READ.get(key, (None,))[0] != stamp:
-        _READ[key] = (stamp, ModelMetadata.from_dict(json.loads(path.read_text())
-                                                     .get("metadata")))
+        _READ[key] = (stamp, ModelMetadata.from_dict(read_json(path).get("metadata")))
     return _READ[key][1]

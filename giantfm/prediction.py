@@ -106,8 +106,7 @@ def _answer_table(net, batch, names, *, batch_size, progress):
     the columns of ``names`` (and the status columns) kept."""
     asked, mean, std, embedded = answer(net, batch, names, batch_size=batch_size,
                                         progress=progress)
-    meta = {**results.model_meta(net), "device": str(getattr(net, "device", "unknown")),
-            "inputs": results.describe_inputs(batch, net.input_names)}
+    meta = results.result_meta(net, batch)
     result = results.finish(results.results_table(batch, asked, mean, std, meta, net.tokens),
                             batch, net.metadata, embedding=embedded)
     result.remove_columns([c for name in asked[len(names):]
@@ -210,8 +209,11 @@ def predict(data, *, photometry=None, device=None, batch_size=None, progress=Non
     `~astropy.table.QTable`
         One row per input star, in input order: ``source_id`` (when known), ``teff`` [K],
         ``logg`` [dex(cm s-2)], ``m_h`` [dex], ``alpha_m`` [dex], ``mass`` [solMass],
-        ``age`` [Gyr], each with ``<name>_err``; ``ood_score``; ``flag``; ``flags``;
-        ``reason``.
+        ``age`` [Gyr], each with ``<name>_err``; ``p_rc``, the probability that the
+        star is in the red clump (core-helium burning), and ``evstate`` ('RC' or 'RGB');
+        ``ood_score``; ``flag``; ``flags``; ``reason`` (the columns:
+        `giantfm.results.PREDICTION_COLUMNS`). It prints each label to its precision
+        and ``reason`` short (`giantfm.results.Result`: display only).
 
         * ``<name>_err`` is the 1-sigma uncertainty: the network's predictive
           uncertainty for that star, rescaled by a factor per label measured on
@@ -311,14 +313,14 @@ def as_batch(inputs, net, *, photometry=None, truncate=None):
         Passed to `giantfm.tokens.tokenize`.
     truncate : bool, optional
         Passed to `giantfm.tokens.tokenize`; None: the model's choice
-        (`giantfm.metadata.ModelMetadata.truncate`).
+        (`giantfm.metadata.ModelMetadata.truncation`).
 
     Returns
     -------
     `~giantfm.tokens.TokenBatch`
         One row per input star, in input order.
     """
-    truncate = net.metadata.truncate if truncate is None else bool(truncate)
+    truncate = net.metadata.truncation(truncate)
     if isinstance(inputs, tokens.TokenBatch):
         return inputs
     if isinstance(inputs, dict) and all(str(key).removesuffix("_err") in vocab.NAMES

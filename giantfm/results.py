@@ -16,32 +16,38 @@ Every verb's answers then go through the same checks, `finish`, in this order:
 2. ``ood_score``, how unlike the training stars the inputs are
    (`add_ood_score`), and the labels given as inputs checked against the
    training labels (`add_label_support`);
-3. ``flags``, the bitmask of the reasons, and ``flag`` (`set_flags`,
-   `giantfm.flags`).
+3. ``flag``, from ``flags``, the bitmask of the reasons (`set_flags`,
+   `giantfm.flags`): every reason is added with its bit (`add_status`, and each
+   check), and no bit is read back from a text.
 
+A result is a `Result`, a QTable that prints each label to its precision
+(`giantfm.vocab.Token.format`) and each ``reason`` short: for display only,
+the data and every file written keep the full values and texts.
 `giantfm.scale` writes the same columns as plain values (`PREDICTION_COLUMNS`,
 `prediction_units`).
 """
 import numpy as np
 from astropy import units as u
 from astropy.table import QTable
+from astropy.table.pprint import TableFormatter
 from astropy.utils.masked import Masked
 
 from . import vocab
-from .flags import FLAG_MASK, SEPARATOR, flag_bits
+from .flags import FLAG_MASK, REASONS, SEPARATOR, reason_texts
 from .flags import reason as reason_text
 from .metadata import DEFAULT_LABEL_DOMAIN, ModelMetadata
 from .tokens import from_token_scale
 
-__all__ = ["results_table", "finish", "add_evstate", "label_columns", "inside_label_domain",
-           "mask_outside_label_domain", "EVSTATE_THRESHOLD", "EVSTATE_COLUMN",
-           "LABEL_MODEL_COLUMNS",
+__all__ = ["Result", "results_table", "add_status", "finish", "add_evstate", "label_columns",
+           "inside_label_domain", "mask_outside_label_domain", "EVSTATE_THRESHOLD",
+           "EVSTATE_COLUMN", "LABEL_MODEL_COLUMNS", "STATUS_COLUMNS",
            "add_label_floor", "add_ood_score", "add_label_support", "label_support_reasons",
-           "set_flags", "embedding_distance", "join_reasons", "model_meta", "describe_inputs",
-           "empty_result", "prediction_units", "PREDICTION_COLUMNS", "CONSISTENCY_SCALES"]
+           "set_flags", "embedding_distance", "join_reasons", "model_meta", "result_meta",
+           "describe_inputs", "empty_result", "prediction_units", "display_format", "summarize",
+           "PREDICTION_COLUMNS", "CONSISTENCY_SCALES", "REASON_WIDTH"]
 
-#: The columns of the status of a row, after its labels.
-_STATUS_COLUMNS = ("ood_score", "flag", "flags", "reason")
+#: The columns of the status of a row, after its labels (a label cannot be called so).
+STATUS_COLUMNS = ("ood_score", "flag", "flags", "reason")
 #: The column of the state that ``p_rc`` says (`add_evstate`).
 EVSTATE_COLUMN = "evstate"
 #: ``evstate`` is 'RC' where ``p_rc`` is at least this, else 'RGB'.
@@ -60,7 +66,7 @@ def label_columns(name, vocabulary=vocab.VOCABULARY):
 #: The columns `giantfm.predict` returns for each star (besides ``source_id``), in order:
 #: each label's (`label_columns`), then the status.
 PREDICTION_COLUMNS = tuple(c for name in vocab.LABEL_NAMES for c in label_columns(name)) \
-    + _STATUS_COLUMNS
+    + STATUS_COLUMNS
 #: The columns that come from what the label model teaches: masked outside its domain.
 LABEL_MODEL_COLUMNS = tuple(c for name in vocab.MASS_AGE_NAMES + vocab.STATE_NAMES
                             for c in label_columns(name))
@@ -70,10 +76,69 @@ LABEL_MODEL_COLUMNS = tuple(c for name in vocab.MASS_AGE_NAMES + vocab.STATE_NAM
 CONSISTENCY_SCALES = {"g": 5.0, "colour": 5.0}
 
 
+#: How many characters of a ``reason`` a printed result shows (the data keep all).
+REASON_WIDTH = 30
+#: How a printed result shows ``ood_score``.
+_OOD_SCORE_FORMAT = ".2f"
+
+
+def _short_reason(text):
+    return text if len(text) <= REASON_WIDTH else text[:REASON_WIDTH - 3] + "..."
+
+
+def display_format(column, vocabulary=vocab.VOCABULARY):
+    """How a printed result shows ``column`` (a format spec or a function), or None.
+
+    A label and its ``_err`` show as the label's `giantfm.vocab.Token.format`
+    says, ``ood_score`` with two decimals, and ``reason`` cut to `REASON_WIDTH`
+    characters.
+    """
+    if column == "reason":
+        return _short_reason
+    if column == "ood_score":
+        return _OOD_SCORE_FORMAT
+    name = column[:-4] if column.endswith("_err") else column
+    return (vocabulary.token(name).format or None) if name in vocabulary else None
+
+
+class _ResultFormatter(TableFormatter):
+    """Prints a copy of the table with the display formats set where none is."""
+
+    def _pformat_table(self, table, *args, **kwargs):
+        shown = table.copy(copy_data=False)
+        for column in shown.itercols():
+            fmt = display_format(column.info.name)
+            if fmt is not None and column.info.format is None:
+                column.info.format = fmt
+        return super()._pformat_table(shown, *args, **kwargs)
+
+
+class Result(QTable):
+    """A verb's answer: a `~astropy.table.QTable` that prints readably.
+
+    Printed (``print``, the notebook view, ``pprint``), each label and its
+    ``_err`` show as many digits as the label's precision warrants
+    (`display_format`, from `giantfm.vocab.Token.format`) and ``reason`` its
+    first `REASON_WIDTH` characters. This is display only: the columns hold
+    the full values and texts, carry no ``format``, and every file written --
+    ECSV, CSV, FITS, Parquet -- keeps them in full. A format set on a column
+    (``result['teff'].info.format = '.1f'``) takes precedence.
+    """
+
+    TableFormatter = _ResultFormatter
+
+
 def model_meta(net):
     """Which model answered: ``giantfm_model`` (its name) and ``giantfm_model_version``."""
     metadata = net.metadata
     return {"giantfm_model": metadata.name, "giantfm_model_version": metadata.version}
+
+
+def result_meta(net, batch, **extra):
+    """A verb's ``meta``: which model answered (`model_meta`), ``extra``, the device it ran
+    on and the inputs it read (`describe_inputs`)."""
+    return {**model_meta(net), **extra, "device": str(getattr(net, "device", "unknown")),
+            "inputs": describe_inputs(batch, net.input_names)}
 
 
 def describe_inputs(batch, read=None):
@@ -127,27 +192,62 @@ def results_table(batch, names, mean, std, meta, vocabulary=vocab.VOCABULARY):
 
     Returns
     -------
-    `~astropy.table.QTable`
-        The answers, ``flag`` (True where nothing was predicted) and
-        ``reason``; `finish` completes it.
+    `Result`
+        The answers and the status columns of `add_status`; `finish`
+        completes it.
     """
-    result = QTable()
+    result = Result()
     if (batch.source_id >= 0).any():
         result["source_id"] = batch.source_id
-    failure = np.array(batch.reason, dtype=object)
-    failure[(failure == "") & ~np.all(np.isfinite(mean), axis=1)] = reason_text("not_read")
+    failure = add_status(result, batch, np.all(np.isfinite(mean), axis=1))
     for k, name in enumerate(names):
         value, error = from_token_scale(name, mean[:, k], std[:, k], vocabulary)
         token = vocabulary.token(name)
-        bad = ~np.isfinite(value) | (failure != "")
-        result[name] = Masked(np.where(bad, np.nan, value) * token.unit, mask=bad)
+        bad = ~np.isfinite(value) | failure
+        at = result.colnames.index("flag")
+        result.add_column(Masked(np.where(bad, np.nan, value) * token.unit, mask=bad),
+                          name=name, index=at)
         if token.kind != "probability":
-            result[f"{name}_err"] = Masked(np.where(bad, np.nan, error) * token.unit, mask=bad)
-    result["flag"] = failure != ""
-    # the notes on left-out inputs come after a failure: they are why, or the detail
-    result["reason"] = join_reasons(failure, batch.notes).astype(str)
+            result.add_column(Masked(np.where(bad, np.nan, error) * token.unit, mask=bad),
+                              name=f"{name}_err", index=at + 1)
     result.meta.update(meta)
     return result
+
+
+def add_status(result, batch, answered=None):
+    """Add the status columns of the stars of ``batch``: ``flag``, ``flags`` and ``reason``.
+
+    A star's ``reason`` is why it has no answer -- its own (``batch.reason``),
+    or ``not_read`` where the network gave none (``answered`` False) -- then
+    its notes on inputs left out or replaced; ``flags`` holds their bits
+    (``batch.flags``, and ``not_read``'s), and ``flag`` is True where it has no
+    answer (`set_flags` then sets it from the bits).
+
+    Parameters
+    ----------
+    result : `~astropy.table.QTable`
+        One row per star of ``batch``.
+    batch : `~giantfm.tokens.TokenBatch`
+    answered : bool array (n,), optional
+        Which stars the network answered (finite answers); None: all it could read.
+
+    Returns
+    -------
+    bool array (n,)
+        True for the stars without an answer.
+    """
+    failure = np.array(batch.reason, dtype=object)
+    bits = np.array(batch.flags, dtype=np.int64)
+    if answered is not None:
+        lost = (failure == "") & ~np.asarray(answered, dtype=bool)
+        failure[lost] = reason_text("not_read")
+        bits[lost] |= REASONS["not_read"].value
+    unanswered = failure != ""
+    result["flag"] = unanswered
+    result["flags"] = bits
+    # the notes on left-out inputs come after a failure: they are why, or the detail
+    result["reason"] = join_reasons(failure, batch.notes).astype(str)
+    return unanswered
 
 
 def finish(result, batch, metadata, *, embedding=None):
@@ -156,8 +256,8 @@ def finish(result, batch, metadata, *, embedding=None):
     Parameters
     ----------
     result : `~astropy.table.QTable`
-        From `results_table` (or any table with ``reason``; ``mass`` and
-        ``age`` are masked where it has them).
+        From `results_table` (or any table with the columns of `add_status`;
+        ``mass`` and ``age`` are masked where it has them).
     batch : `~giantfm.tokens.TokenBatch`
         The stars' input tokens.
     metadata : `~giantfm.metadata.ModelMetadata`
@@ -185,14 +285,14 @@ def add_evstate(result):
     least `EVSTATE_THRESHOLD`, else ``'RGB'``; masked where ``p_rc`` is."""
     from astropy.table import MaskedColumn
 
-    if "p_rc" not in result.colnames:
+    if vocab.P_RC not in result.colnames:
         return
-    p = np.asarray(result["p_rc"].unmasked.value, dtype=float)
-    mask = np.asarray(result["p_rc"].mask) | ~np.isfinite(p)
+    p = np.asarray(result[vocab.P_RC].unmasked.value, dtype=float)
+    mask = np.asarray(result[vocab.P_RC].mask) | ~np.isfinite(p)
     with np.errstate(invalid="ignore"):
         state = np.where(p >= EVSTATE_THRESHOLD, "RC", "RGB")
     result.add_column(MaskedColumn(state, mask=mask, dtype="U3"), name=EVSTATE_COLUMN,
-                      index=result.colnames.index("p_rc") + 1)
+                      index=result.colnames.index(vocab.P_RC) + 1)
     result[EVSTATE_COLUMN].info.description = (
         f"'RC' (core-helium burning) where p_rc >= {EVSTATE_THRESHOLD}, else 'RGB'")
 
@@ -206,12 +306,14 @@ def join_reasons(first, second):
     return out
 
 
-def _append_reason(result, rows, texts):
-    """Add ``texts`` (one, or one per True of ``rows``) to the reason of ``rows``."""
+def _append_reason(result, rows, code, texts):
+    """Add ``texts`` (one, or one per True of ``rows``) of the reason ``code`` to the reason
+    of ``rows``, and its bit to their ``flags``."""
     rows = np.asarray(rows, dtype=bool)
     add = np.full(len(result), "", dtype=object)
     add[rows] = texts
     result["reason"] = join_reasons(result["reason"].astype(object), add).astype(str)
+    result["flags"][rows] |= REASONS[code].value
 
 
 def inside_label_domain(labels, domain, n):
@@ -281,7 +383,7 @@ def mask_outside_label_domain(result, domain, batch):
     outside = answered & ~inside_label_domain(labels, domain, len(result))
     for col in present:
         result[col].mask |= outside
-    _append_reason(result, outside, [
+    _append_reason(result, outside, "outside_label_domain", [
         reason_text("outside_label_domain", limits=_broken_limits(labels, domain, row))
         for row in np.flatnonzero(outside)])
     result.meta["label_domain"] = {k: list(v) for k, v in domain.items()}
@@ -372,7 +474,7 @@ def add_ood_score(result, batch, embedding=None, ood=None):
             else stacked[row, worst[row]]
         texts.append(reason_text("out_of_distribution", score=score[row],
                                  detail=details[part].format(value)))
-    _append_reason(result, over, texts)
+    _append_reason(result, over, "out_of_distribution", texts)
     result.meta["ood_scales"] = scales
 
 
@@ -445,22 +547,77 @@ def add_label_support(result, batch, support):
     detail = np.full(len(result), "", dtype=object)
     detail[rows] = label_support_reasons({k: v[rows] for k, v in given.items()}, support)
     outside = detail != ""
-    _append_reason(result, outside, [reason_text("outside_training_labels", detail=d)
-                                     for d in detail[outside]])
+    _append_reason(result, outside, "outside_training_labels",
+                   [reason_text("outside_training_labels", detail=d) for d in detail[outside]])
 
 
 def set_flags(result):
-    """Set ``flags`` (the bitmask of every reason in ``reason``, `giantfm.flags.flag_bits`)
-    and ``flag`` (True where any of them says the row should not be used)."""
-    bits = flag_bits(result["reason"])
+    """Set ``flag`` from ``flags``, the bits of every reason of the row: True where any of
+    them says the row should not be used (`giantfm.flags.FLAG_MASK`)."""
+    bits = np.asarray(result["flags"], dtype=np.int64)
     result["flag"] = (bits & FLAG_MASK) != 0
-    if "flags" in result.colnames:
-        result["flags"] = bits
-    else:
-        result.add_column(bits, name="flags", index=result.colnames.index("flag") + 1)
     result["flags"].info.description = ("bitmask of the reasons (giantfm.decode_flags, "
                                         "giantfm.flags.REASONS)")
     return result
+
+
+def _rows(count):
+    return f"{count} row{'' if count == 1 else 's'}"
+
+
+def summarize(result, width=160):
+    """A result in a few lines for people (what ``giantfm predict`` and ``giantfm example``
+    print).
+
+    Parameters
+    ----------
+    result : `~astropy.table.QTable`
+        A verb's result.
+    width : int, optional
+        The most characters of an example text shown.
+
+    Returns
+    -------
+    list of str
+        First, how many rows are flagged and, apart, how many have each label
+        masked (labels masked in as many rows are named together: a row
+        outside the label domain has mass, age and state masked, and is not
+        flagged); then one line per reason the rows have (by the bits of
+        ``flags``), most frequent first: its code, how many rows, whether it
+        flags them, and one of its texts.
+    """
+    flagged = int(np.count_nonzero(np.asarray(result["flag"]))) \
+        if "flag" in result.colnames else 0
+    masked = {}
+    for name in result.colnames:
+        mask = getattr(result[name], "mask", None)
+        if mask is None or name in STATUS_COLUMNS or name == EVSTATE_COLUMN \
+                or name.endswith("_err"):
+            continue
+        mask = np.asarray(mask).reshape(len(result), -1).any(axis=1)
+        if mask.any():
+            masked.setdefault(int(mask.sum()), []).append(name)
+    first = f"{flagged} flagged"
+    if masked:
+        first += "; masked: " + "; ".join(f"{', '.join(names)} in {_rows(count)}"
+                                          for count, names in sorted(masked.items()))
+    lines = [first]
+    if "flags" not in result.colnames:
+        return lines
+    bits = np.asarray(result["flags"], dtype=np.int64)
+    found = []
+    for r in REASONS.values():
+        rows = np.flatnonzero(bits & r.value)
+        if rows.size:
+            text = str(result["reason"][rows[0]])
+            example = reason_texts(text).get(r.code, text)
+            if len(example) > width:
+                example = example[:width - 3] + "..."
+            found.append((rows.size, r, example))
+    for count, r, example in sorted(found, key=lambda item: (-item[0], item[1].bit)):
+        lines.append(f"{r.code}, {_rows(count)}{' (flagged)' if r.flags else ''}: "
+                     f"e.g. {example}")
+    return lines
 
 
 def prediction_units():
@@ -475,7 +632,7 @@ def prediction_units():
     """
     units = {}
     for column in PREDICTION_COLUMNS:
-        if column in _STATUS_COLUMNS or column == EVSTATE_COLUMN:
+        if column in STATUS_COLUMNS or column == EVSTATE_COLUMN:
             continue
         name = column[:-4] if column.endswith("_err") else column
         units[column] = vocab.token_unit(name).to_string()
@@ -485,11 +642,11 @@ def prediction_units():
 
 def empty_result(rows=0):
     """A result of ``rows`` zero rows' worth: the prediction columns, with their units."""
-    result = QTable()
+    result = Result()
     for name, unit in prediction_units().items():
         result[name] = np.zeros(rows) << u.Unit(unit)
     result.add_column(np.zeros(rows, dtype="U3"), name=EVSTATE_COLUMN,
-                      index=result.colnames.index("p_rc") + 1)
+                      index=result.colnames.index(vocab.P_RC) + 1)
     result["flag"] = np.zeros(rows, dtype=bool)
     result["flags"] = np.zeros(rows, dtype=np.int64)
     result["reason"] = np.zeros(rows, dtype="U1")

@@ -4,9 +4,10 @@ A batch of ``n`` stars is a `TokenBatch`: three ``(n, L)`` arrays -- token ids
 (`giantfm.vocab`; 0 is padding), values and errors in each token's *token
 scale* (see `giantfm.vocab`) -- plus, per star, its ``source_id``, a
 ``reason`` that is empty for usable stars, ``notes`` on input values that
-were left out or replaced (`giantfm.validation`) and the ``consistency`` of
-its spectrum with its photometry. Each row lists its tokens first and pads on
-the right; the order of the tokens within a row carries no meaning. A star
+were left out or replaced (`giantfm.validation`), the `giantfm.flags` bits
+of both (``flags``) and the ``consistency`` of its spectrum with its
+photometry. Each row lists its tokens first and pads on the right; the order
+of the tokens within a row carries no meaning. A star
 that cannot be tokenised (all coefficients NaN or masked, say) keeps its row,
 with no tokens and a reason, so that a batch never loses or reorders rows.
 
@@ -17,22 +18,29 @@ XP coefficients are divided by the G-band flux ``10**(-0.4 (G - 25.6873668671))`
 differences of magnitudes (`giantfm.vocab.COLOURS`), and labels go to their
 token scale. The ways in lead to it: `tokenize` (any XP input, in two steps:
 `read_inputs`, then `from_xp`) and `from_mapping` (token names to values).
+
+Which model will read the tokens is not this module's business: ``truncate``
+is a plain choice here, and the verbs make it for their model
+(`giantfm.metadata.ModelMetadata.truncation`). `column_in_unit` and
+`value_in_unit` are giantfm's one reading of a column or value in a unit
+(`giantfm.utils._columns`), given here under the names the verbs use.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy import units as u
 
 from . import validation, vocab
 from .exceptions import InvalidNameError
+from .flags import REASONS, SEPARATOR
 from .flags import reason as reason_text
-from .metadata import read_metadata
+from .utils._columns import floats as column_in_unit
+from .utils._columns import value_in_unit
 from .xp.coefficients import ARCHIVE_MAGNITUDES, SOURCE_ID_ALIASES, find_column
 from .xp.noise import load_noise_model, photometric_errors
 from .xp.photometry import (SYNTHETIC_MAGNITUDES, SYNTHETIC_OFFSET, SYNTHETIC_SCATTER,
                             synthetic_photometry)
 from .xp.projection import project_coefficients
-from .xp.readers import as_table, read_photometry, read_source_ids, read_xp
+from .xp.readers import as_table, note_flags, read_photometry, read_source_ids, read_xp
 
 __all__ = ["TokenBatch", "from_arrays", "from_xp", "from_mapping", "read_inputs", "tokenize",
            "g_flux", "to_token_scale", "from_token_scale", "value_in_unit", "column_in_unit",
@@ -87,7 +95,10 @@ class TokenBatch:
     BP - RP minus the measured ones in units of their errors
     (`giantfm.validation.photometric_consistency`), NaN where not known;
     ``g_mag`` (n,) the G magnitude its coefficients were divided by (measured,
-    or synthesised from them), NaN where none.
+    or synthesised from them), NaN where none. ``flags`` (n,) int64 holds the
+    `giantfm.flags` bits of each star's ``reason`` and ``notes``, OR-ed in
+    wherever one is given; without it, the ``no_tokens`` bit of the default
+    ``reason`` (a ``reason`` given without ``flags`` has no bits: give both).
     """
 
     ids: np.ndarray
@@ -98,6 +109,7 @@ class TokenBatch:
     notes: np.ndarray = field(default=None)
     consistency: np.ndarray = field(default=None)
     g_mag: np.ndarray = field(default=None)
+    flags: np.ndarray = field(default=None)
 
     def __post_init__(self):
         self.ids = np.asarray(self.ids, dtype=np.int16)
@@ -112,8 +124,13 @@ class TokenBatch:
             self.source_id = np.full(n, -1, dtype=np.int64)
         self.source_id = np.asarray(self.source_id, dtype=np.int64)
         if self.reason is None:
-            self.reason = np.where(self.n_tokens > 0, "", reason_text("no_tokens"))
+            empty = self.n_tokens == 0
+            self.reason = np.where(empty, reason_text("no_tokens"), "")
+            if self.flags is None:
+                self.flags = np.where(empty, REASONS["no_tokens"].value, 0)
         self.reason = np.asarray(self.reason, dtype=object)
+        self.flags = np.zeros(n, dtype=np.int64) if self.flags is None \
+            else np.asarray(self.flags, dtype=np.int64)
         self.notes = np.full(n, "", dtype=object) if self.notes is None \
             else np.asarray(self.notes, dtype=object)
         self.consistency = np.full((n, 2), np.nan, dtype=np.float32) \
@@ -122,9 +139,9 @@ class TokenBatch:
             else np.asarray(self.g_mag, dtype=np.float64)
         if self.source_id.shape != (n,) or self.reason.shape != (n,) \
                 or self.notes.shape != (n,) or self.consistency.shape != (n, 2) \
-                or self.g_mag.shape != (n,):
-            raise ValueError("source_id, reason, notes, consistency and g_mag must have one "
-                             "entry per star")
+                or self.g_mag.shape != (n,) or self.flags.shape != (n,):
+            raise ValueError("source_id, reason, notes, consistency, g_mag and flags must have "
+                             "one entry per star")
 
     def __len__(self):
         return len(self.ids)
@@ -142,7 +159,7 @@ class TokenBatch:
     def __getitem__(self, rows):
         return TokenBatch(self.ids[rows], self.values[rows], self.errors[rows],
                           self.source_id[rows], self.reason[rows], self.notes[rows],
-                          self.consistency[rows], self.g_mag[rows])
+                          self.consistency[rows], self.g_mag[rows], self.flags[rows])
 
     def value_of(self, name):
         """Token-scale value and error of ``name`` per star (NaN where absent)."""
@@ -199,7 +216,7 @@ class TokenBatch:
             emptied = (self.reason == "") & ~(ids != vocab.PAD_ID).any(axis=1)
             rows_reason = np.where(emptied, reason, self.reason)
         return _pack(ids, self.values, self.errors, self.source_id, rows_reason, self.notes,
-                     self.consistency, self.g_mag)
+                     self.consistency, self.g_mag, self.flags)
 
     def appended(self, ids, values, errors):
         """A copy with more tokens per star: ``ids`` (k,) with ``values`` and ``errors``
@@ -215,7 +232,8 @@ class TokenBatch:
                      np.concatenate([self.values, np.where(present, values, 0.0)], axis=1),
                      np.concatenate([self.errors, np.where(present, np.nan_to_num(errors), 0.0)],
                                     axis=1),
-                     self.source_id, self.reason, self.notes, self.consistency, self.g_mag)
+                     self.source_id, self.reason, self.notes, self.consistency, self.g_mag,
+                     self.flags)
 
     @classmethod
     def concatenate(cls, batches):
@@ -231,11 +249,12 @@ class TokenBatch:
                    np.concatenate([b.reason for b in batches]),
                    np.concatenate([b.notes for b in batches]),
                    np.concatenate([b.consistency for b in batches]),
-                   np.concatenate([b.g_mag for b in batches]))
+                   np.concatenate([b.g_mag for b in batches]),
+                   np.concatenate([b.flags for b in batches]))
 
 
 def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consistency=None,
-          g_mag=None):
+          g_mag=None, flags=None):
     """Move each row's tokens to the front (stable), trim all-padding columns."""
     present = ids != vocab.PAD_ID
     width = max(int(present.sum(axis=1).max(initial=0)), 1)
@@ -248,7 +267,7 @@ def _pack(ids, values, errors, source_id=None, reason=None, notes=None, consiste
     padding = ids == vocab.PAD_ID
     values[padding] = 0
     errors[padding] = 0
-    return TokenBatch(ids, values, errors, source_id, reason, notes, consistency, g_mag)
+    return TokenBatch(ids, values, errors, source_id, reason, notes, consistency, g_mag, flags)
 
 
 def _column(x, n, what):
@@ -261,16 +280,17 @@ def _column(x, n, what):
 
 
 def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_errors=None,
-                labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=None, project=True,
-                source_id=None, reason=None, notes=None, columns=None):
+                labels=None, bp_n_relevant=None, rp_n_relevant=None, truncate=False, project=True,
+                source_id=None, reason=None, notes=None, flags=None, columns=None):
     """Build a `TokenBatch` from plain arrays (the core of all tokenisers).
 
     Every value is checked first (`giantfm.validation`): one that cannot be a
     measurement -- not finite, a catalogue's missing-value sentinel, outside
     the range of real values -- is left out of its star only, and the star's
     ``notes`` name the column and the value; a band that is no star's
-    spectrum makes its star unusable, with a ``reason``. Every other star is
-    tokenised exactly as it would be without the bad ones.
+    spectrum makes its star unusable, with a ``reason`` naming every band
+    that fails; a star with one band of the two is read from it, with a note.
+    Every other star is tokenised exactly as it would be without the bad ones.
 
     Parameters
     ----------
@@ -300,15 +320,17 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         Gaia's ``*_n_relevant_bases``. With ``truncate`` the coefficients of
         higher order are left out (Gaia: they carry noise, not signal).
     truncate : bool, optional
-        None (default): what the model ``giantfm.conf.model`` was measured to
-        do best with (`giantfm.metadata.ModelMetadata.truncate`).
+        Leave out the coefficients beyond ``*_n_relevant`` (default False:
+        every coefficient given is read). The verbs choose it for their model
+        (`giantfm.metadata.ModelMetadata.truncation`).
     project : bool, optional
         Map each band's coefficients through `giantfm.xp.project_coefficients`
         (on by default): onto the part of the spectrum that a sampled XP
         spectrum determines, the input space the models are trained in.
-    source_id, reason, notes : array (n,), optional
+    source_id, reason, notes, flags : array (n,), optional
         Carried through; a non-empty ``reason`` marks a row unusable, ``notes``
-        are added to.
+        are added to, and ``flags`` (the `giantfm.flags` bits of ``reason`` and
+        ``notes``) is OR-ed with the bits of every reason and note added.
     columns : dict, optional
         The input's own names of the magnitudes (by short name) and of the
         coefficients (by their archive names, ``bp_coefficients``,
@@ -317,7 +339,6 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     """
     mags = {} if mags is None else dict(mags)
     labels = {} if labels is None else dict(labels)
-    truncate = read_metadata().truncate if truncate is None else bool(truncate)
     n = None
     for arr in (bp, rp, *mags.values(), *(v[0] if isinstance(v, tuple) else v
                                           for v in labels.values())):
@@ -328,6 +349,7 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
     if n is None:
         raise ValueError("nothing to tokenise: give coefficients, magnitudes or labels")
     reason = np.full(n, "", dtype=object) if reason is None else np.array(reason, dtype=object)
+    flags = np.zeros(n, dtype=np.int64) if flags is None else np.array(flags, dtype=np.int64)
     note = validation.Notes(n)
     columns = dict(columns or {})
     # the input's own names, for the notes: of the coefficients (by their archive names) ...
@@ -365,11 +387,10 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
         infinite = np.isinf(c)
         for row in np.flatnonzero(infinite.any(axis=1)):
             index = int(np.flatnonzero(infinite[row])[0])
-            note.add(row, reason_text("bad_value",
-                                      column=f"{names_of[band + '_coefficients']}[{index}]",
-                                      value=str(c[row, index]), why="not finite"))
+            note.add(row, "bad_value", column=f"{names_of[band + '_coefficients']}[{index}]",
+                     value=str(c[row, index]), why="not finite")
         raw[band] = np.where(infinite, np.nan, c)
-    xp_snr = {}
+    xp_snr, present, unlike_a_star = {}, {}, {}
     for band, errs in (("bp", bp_err), ("rp", rp_err)):
         if band not in raw:
             continue
@@ -389,13 +410,21 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
             e = e.copy()
             e[rows] = np.where(missing[rows], defaults, e[rows])
         errors_of[band] = e
-        present = np.isfinite(c).any(axis=1)
-        _, texts = validation.check_spectrum(band, c, present)
+        present[band] = np.isfinite(c).any(axis=1)
+        _, texts = validation.check_spectrum(band, c, present[band])
         for row, text in texts.items():
-            if reason[row] == "":
-                reason[row] = text
+            unlike_a_star.setdefault(row, []).append(text)
         with np.errstate(invalid="ignore", divide="ignore"):
             xp_snr[band] = np.abs(c[:, 0]) / e[:, 0]
+
+    for row, texts in unlike_a_star.items():   # every band that fails is named
+        if reason[row] == "":
+            reason[row] = SEPARATOR.join(texts)
+            flags[row] |= REASONS["not_a_spectrum"].value
+    if present:
+        none = np.zeros(n, dtype=bool)
+        validation.note_missing_band({band: present.get(band, none) for band in ("bp", "rp")},
+                                     note)
 
     mag_error, _ = photometric_errors(mag, xp_snr)
     for name, error in (mag_errors or {}).items():
@@ -430,8 +459,9 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
             # projection as zero, and absent coefficients likewise.
             c, e = project_coefficients(c, e, band, keep=keep)
         segments.append((keep, band_ids, c, e, inverse_flux))
-        no_g = ~np.isfinite(flux) & np.isfinite(raw[band]).any(axis=1)
-        reason = np.where(no_g & (reason == ""), reason_text("no_g"), reason)
+        no_g = ~np.isfinite(flux) & np.isfinite(raw[band]).any(axis=1) & (reason == "")
+        reason = np.where(no_g, reason_text("no_g"), reason)
+        flags[no_g] |= REASONS["no_g"].value
 
     consistency = None
     if "bp" in kept and "rp" in kept:
@@ -465,13 +495,16 @@ def from_arrays(*, bp=None, rp=None, bp_err=None, rp_err=None, mags=None, mag_er
 
     usable = reason == ""
     ids, values, errors, counts = _pack_segments(segments, usable)
-    reason = np.where(usable & (counts == 0), reason_text("no_tokens"), reason)
+    emptied = usable & (counts == 0)
+    reason = np.where(emptied, reason_text("no_tokens"), reason)
+    flags[emptied] |= REASONS["no_tokens"].value
     found = note.joined()
     if notes is not None:
         given = np.asarray(notes, dtype=object)
         found = np.array([f"{a}; {b}" if a and b else a or b for a, b in zip(given, found)],
                          dtype=object)
-    return TokenBatch(ids, values, errors, source_id, reason, found, consistency, mag["g"])
+    return TokenBatch(ids, values, errors, source_id, reason, found, consistency, mag["g"],
+                      flags | note.flags)
 
 
 def _synthesise_missing(mag, mag_error, raw, errors_of, reason, note, magnitude_names):
@@ -501,9 +534,9 @@ def _synthesise_missing(mag, mag_error, raw, errors_of, reason, note, magnitude_
     names = np.array([magnitude_names[name] for name in SYNTHETIC_MAGNITUDES])
     for pattern in np.unique(filled[filled.any(axis=1)], axis=0):
         which = names[pattern]
-        text = reason_text("synthetic_photometry", bands=", ".join(which[:-1]) + " and "
-                           + which[-1] if len(which) > 1 else which[0])
-        note.add(rows[(filled == pattern).all(axis=1)], text)
+        note.add(rows[(filled == pattern).all(axis=1)], "synthetic_photometry",
+                 bands=", ".join(which[:-1]) + " and " + which[-1] if len(which) > 1
+                 else which[0])
 
 
 def _pack_segments(segments, usable):
@@ -623,26 +656,6 @@ def _label_column(column, name):
     return column_in_unit(column, vocab.token_unit(name), f"label column {name!r}")
 
 
-def column_in_unit(column, unit, what):
-    """A table column as floats in ``unit`` (NaN where masked or missing).
-
-    A column with a unit (a QTable's Quantity, or a Table column's ``unit``)
-    is converted, refusing one that does not convert (``what`` names it); one
-    without a unit, or dimensionless, is taken to be in ``unit`` already.
-    """
-    have = getattr(column, "unit", None)
-    data = getattr(column, "unmasked", None)     # astropy's Masked Quantity
-    if data is not None:
-        values = np.where(np.asarray(column.mask), np.nan,
-                          np.asarray(getattr(data, "value", data), dtype=float))
-    else:
-        values = np.ma.filled(np.ma.asarray(getattr(column, "value", column), dtype=float),
-                              np.nan)
-    if have is None or have == u.dimensionless_unscaled:
-        return values
-    return value_in_unit(values * u.Unit(have), unit, what)
-
-
 def read_inputs(data, photometry=None, labels=None):
     """The reading step of `tokenize`: coefficients, magnitudes and labels of the stars.
 
@@ -668,10 +681,11 @@ def read_inputs(data, photometry=None, labels=None):
         mags.update(found)
         xp.notes = np.array([f"{a}; {b}" if a and b else a or b
                              for a, b in zip(xp.notes, cell_notes)], dtype=object)
+        xp.flags = xp.flags | note_flags(cell_notes)
     return xp, mags, _labels_from(labels, len(xp))
 
 
-def from_xp(xp, mags=None, labels=None, truncate=None, project=True):
+def from_xp(xp, mags=None, labels=None, truncate=False, project=True):
     """Tokens of an `~giantfm.xp.XPCoefficients` (see `from_arrays` for the arguments).
 
     ``mags`` defaults to the magnitudes read with the coefficients (``xp.mags``).
@@ -680,10 +694,10 @@ def from_xp(xp, mags=None, labels=None, truncate=None, project=True):
                        mags=xp.mags if mags is None else mags, labels=labels,
                        bp_n_relevant=xp.bp_n_relevant, rp_n_relevant=xp.rp_n_relevant,
                        truncate=truncate, project=project, source_id=xp.source_id,
-                       reason=xp.reason, notes=xp.notes, columns=xp.columns)
+                       reason=xp.reason, notes=xp.notes, flags=xp.flags, columns=xp.columns)
 
 
-def tokenize(data, photometry=None, labels=None, truncate=None, project=True):
+def tokenize(data, photometry=None, labels=None, truncate=False, project=True):
     """Tokens of Gaia DR3 XP spectra in any form astronomers hold them.
 
     Parameters
@@ -707,10 +721,11 @@ def tokenize(data, photometry=None, labels=None, truncate=None, project=True):
         ``alpha_m``, ``mass``, ``age``) and optional ``<name>_err``.
     truncate : bool, optional
         Leave out coefficients beyond Gaia's ``bp_n_relevant_bases`` /
-        ``rp_n_relevant_bases``. None (default): what the model
-        ``giantfm.conf.model`` was measured to do best with
-        (`giantfm.metadata.ModelMetadata.truncate`; the bundled model reads
-        every coefficient with its error), as `giantfm.predict` does.
+        ``rp_n_relevant_bases`` (default False: every coefficient given is
+        read, as the bundled model reads them). `giantfm.predict` and the
+        other verbs choose for the model they use
+        (`giantfm.metadata.ModelMetadata.truncation`); to tokenise as a
+        model reads, pass ``truncate=model.metadata.truncate``.
     project : bool, optional
         Project the coefficients as the models' inputs are (see `from_arrays`).
 
@@ -735,26 +750,6 @@ def tokenize(data, photometry=None, labels=None, truncate=None, project=True):
     """
     xp, mags, labels = read_inputs(data, photometry, labels)
     return from_xp(xp, mags, labels, truncate=truncate, project=project)
-
-
-def value_in_unit(value, unit, name):
-    """``value`` as a float array (at least 1-D) in ``unit``.
-
-    A `~astropy.units.Quantity` is converted (logarithmic units too, e.g.
-    ``dex(cm s-2)``); plain numbers are taken to be in ``unit`` already.
-
-    Raises
-    ------
-    astropy.units.UnitConversionError
-        A Quantity whose unit does not convert to ``unit`` (``name`` says which).
-    """
-    if isinstance(value, u.Quantity):
-        try:
-            return np.atleast_1d(value.to_value(unit, equivalencies=u.logarithmic()))
-        except u.UnitConversionError:
-            raise u.UnitConversionError(f"{name} is in {value.unit}, which cannot be converted "
-                                        f"to {unit}") from None
-    return np.atleast_1d(np.asarray(value, dtype=float))
 
 
 def from_mapping(mapping):

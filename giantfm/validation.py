@@ -21,7 +21,13 @@ The rules:
 * errors must be finite and positive where given (a bad one is replaced: the
   default error model for coefficients, "unknown" for labels);
 * a band's spectrum must be one a star can have: not all zero, and a positive
-  zeroth coefficient (the integral of the spectrum).
+  zeroth coefficient (the integral of the spectrum); the reason names every
+  band that fails;
+* a star with one band of the two is read from it, with a note naming the
+  band it lacks (`note_missing_band`).
+
+Every note and reason carries its `giantfm.flags` bit beside its text
+(`Notes`), so that a result's ``flags`` is never read back from the texts.
 
 It also measures how well each spectrum agrees with the photometry that came
 with it (`photometric_consistency`): the G and BP - RP that the coefficients
@@ -33,12 +39,12 @@ part of the ``ood_score``.
 import numpy as np
 
 from . import vocab
-from .flags import reason
+from .flags import REASONS, reason
 from .xp.photometry import synthetic_photometry
 
 __all__ = ["MAGNITUDE_RANGE", "SENTINELS", "CONSISTENCY_FLOOR", "Notes", "bad_values",
-           "note_bad", "clean", "check_spectrum", "check_errors", "label_range",
-           "photometric_consistency"]
+           "note_bad", "clean", "check_spectrum", "note_missing_band", "check_errors",
+           "label_range", "photometric_consistency"]
 
 #: Magnitudes outside this range (mag) are no star's: the brightest stars are near -1.5
 #: in G, and nothing fainter than ~21 has a Gaia XP spectrum or a 2MASS magnitude.
@@ -54,20 +60,26 @@ CONSISTENCY_FLOOR = 0.01
 
 
 class Notes:
-    """Per-star notes, collected cheaply (only the rows that have one cost anything)."""
+    """Per-star notes, each a reason of `giantfm.flags` with its bit, collected cheaply (only
+    the rows that have one cost anything).
+
+    ``flags`` holds, per star, the bits of its notes (`giantfm.flags.Reason.value`).
+    """
 
     def __init__(self, n):
         self.n = n
         self._rows, self._texts = [], []
+        self.flags = np.zeros(n, dtype=np.int64)
 
-    def add(self, rows, texts):
-        """Add ``texts[i]`` to row ``rows[i]`` (or one text to all ``rows``)."""
+    def add(self, rows, code, **values):
+        """Add the reason ``code`` (its text with ``values``, and its bit) to each of ``rows``."""
         rows = np.asarray(rows).reshape(-1)
         if rows.size == 0:
             return
-        texts = [texts] * rows.size if isinstance(texts, str) else list(texts)
+        text = reason(code, **values)
         self._rows.extend(rows.tolist())
-        self._texts.extend(texts)
+        self._texts.extend([text] * rows.size)
+        self.flags[rows] |= REASONS[code].value
 
     def joined(self):
         """One string per star: its notes joined with ``"; "`` (empty without notes)."""
@@ -115,8 +127,7 @@ def bad_values(values, low=-np.inf, high=np.inf, *, present=None):
 def note_bad(notes, bad, why, values, column):
     """Add a ``bad_value`` note for every True of ``bad`` (1-D, one per star)."""
     for row in np.flatnonzero(bad):
-        notes.add(row, reason("bad_value", column=column, value=_show(values[row]),
-                              why=why(row)))
+        notes.add(row, "bad_value", column=column, value=_show(values[row]), why=why(row))
 
 
 def clean(values, column, notes, low=-np.inf, high=np.inf):
@@ -146,8 +157,8 @@ def check_errors(errors, column, what, notes, exact_allowed=False,
     for row in np.flatnonzero(rows):
         first = errors[row] if bad.ndim == 1 else errors[row][bad[row]][0]
         count = 1 if bad.ndim == 1 else int(bad[row].sum())
-        notes.add(row, reason("bad_error", count=count, what=what, column=column,
-                              value=_show(first), replacement=replacement))
+        notes.add(row, "bad_error", count=count, what=what, column=column, value=_show(first),
+                  replacement=replacement)
     return bad
 
 
@@ -182,6 +193,21 @@ def check_spectrum(band, coefficients, present):
                             detail=f"its zeroth coefficient {band}0 = "
                                    f"{_show(coefficients[row, 0])} is not positive")
     return zero | negative, texts
+
+
+def note_missing_band(present, notes):
+    """Note the stars that have one band of the two, naming the band they lack.
+
+    Parameters
+    ----------
+    present : dict
+        ``{'bp': bool array (n,), 'rp': bool array (n,)}``: which stars have
+        any coefficient of each band.
+    notes : `Notes`
+    """
+    for band, other in (("bp", "rp"), ("rp", "bp")):
+        notes.add(np.flatnonzero(~present[band] & present[other]), "missing_band",
+                  band=band.upper(), other=other.upper())
 
 
 def label_range(name):

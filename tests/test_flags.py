@@ -1,10 +1,12 @@
-"""The one registry of reasons: stable bits, texts that map back to their bits, decode_flags."""
+"""The one registry of reasons: stable bits, texts read back that map to their bits,
+decode_flags, reason_texts."""
 import numpy as np
 import pytest
 
 import giantfm
 from giantfm import flags
-from giantfm.flags import FLAG_MASK, REASONS, SEPARATOR, decode_flags, flag_bits, reason
+from giantfm.flags import (FLAG_MASK, REASONS, SEPARATOR, decode_flags, flag_bits, reason,
+                           reason_texts)
 
 
 def test_bits_and_prefixes_are_unique():
@@ -19,10 +21,12 @@ def test_bits_and_prefixes_are_unique():
         assert SEPARATOR not in a.template
 
 
-def test_each_reason_text_maps_back_to_its_bit():
+def test_each_reason_text_read_back_maps_to_its_bit():
+    """flag_bits recovers the bits of texts read back from a file (the flow carries bits)."""
     values = {"column": "j_m", "value": "99", "why": "not finite", "count": 1, "what": "x",
-              "replacement": "y", "band": "BP", "detail": "d; with a separator inside",
-              "bands": "phot_g_mean_mag", "limits": "logg 4.4 > 3.29", "score": 2.0}
+              "replacement": "y", "band": "BP", "other": "RP",
+              "detail": "d; with a separator inside", "bands": "phot_g_mean_mag",
+              "limits": "logg 4.4 > 3.29", "score": 2.0}
     texts = [reason(code, **values) for code in REASONS]
     for code, text in zip(REASONS, texts):
         assert flag_bits(text) == REASONS[code].value, code
@@ -58,3 +62,11 @@ def test_reasons_table_lists_bits():
     assert list(table["bit"]) == sorted(table["bit"])
     assert all(table["value"] == 2 ** table["bit"])
     assert set(table["code"]) == set(REASONS)
+
+
+def test_reason_texts_splits_a_reason_by_code():
+    domain = reason("outside_label_domain", limits="logg 4.4 > 3.29")
+    synthetic = reason("synthetic_photometry", bands="phot_g_mean_mag")
+    found = reason_texts(SEPARATOR.join([synthetic, "a text of no reason", domain]))
+    assert found == {"synthetic_photometry": synthetic, "outside_label_domain": domain}
+    assert reason_texts("") == {}

@@ -96,18 +96,17 @@ def test_archive_layouts_are_answered_without_photometry(xp_data, name):
 # ---------------------------------------------------------------------------- one reading path
 
 @pytest.fixture
-def new_format(monkeypatch, stars):
-    """A format giantfm did not know, added as one TableFormat entry."""
+def new_format(stars):
+    """A format giantfm did not know, added by one registration call."""
     reads = []
 
     def read(path):
         reads.append(path)
         return Table(stars[:4])
-    entry = tables.TableFormat("giantfm-test", (".xyz",), "a format added in a test", read=read)
-    monkeypatch.setattr(tables, "TABLE_FORMATS", [*tables.TABLE_FORMATS, entry])
-    monkeypatch.setitem(tables._BY_EXTENSION, ".xyz", entry)
-    monkeypatch.setitem(tables.FORMATS, ".xyz", entry.name)
-    return reads
+    tables.register_table_format("giantfm-test", ".xyz", "a format added in a test", read=read)
+    assert tables.FORMATS[".xyz"] == "giantfm-test"
+    yield reads
+    tables.TABLE_FORMATS.unregister("giantfm-test")
 
 
 def test_a_new_format_is_one_entry_for_every_verb(new_format, tmp_path):

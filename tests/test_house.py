@@ -107,3 +107,39 @@ def test_result_written_cleanly_keeps_its_metadata(tmp_path, ext):
     assert back["logg"].unit == u.dex(u.cm / u.s**2) and back["teff"].unit == u.K
     assert bool(back["teff"].mask[1]) and back["teff"][0] == 4500
     assert isinstance(result.meta["label_domain"], dict)  # the caller's table is untouched
+
+
+@pytest.fixture(scope="module")
+def written_prediction(tmp_path_factory):
+    """A prediction of the bundled example stars, and the FITS file write_table made of it."""
+    result = giantfm.predict(giantfm.examples.load(), progress=False)
+    path = tmp_path_factory.mktemp("fits") / "labels.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_table(result, path)
+    return result, path
+
+
+def test_a_prediction_comes_back_from_fits_as_written(written_prediction):
+    result, path = written_prediction
+    back = read_table(path)
+    assert list(back.meta) == list(result.meta)    # giantfm_model, device, inputs, chain, ...
+    assert back.meta == result.meta                # dict values too (JSON text in FITS)
+    for name in ("evstate", "reason"):             # text is str, as written, not bytes
+        assert back[name].dtype.kind == "U", name
+    evstate = result["evstate"]
+    assert evstate.mask.any() and not evstate.mask.all()   # both kinds of row are tested
+    np.testing.assert_array_equal(back["evstate"].mask, evstate.mask)
+    assert back["evstate"][~evstate.mask].tolist() == evstate[~evstate.mask].tolist()
+    assert set(back["evstate"][~evstate.mask]) <= {"RGB", "RC"}
+    np.testing.assert_array_equal(np.ma.filled(back["reason"], ""), result["reason"])
+    assert back["teff"].unit == u.K
+    np.testing.assert_array_equal(back["teff"].filled(np.nan), result["teff"].filled(np.nan).value)
+
+
+def test_fits_meta_keys_keep_their_case_for_astropy_too(written_prediction):
+    result, path = written_prediction
+    back = QTable.read(path)
+    assert list(back.meta) == list(result.meta)
+    assert back.meta["device"] == result.meta["device"]
+    assert back.meta["inputs"] == result.meta["inputs"]

@@ -7,6 +7,7 @@ import pytest
 from astropy.table import Table
 
 from giantfm import labelmodel as labelmodel_runtime
+from giantfm.train.seismic import catalogues
 from giantfm.train.seismic import fit as labelmodel
 
 pytest.importorskip("xgboost", reason="the label model needs xgboost (xgboost-cpu)")
@@ -57,7 +58,7 @@ def test_offsets_measured_and_robust_to_an_outlier():
     apokasc, truth = synthetic_apokasc()
     lib = library_like(apokasc, truth, np.arange(10, 30))
     lib["teff"][0] -= 700  # a mismatched star, like one of the real shared stars
-    off = labelmodel.measure_scale_offsets(apokasc, lib)
+    off = catalogues.measure_scale_offsets(apokasc, lib)
     assert off["n_overlap"] == 20
     assert off["teff"]["offset"] == pytest.approx(20, abs=8)  # 10 K noise, 19 stars
     assert off["teff"]["n_clipped"] == 1
@@ -67,8 +68,8 @@ def test_offsets_measured_and_robust_to_an_outlier():
 
 def test_calibration_set_on_dr17_scale_and_drops_missing():
     apokasc, truth = synthetic_apokasc()
-    off = labelmodel.measure_scale_offsets(apokasc, library_like(apokasc, truth, np.arange(50)))
-    cal = labelmodel.seismic_calibration_set(apokasc, offsets=off)
+    off = catalogues.measure_scale_offsets(apokasc, library_like(apokasc, truth, np.arange(50)))
+    cal = catalogues.kepler_stars(apokasc, offsets=off)
     assert len(cal) == len(apokasc) - 5
     assert cal.meta["n_dropped_no_seismic_mass_or_labels"] == 5
     np.testing.assert_allclose(cal["teff"], np.asarray(apokasc["TEFF"][5:]) - off["teff"]["offset"])
@@ -84,7 +85,7 @@ def test_unconstrained_seismic_age_dropped_but_mass_kept():
     apokasc, _ = synthetic_apokasc(n=50)
     apokasc["Age_err"][10] = 1.5e99   # as one real APOKASC-2 entry
     apokasc["Age_err"][11] = 0.8
-    cal = labelmodel.seismic_calibration_set(apokasc)
+    cal = catalogues.kepler_stars(apokasc)
     assert len(cal) == 45
     row = {i: k for k, i in enumerate(cal["apogee_id"])}
     for bad in (10, 11):
@@ -99,7 +100,7 @@ def test_unconstrained_seismic_age_dropped_but_mass_kept():
 def test_miglio_fills_unknown_evstate():
     apokasc, _ = synthetic_apokasc(n=30)
     miglio = Table({"APOGEE": apokasc["APOGEE_ID"][:12], "evstate": np.full(12, 2, np.int16)})
-    cal = labelmodel.seismic_calibration_set(apokasc, miglio=miglio)
+    cal = catalogues.kepler_stars(apokasc, miglio=miglio)
     # rows 5..11 survive; of these, the unknown-ES ones (index % 3 == 2) are 5, 8, 11
     assert cal.meta["n_evstate_from_miglio"] == 3
     assert np.all(cal["evstate"][:7][[0, 3, 6]] == 2)
@@ -107,7 +108,7 @@ def test_miglio_fills_unknown_evstate():
 
 def test_model_learns_mass_law_and_calibrates_errors():
     apokasc, truth = synthetic_apokasc(n=800)
-    cal = labelmodel.seismic_calibration_set(apokasc)  # no offsets: old scale, still learnable
+    cal = catalogues.kepler_stars(apokasc)  # no offsets: old scale, still learnable
     model, validation = labelmodel.build_label_model(cal, n_folds=3, n_estimators=150,
                                                      state_n_estimators=50)
     xg = validation["xgboost"]
@@ -115,7 +116,8 @@ def test_model_learns_mass_law_and_calibrates_errors():
     assert xg["mass"]["overall"]["scatter"] < 0.1
     assert abs(xg["mass"]["overall"]["bias"]) < 0.02
     assert 0.7 < xg["mass"]["overall"]["z_mad_std"] < 1.3
-    assert set(xg["mass"]) == {"overall", "unknown", "RGB", "RC"}
+    assert set(xg["mass"]) == {"overall", "unknown", "RGB", "RC", "apokasc2/overall",
+                               "apokasc2/unknown", "apokasc2/RGB", "apokasc2/RC"}
     assert "knn" in validation and validation["knn"]["model"] == "knn"
     pred = model.predict(cal)
     assert pred["in_domain"].mean() > 0.9
@@ -126,7 +128,7 @@ def test_model_learns_mass_law_and_calibrates_errors():
 
 def test_domain_refuses_outside_and_nan():
     apokasc, _ = synthetic_apokasc(n=400)
-    cal = labelmodel.seismic_calibration_set(apokasc)
+    cal = catalogues.kepler_stars(apokasc)
     model = labelmodel.LabelModel(n_estimators=50).fit(cal, cal["mass"], cal["log_age"])
     x = np.array([[4500, 2.5, 0.0, 0.1],     # inside
                   [6500, 4.4, 0.0, 0.0],     # a dwarf: outside the box
@@ -150,7 +152,7 @@ def test_bad_input_messages():
         labelmodel.LabelModel().fit({"teff": [1], "logg": [1], "m_h": [1]}, [1], [1])
     apokasc, _ = synthetic_apokasc(n=40)
     with pytest.raises(ValueError, match="model must be"):
-        labelmodel.cross_validate(labelmodel.seismic_calibration_set(apokasc), model="gp")
+        labelmodel.cross_validate(catalogues.kepler_stars(apokasc), model="gp")
 
 
 @pytest.mark.skipif(not (SHARED / "labels" / "apokasc2.fits").exists(),
@@ -160,7 +162,7 @@ def test_real_apokasc_subset_scatter():
     from giantfm.train import sources
 
     apokasc = sources.read_apokasc2(SHARED / "labels" / "apokasc2.fits")
-    cal = labelmodel.seismic_calibration_set(apokasc)
+    cal = catalogues.kepler_stars(apokasc)
     cal = cal[np.random.default_rng(0).permutation(len(cal))[:1500]]
     result = labelmodel.cross_validate(cal, n_folds=3, n_estimators=150)
     spread = np.std(cal["mass"])
@@ -177,7 +179,7 @@ def _apokasc_with_states(n=600, seed=3):
     es[::20] = "-9999.0"
     apokasc["ES"] = es
     apokasc["Mcorr"][5:] = np.where(clump, 1.4, 1.0)[5:] + 0.3 * truth["m_h"][5:]
-    return labelmodel.seismic_calibration_set(apokasc)
+    return catalogues.kepler_stars(apokasc)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +198,7 @@ def test_state_classifier_real_out_of_fold():
 
     apokasc = sources.read_apokasc2(SHARED / "labels" / "apokasc2.fits")
     miglio = sources.read_miglio2021(SHARED / "labels" / "miglio2021_kepler_apogee.fits")
-    cal = labelmodel.seismic_calibration_set(apokasc, miglio=miglio)
+    cal = catalogues.kepler_stars(apokasc, miglio=miglio)
     result = labelmodel.cross_validate_state(cal, n_folds=3, state_n_estimators=60)
     known = cal["evstate"] != 0
     assert result["n_known"] == known.sum() and result["n_rc"] == (cal["evstate"] == 2).sum()
@@ -337,7 +339,10 @@ def test_build_state_aware_validation_and_tables():
     assert model.state_calibration == chosen["state_classifier"]["calibration"]
     json.dumps(validation)  # JSON-friendly (NaN allowed, as in the dataset's attributes)
     floors, reliability = labelmodel.validation_tables(validation)
-    assert len(floors) == 16 and set(floors["state"]) == {"RGB", "RC", "unknown", "overall"}
+    # each state and overall, then the same for the one catalogue of these stars
+    assert len(floors) == 32 and set(floors["state"]) == {
+        "RGB", "RC", "unknown", "overall", "apokasc2/RGB", "apokasc2/RC", "apokasc2/unknown",
+        "apokasc2/overall"}
     row = floors[(floors["state"] == "overall") & (floors["target"] == "mass")][0]
     assert row["floor_blind"] == validation["xgboost"]["mass"]["overall"]["scatter"]
     assert row["floor_state"] == chosen["mass"]["overall"]["scatter"]
@@ -353,3 +358,31 @@ def test_build_state_aware_validation_and_tables():
                              ax=Figure().subplots(), fraction_err=reliability["fraction_err"])
     assert ax.get_xlabel() == r"predicted $P(\rm RC)$"
     assert ax.get_ylabel() == "observed RC fraction"
+
+
+def test_a_chain_model_fitted_on_noisy_labels():
+    """Fitted on noisy copies of the labels, the state classifier is less sure where the
+    noise blurs the clump; with noisy_parts='classifier' the per-state masses are the
+    clean fit's; the domain stays that of the labels as given; bad noise is refused."""
+    cal = _apokasc_with_states()
+    x = labelmodel.feature_matrix(cal)
+    copies = labelmodel.noisy_copies(x, [50.0, 0.2, 0.1, 0.03], 3, seed=1)
+    assert copies.shape == (3 * len(x), 4)
+    assert 0.15 < np.nanstd(copies[:len(x), 1] - x[:, 1]) < 0.25
+    with pytest.raises(ValueError, match="feature_noise must be 4 values"):
+        labelmodel.noisy_copies(x, [50.0, 0.2], 3)
+    settings = dict(n_folds=2, compare=(), n_estimators=40, state_n_estimators=30)
+    clean, _ = labelmodel.build_label_model(cal, **settings)
+    noisy, validation = labelmodel.build_label_model(
+        cal, feature_noise=[50.0, 0.2, 0.1, 0.03], noisy_parts="classifier", **settings)
+    assert validation["feature_noise"] == [50.0, 0.2, 0.1, 0.03]
+    assert validation["noisy_parts"] == "classifier"
+    inside = (cal["logg"] > 2.35) & (cal["logg"] < 2.55)
+    p_clean, p_noisy = clean.state_probability(cal), noisy.state_probability(cal)
+    assert np.median(p_noisy[inside]) < np.median(p_clean[inside])
+    for state in labelmodel.STATES:
+        np.testing.assert_allclose(noisy.quantiles_by_state(cal)[state]["mass"][0],
+                                   clean.quantiles_by_state(cal)[state]["mass"][0])
+    np.testing.assert_allclose(noisy.domain.low, clean.domain.low)
+    with pytest.raises(ValueError, match="noisy_parts"):
+        labelmodel.cross_validate(cal, model="xgboost_state", noisy_parts="some")

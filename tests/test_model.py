@@ -187,6 +187,9 @@ def test_out_of_memory_retries_smaller(trained, test_stars, monkeypatch):
             raise torch.OutOfMemoryError("synthetic")
         return forward(ids, values, requests, *args, **kwargs)
     monkeypatch.setattr(model.network, "forward", flaky)
+    # the retry is the CUDA path's (the CPU's threads never see torch.OutOfMemoryError):
+    # run that path here on the CPU
+    monkeypatch.setattr(model, "_answer_on_cpu_threads", model._answer_on_device)
     with pytest.warns(RuntimeWarning, match=r"retrying with batch_size=\d+") as record:
         got, _ = model.request(batch, ["teff"], batch_size=64)
     assert [str(w.message)[-2:] for w in record] == ["32", "16"]

@@ -8,7 +8,6 @@ from astropy.table import MaskedColumn, QTable, Table
 
 import giantfm
 from giantfm import vocab
-from giantfm.metadata import read_metadata
 from giantfm.tokens import from_arrays, g_flux, tokenize
 from giantfm.xp.readers import read_xp
 
@@ -41,15 +40,16 @@ def test_every_reader_form_tokenises_like_from_arrays(xp_data):
         np.testing.assert_array_equal(batch.source_id, xp.source_id)
 
 
-def test_truncation_by_relevant_bases_and_by_default_as_the_model(xp_data):
+def test_truncation_by_relevant_bases_and_by_default_none(xp_data):
+    """tokenize reads every coefficient unless told to truncate: which model will read the
+    tokens is the verbs' business (ModelMetadata.truncation), not the tokeniser's."""
     path = xp_data / "xp_continuous_first2000.fits"
     raw = Table.read(path)[:50]
     phot = Table({"phot_g_mean_mag": np.full(50, 16.0)})
     truncated = tokenize(raw, photometry=phot, project=False, truncate=True)
     full = tokenize(raw, photometry=phot, truncate=False, project=False)
     default = tokenize(raw, photometry=phot, project=False)
-    chosen = truncated if read_metadata().truncate else full
-    np.testing.assert_array_equal(default.ids, chosen.ids)
+    np.testing.assert_array_equal(default.ids, full.ids)
     # + BP - RP and G - RP, of the BP and RP synthesised from the coefficients
     expected = np.asarray(raw["bp_n_relevant_bases"]) + np.asarray(raw["rp_n_relevant_bases"]) + 2
     np.testing.assert_array_equal(truncated.n_tokens, expected)

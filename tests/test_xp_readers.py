@@ -189,8 +189,8 @@ def test_nan_and_masked_stars_keep_rows_with_a_reason(xp_data):
     assert xp.source_id[2] == flat["source_id"][2]
 
 
-def test_a_new_column_layout_is_one_more_entry(monkeypatch):
-    """A layout read_xp does not know becomes readable by adding one COLUMN_LAYOUTS entry."""
+def test_a_new_column_layout_is_one_more_entry():
+    """A layout read_xp does not know becomes readable by registering one column layout."""
     from giantfm.xp import readers
 
     table = Table({"source_id": [7, 8], "phot_g_mean_mag": [12.0, 13.0],
@@ -203,9 +203,13 @@ def test_a_new_column_layout_is_one_more_entry(monkeypatch):
             return None
         values = np.asarray(table[f"{band}_xp"], dtype=float)
         return values, np.full_like(values, np.nan), None
-    layout = readers.ColumnLayout("example", "one array column per band, *_xp", read_band)
-    monkeypatch.setattr(readers, "COLUMN_LAYOUTS", [layout, *readers.COLUMN_LAYOUTS])
-    xp = read_xp(table)
+    readers.register_column_layout("example", "one array column per band, *_xp", read_band)
+    try:
+        xp = read_xp(table)
+    finally:
+        readers.COLUMN_LAYOUTS.unregister("example")
     assert xp.source_id.tolist() == [7, 8] and (xp.rp == 2.0).all()
     assert xp.mags["g"].tolist() == [12.0, 13.0]
     assert [reader.name for reader in readers.READERS] == ["coefficients", "spectrum", "table"]
+    with pytest.raises(ValueError, match="no XP coefficient columns"):  # unregistered: gone
+        read_xp(table)

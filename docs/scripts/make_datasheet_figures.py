@@ -42,9 +42,7 @@ COPY_SOURCES_G = (12.0, 14.0)
 
 def cross_validation_figure(attrs):
     """Predicted vs seismic mass and age, out of fold, per evolutionary state."""
-    offsets = attrs["label_model"]["offsets_apokasc2_minus_dr17"]
-    calibration = labelmodel.seismic_calibration_set(
-        sources.read_apokasc2(), miglio=sources.read_miglio2021(), offsets=offsets)
+    calibration = labelmodel.calibration_from_shared(SHARED, say=lambda *a: None)
     validation = attrs["label_model"]["validation"]["xgboost"]
     cv = labelmodel.cross_validate(calibration, n_folds=validation["n_folds"],
                                    seed=validation["seed"])

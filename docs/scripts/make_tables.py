@@ -25,12 +25,14 @@ Inputs, all optional except the package itself:
 - ``RESULTS/generative.ecsv``: the table ``python -m giantfm.train.evaluation.generative``
   writes -> ``generative_inpainting.rst``, ``generative_generation.rst`` and
   ``generative_physics.rst``
-- ``RESULTS/finetune_cn.ecsv``, ``RESULTS/finetune_cn_age.ecsv`` and
+- ``RESULTS/finetune_cn.ecsv``, ``RESULTS/finetune_k2.ecsv``,
+  ``RESULTS/finetune_relearned.ecsv``, ``RESULTS/finetune_cn_age.ecsv`` and
   ``RESULTS/embedding_neighbours.ecsv``: the tables of ``python -m
-  giantfm.train.evaluation.finetune_evidence`` (teaching the bundled model [C/N] ages
-  against XGBoost from scratch; the new token and giantfm's age; the labels of
-  embedding neighbours) -> ``finetune_cn.rst``, ``finetune_cn_age.rst``,
-  ``embedding_neighbours.rst``
+  giantfm.train.evaluation.finetune_evidence`` (teaching the bundled model [C/N] ages,
+  APO-K2 seismic quantities and two of its own labels again, against XGBoost and a
+  ridge from scratch; the new token and giantfm's age; the labels of embedding
+  neighbours) -> ``finetune_cn.rst``, ``finetune_k2.rst``, ``finetune_relearned.rst``,
+  ``finetune_cn_age.rst``, ``embedding_neighbours.rst``
 - ``RESULTS/bench_*.ecsv``: benchmark results, one table per file, any
   columns; ``meta['title']``, ``meta['machine']``, ``meta['date']`` and
   ``meta['notes']`` are shown when present
@@ -380,6 +382,87 @@ def states_rst(scores):
          "ECE", "purity", "completeness"], rows)}
 
 
+def seismic_rst(scores):
+    """The seismic scores of ``seismic.ecsv``: per role, system and state. Returns
+    ``{"test": rst, "validation": rst}`` for ``seismic_test.rst`` and
+    ``seismic_validation.rst``."""
+    out = {}
+    for role in ("test", "validation"):
+        rows = []
+        for row in scores[scores["role"] == role]:
+            state = row["state"]
+            rows.append([row["system"], state, f"{int(row['n'])}",
+                         _fixed(float(row["mass_scatter_gross"])),
+                         _fixed(float(row["mass_bias"])),
+                         _fixed(float(row["mass_scatter_net"])), _fixed(float(row["mass_z"]), 2),
+                         f"{int(row['n_age'])}" if row["n_age"] else "--",
+                         _fixed(float(row["age_scatter"]), 2) if row["n_age"] else "--",
+                         _fixed(float(row["age_z"]), 2) if row["n_age"] else "--",
+                         (f"{_fraction(float(row['accuracy']))} ({int(row['n_p_rc'])}, "
+                          f"{int(row['n_p_rc_masked'])} masked)")
+                         if state == "all" and "accuracy" in scores.colnames
+                         and np.isfinite(float(row["accuracy"])) else "--",
+                         _fixed(float(row["roc_auc"]))
+                         if state == "all" and "roc_auc" in scores.colnames
+                         and np.isfinite(float(row["roc_auc"])) else "--"])
+        what = ("the fixed test split's, scored only" if role == "test" else
+                "the validation stars every choice touching mass, age or state was made on")
+        text = (f"APO-K2 giants of the XP library, {what}. model: as ``giantfm.predict`` "
+                "answers; direct: the network's own mass and age; chain: its labels through "
+                "the label model. N: stars with a mass; mass scatter: MAD-std against K2's "
+                "masses as they are (Msun); bias: median against them harmonised to the "
+                "answers' Kepler scale; net: that scatter with K2's median error taken out "
+                "in quadrature; z: MAD-std of (answer - seismic) / (both errors); age: "
+                "Warfield et al. (2024) RGB ages (Gyr); p_rc: accuracy of ``evstate`` "
+                "against the seismic state over the rows with a ``p_rc``.\n\n")
+        out[role] = text + list_table(
+            ["system", "state", "N", "mass scatter", "bias", "net", "z", "N age",
+             "age scatter", "age z", "p_rc accuracy", "ROC AUC"], rows)
+    return out
+
+
+def seismic_models_rst(table):
+    """Models side by side (``seismic_models.ecsv``). Returns ``{"compare": rst}``."""
+    rows = []
+    for row in table:
+        accuracy = ("--" if row["state"] != "all" or "accuracy" not in table.colnames
+                    or not np.isfinite(float(row["accuracy"]))
+                    else f"{_fraction(float(row['accuracy']))} ({int(row['n_p_rc_masked'])} "
+                         "masked)")
+        rows.append([row["model"], row["role"], row["state"], f"{int(row['n'])}",
+                     _fixed(float(row["mass_scatter_gross"])), _fixed(float(row["mass_bias"])),
+                     _fixed(float(row["mass_z"]), 2),
+                     _fixed(float(row["age_scatter"]), 2) if row["n_age"] else "--",
+                     accuracy])
+    text = (_escape(table.meta.get("description", "")) + ". Mass scatter against K2's "
+            "masses as they are (Msun), bias against them on the Kepler scale; age scatter "
+            "in Gyr (RGB); p_rc accuracy over the rows with a p_rc.\n\n")
+    return {"compare": text + list_table(
+        ["model", "stars", "state", "N", "mass scatter", "bias", "z", "age scatter",
+         "p_rc accuracy"], rows)}
+
+
+def mass_luminosity_rst(table):
+    """The slopes of ``mass_luminosity.ecsv``. Returns ``{"slopes": rst}``."""
+    rows = [[row["state"], f"{int(row['n'])}",
+             f"{float(row['slope_giantfm']):.2f} +- {float(row['slope_giantfm_err']):.2f}",
+             f"{float(row['slope_seismic']):.2f} +- {float(row['slope_seismic_err']):.2f}"]
+            for row in table]
+    return {"slopes": _escape(table.meta.get("luminosity", "")) + "\n\n" + list_table(
+        ["state", "N", "slope of log L on log M (giantfm)", "(seismic masses)"], rows)}
+
+
+def seismic_ambiguous_rst(table):
+    """The P(RC) bands of ``seismic_ambiguous.ecsv``. Returns ``{"bands": rst}``."""
+    rows = [[f"{float(row['p_rc_low']):.1f}-{float(row['p_rc_high']):.1f}", f"{int(row['n'])}",
+             *(_fixed(float(row[c])) for c in ("chain_aware", "chain_blind", "direct",
+                                                "model"))]
+            for row in table]
+    return {"bands": _escape(table.meta.get("description", "")) + "\n\n" + list_table(
+        ["P(RC)", "N", "chain, states mixed", "chain, state-blind", "network alone",
+         "as predict answers"], rows)}
+
+
 def states_thresholds_rst(table):
     """Purity and completeness of ``p_rc >= threshold`` for the model at the levels of
     `THRESHOLD_TABLE_LEVELS` (``states_by_threshold.ecsv``). Returns ``{"thresholds":
@@ -483,71 +566,124 @@ _NEIGHBOUR_SPACES = {"embedding": "embedding", "XP coefficients": "coefficients"
                      "random": "random"}
 
 
-def _size_name(n, table):
-    """A training-set size of ``finetune_cn.ecsv`` in substitution names: ``100``, or
-    ``all`` for the whole pool."""
-    return "all" if int(n) == int(table.meta.get("n_pool", -1)) else str(int(n))
+#: The fine-tuning issue's targets: the fine-tune's MAD-std at least this share below
+#: XGBoost's at N <= 300 (``[C/N]`` ages: their own errors set a floor both approach), no
+#: more than `FINETUNE_WORSE` above it at any N, and test z within `FINETUNE_Z` from
+#: N = 100 on.
+FINETUNE_GAIN = {"age_cn": 0.05}
+FINETUNE_DEFAULT_GAIN = 0.20
+FINETUNE_WORSE = 0.05
+FINETUNE_Z = (0.8, 1.25)
+#: The result files of ``finetune_evidence`` (``finetune_<family>.ecsv``).
+FINETUNE_FAMILIES = ("cn", "k2", "relearned")
 
 
-def _finetune_summary(table):
-    """Per (method, size): median, min and max MAD-std (dex) over the draws, median bias
-    and z, and the number of draws."""
+def _pool_of(table, task):
+    pool = table.meta.get("n_pool", {})
+    return int(pool.get(task, -1)) if isinstance(pool, dict) else int(pool)
+
+
+def _size_name(n, table, task):
+    """A training-set size of a ``finetune_<family>.ecsv`` in substitution names: ``100``,
+    or ``all`` for the whole pool of its task."""
+    return "all" if int(n) == _pool_of(table, task) else str(int(n))
+
+
+def finetune_summary(table):
+    """Per (label, N): per method the median, min and max test MAD-std over the draws,
+    the fine-tune's median z and the methods it picked, and whether the targets
+    (`FINETUNE_GAIN`, `FINETUNE_WORSE`, `FINETUNE_Z`) are met."""
     out = {}
-    for method in ("finetune", "xgboost"):
-        mine = table[table["method"] == method]
-        for n in sorted(set(mine["n_stars"])):
+    for label in dict.fromkeys(table["label"]):
+        mine = table[table["label"] == label]
+        task = str(mine["task"][0])
+        for n in sorted(set(int(x) for x in mine["n_stars"])):
             rows = mine[mine["n_stars"] == n]
-            out[method, int(n)] = {
-                "sigma": float(np.median(rows["mad_std_dex"])),
-                "low": float(np.min(rows["mad_std_dex"])),
-                "high": float(np.max(rows["mad_std_dex"])),
-                "bias": float(np.median(rows["bias_dex"])),
-                "z": float(np.median(rows["z_mad_std"])), "draws": len(rows)}
+            cell = {"task": task, "size": _size_name(n, table, task)}
+            for method in ("finetune", "xgboost", "ridge"):
+                scores = np.asarray(rows["mad_std"][rows["method"] == method], float)
+                if scores.size:
+                    cell[method] = (float(np.median(scores)), float(scores.min()),
+                                    float(scores.max()))
+            tuned = rows[rows["method"] == "finetune"]
+            cell["draws"] = len(tuned)
+            cell["z"] = float(np.median(tuned["z_mad_std"])) if len(tuned) else math.nan
+            picks = list(tuned["chosen"])
+            cell["picks"] = ", ".join(f"{m} x{picks.count(m)}" if picks.count(m) > 1 else m
+                                      for m in dict.fromkeys(picks))
+            if "finetune" in cell and "xgboost" in cell:
+                gain = 1 - cell["finetune"][0] / cell["xgboost"][0]
+                cell["gain"] = gain
+                wanted = FINETUNE_GAIN.get(label, FINETUNE_DEFAULT_GAIN)
+                ok = gain >= -FINETUNE_WORSE and (n > 300 or gain >= wanted)
+                if n >= 100 and not FINETUNE_Z[0] <= cell["z"] <= FINETUNE_Z[1]:
+                    ok = False
+                cell["met"] = ok
+            out[label, n] = cell
     return out
 
 
-def finetune_cn_rst(table):
-    """The sample-efficiency table of ``finetune_cn.ecsv`` (``finetune_cn.rst``)."""
-    summary = _finetune_summary(table)
+def finetune_rst(table):
+    """One family's table of ``finetune_<family>.ecsv`` (``finetune_<family>.rst``)."""
+    summary = finetune_summary(table)
     rows = []
-    for n in sorted({n for _, n in summary}):
-        row = [f"{n:,}" + (" (all)" if _size_name(n, table) == "all" else "")]
-        for method in ("finetune", "xgboost"):
-            cell = summary.get((method, n))
-            row += ["--"] * 2 if cell is None else [
-                f"{cell['sigma']:.3f} ({cell['low']:.3f}-{cell['high']:.3f})",
-                f"{cell['bias']:+.3f}"]
-        cell = summary.get(("finetune", n))
-        row.insert(3, "--" if cell is None else f"{cell['z']:.2f}")
-        row.insert(1, "--" if cell is None else str(cell["draws"]))
-        rows.append(row)
-    header = ["stars given", "draws", "fine-tune: MAD-std [dex]", "bias [dex]", "z",
-              "XGBoost: MAD-std [dex]", "bias [dex]"]
-    text = (f"[C/N] ages taught to {table.meta.get('model', 'the bundled model')} "
-            "(`giantfm.finetune`) against XGBoost trained from scratch on the same stars "
-            f"({table.meta.get('features_xgboost', '')} features, the same validation "
-            f"stars), scored as log10 age on the {table.meta.get('n_test_stars', '')} test "
-            "giants with a [C/N] age: median over the draws of random stars (range in "
-            "brackets), z the MAD-std of the fine-tune's calibrated z-scores (the "
-            "catalogue's errors in quadrature; XGBoost gives none). The fit times are in "
-            "``finetune_cn.ecsv``; they were taken on a shared machine under varying load, "
-            "and ``benchmarks/bench_finetune.py`` times a fine-tune on its own.\n\n")
+    for (label, n), cell in summary.items():
+        def score(method):
+            if method not in cell:
+                return "--"
+            centre, low, high = cell[method]
+            return f"{centre:.3f}" + (f" ({low:.3f}-{high:.3f})" if cell["draws"] > 1 else "")
+        rows.append([label, f"{n:,}" + (" (all)" if cell["size"] == "all" else ""),
+                     str(cell["draws"]), score("finetune"), cell["picks"],
+                     f"{cell['z']:.2f}", score("xgboost"), score("ridge"),
+                     f"{100 * cell['gain']:+.0f} %" if "gain" in cell else "--",
+                     ("met" if cell["met"] else "**missed**") if "met" in cell else "--"])
+    header = ["label", "stars given", "draws", "fine-tune", "method picked", "z",
+              "XGBoost", "ridge", "fine-tune below XGBoost", "targets"]
+    tests = table.meta.get("n_test_stars", {})
+    test_text = ", ".join(f"{v:,} ({k})" for k, v in tests.items()) \
+        if isinstance(tests, dict) else str(tests)
+    text = (f"{table.meta.get('title', '')}: test-split MAD-std of the residuals in token "
+            "scale (dex for every label here), median over the draws of random stars "
+            "(range in brackets), of `giantfm.finetune` (``method='auto'``, starting from "
+            f"{table.meta.get('model', 'the bundled model')}), of XGBoost from scratch "
+            f"({table.meta.get('features_xgboost', '')}, early stopping on a 20 % "
+            "validation cut of the same stars) and of a ridge on "
+            f"{table.meta.get('features_ridge', 'the raw coefficients')} (penalty by "
+            "leave-one-out); z, the MAD-std of the fine-tune's calibrated z-scores "
+            "(the catalogue's errors in quadrature); the targets: "
+            f"{100 * FINETUNE_DEFAULT_GAIN:.0f} % below XGBoost at N <= 300 "
+            f"({', '.join(f'{k}: {100 * v:.0f} %' for k, v in FINETUNE_GAIN.items())}), "
+            f"never more than {100 * FINETUNE_WORSE:.0f} % above it, z within "
+            f"{FINETUNE_Z[0]}-{FINETUNE_Z[1]} from N = 100 on. Test stars: {test_text}. "
+            "The fit times are in the ECSV file; they were taken on a shared, loaded "
+            "machine, and ``benchmarks/bench_finetune.py`` times a fine-tune on its own.\n\n")
     return text + list_table(header, rows)
 
 
 def finetune_numbers(table):
-    """Substitutions from ``finetune_cn.ecsv``: ``ft_cn_<method>_<size>`` (median MAD-std,
-    dex), ``..._bias_<size>``, ``ft_cn_finetune_z_<size>``, for sizes ``100`` ... and
-    ``all``; ``ft_cn_n_pool``, ``ft_cn_n_test``, ``ft_cn_draws``."""
-    out = {"ft_cn_n_pool": f"{int(table.meta.get('n_pool', 0)):,}",
-           "ft_cn_n_test": f"{int(table.meta.get('n_test_stars', 0)):,}",
-           "ft_cn_draws": str(int(table["repeat"].max()) + 1)}
-    for (method, n), cell in _finetune_summary(table).items():
-        size = _size_name(n, table)
-        out[f"ft_cn_{method}_{size}"] = f"{cell['sigma']:.3f} dex"
-        out[f"ft_cn_{method}_bias_{size}"] = f"{cell['bias']:+.3f} dex"
-        if method == "finetune":
-            out[f"ft_cn_finetune_z_{size}"] = f"{cell['z']:.2f}"
+    """Substitutions from a ``finetune_<family>.ecsv``, per label and size (``100``, ...,
+    ``all``): ``ft_<label>_<method>_<size>`` (median MAD-std, dex; methods ``finetune``,
+    ``xgboost``, ``ridge``), ``ft_<label>_gain_<size>`` (how far the fine-tune is below
+    XGBoost, %), ``ft_<label>_z_<size>``, ``ft_<label>_picks_<size>``,
+    ``ft_<label>_targets_<size>`` (met or missed); per task ``ft_<task>_n_pool`` and
+    ``ft_<task>_n_test``."""
+    out = {}
+    for key in ("n_pool", "n_test_stars"):
+        value = table.meta.get(key, {})
+        for task, n in (value.items() if isinstance(value, dict) else ()):
+            out[f"ft_{task}_{key.replace('_stars', '')}"] = f"{int(n):,}"
+    for (label, n), cell in finetune_summary(table).items():
+        size = cell["size"]
+        for method in ("finetune", "xgboost", "ridge"):
+            if method in cell:
+                out[f"ft_{label}_{method}_{size}"] = f"{cell[method][0]:.3f} dex"
+        if "gain" in cell:
+            out[f"ft_{label}_gain_{size}"] = f"{100 * cell['gain']:.0f} %"
+            out[f"ft_{label}_targets_{size}"] = "met" if cell["met"] else "missed"
+        out[f"ft_{label}_z_{size}"] = f"{cell['z']:.2f}"
+        out[f"ft_{label}_picks_{size}"] = cell["picks"]
+        out[f"ft_{label}_draws_{size}"] = str(cell["draws"])
     return out
 
 
@@ -791,7 +927,9 @@ def bench_numbers(results):
     ``scale_worker_rss`` (largest peak memory of a ``predict_files`` worker,
     GB), ``scale_stars_per_s_per_worker`` (the smallest per-worker throughput
     measured), ``predict_stars_per_s`` (``predict`` end to end, CPU);
-    ``finetune_bench_stars``, ``finetune_bench_s``, ``finetune_bench_xgb_s`` and
+    ``finetune_bench_stars``, ``finetune_bench_auto_s``, ``finetune_bench_pick``,
+    ``finetune_bench_s`` (the method auto picks), ``finetune_bench_xgb_s``,
+    ``finetune_bench_machine`` and
     ``finetune_bench_predict_ratio`` (``bench_finetune.ecsv``: a fine-tune, XGBoost on
     the same stars, and predict with the fine-tuned model over the bundled one).
     """
@@ -818,8 +956,12 @@ def bench_numbers(results):
         table = Table.read(path, format="ascii.ecsv")
         seconds = dict(zip(table["what"], table["seconds"]))
         out["finetune_bench_stars"] = f"{int(table['stars'][0]):,}"
-        out["finetune_bench_s"] = f"{seconds['finetune (end to end)']:.0f} s"
+        out["finetune_bench_auto_s"] = f"{seconds['finetune, method auto']:.0f} s"
+        pick = next(w for w in seconds if w.endswith("(the pick)"))
+        out["finetune_bench_pick"] = pick.split("method ")[1].split(" ")[0]
+        out["finetune_bench_s"] = f"{seconds[pick]:.0f} s"
         out["finetune_bench_xgb_s"] = f"{seconds['xgboost from scratch (same stars)']:.0f} s"
+        out["finetune_bench_machine"] = table.meta.get("machine", "")
         out["finetune_bench_predict_ratio"] = \
             f"{float(table['ratio'][table['what'] == 'predict, fine-tuned model'][0]):.2f}"
     return out
@@ -977,6 +1119,30 @@ def state_reliability_numbers(table):
     return out
 
 
+def seismic_numbers(table):
+    """Substitutions from ``seismic.ecsv`` (as `giantfm.predict` answers): per role
+    (``test``, ``validation``) and state (``all``, ``rgb``, ``rc``)
+    ``seis_<role>_<state>_n``, ``_mass`` (MAD-std against K2's masses as they are, Msun),
+    ``_mass_bias`` (against them harmonised), ``_mass_net``, ``_mass_z``, ``_age``
+    (Gyr), ``_age_z``; per role ``seis_<role>_p_rc_acc`` (per cent), ``_p_rc_auc``,
+    ``_p_rc_n``, ``_p_rc_masked``."""
+    out = {}
+    for row in table[table["system"] == "model"]:
+        key = f"seis_{row['role']}_{_slug(row['state'])}"
+        out[f"{key}_n"] = f"{int(row['n'])}"
+        for column, name, decimals in (("mass_scatter_gross", "mass", 3),
+                                       ("mass_bias", "mass_bias", 3),
+                                       ("mass_scatter_net", "mass_net", 3), ("mass_z", "mass_z", 2),
+                                       ("age_scatter", "age", 2), ("age_z", "age_z", 2)):
+            out[f"{key}_{name}"] = _fixed(float(row[column]), decimals)
+        if row["state"] == "all" and "accuracy" in table.colnames:
+            out[f"seis_{row['role']}_p_rc_acc"] = _fraction(float(row["accuracy"]))
+            out[f"seis_{row['role']}_p_rc_auc"] = _fixed(float(row["roc_auc"]))
+            out[f"seis_{row['role']}_p_rc_n"] = f"{int(row['n_p_rc'])}"
+            out[f"seis_{row['role']}_p_rc_masked"] = f"{int(row['n_p_rc_masked'])}"
+    return out
+
+
 def numbers(results):
     """Every substitution of ``numbers.rst``: ``{name: text}`` from the files in ``results``
     (those missing give no names, and a page using them fails the build and the test)."""
@@ -990,7 +1156,9 @@ def numbers(results):
                        ("states_by_threshold.ecsv", state_threshold_numbers),
                        ("label_model_state.ecsv", label_model_state_numbers),
                        ("state_reliability.ecsv", state_reliability_numbers),
-                       ("finetune_cn.ecsv", finetune_numbers),
+                       ("seismic.ecsv", seismic_numbers),
+                       *((f"finetune_{family}.ecsv", finetune_numbers)
+                         for family in FINETUNE_FAMILIES),
                        ("finetune_cn_age.ecsv", finetune_age_numbers),
                        ("embedding_neighbours.ecsv", embedding_numbers)):
         if (results / name).is_file():
@@ -1081,6 +1249,19 @@ def main(argv=None):
                  no_states.format("states.ecsv"))
     _tables_from(results / "states_by_threshold.ecsv", out, "states", states_thresholds_rst,
                  ("thresholds",), no_states.format("states_by_threshold.ecsv"))
+    no_seismic = ("No evaluation against asteroseismology yet: run ``giantfm evaluate "
+                  "--model MODEL --dataset FILE --seismic --out RUN`` and copy ``RUN/{0}`` to "
+                  "``docs/results/{0}``.")
+    _tables_from(results / "seismic.ecsv", out, "seismic", seismic_rst,
+                 ("test", "validation"), no_seismic.format("seismic.ecsv"))
+    _tables_from(results / "seismic_models.ecsv", out, "seismic_models", seismic_models_rst,
+                 ("compare",), "No comparison of models against asteroseismology yet: run "
+                 "``python docs/scripts/seismic_models.py DATASET NAME=MODEL ...``.")
+    _tables_from(results / "mass_luminosity.ecsv", out, "mass_luminosity",
+                 mass_luminosity_rst, ("slopes",), no_seismic.format("mass_luminosity.ecsv"))
+    _tables_from(results / "seismic_ambiguous.ecsv", out, "seismic_ambiguous",
+                 seismic_ambiguous_rst, ("bands",),
+                 no_seismic.format("seismic_ambiguous.ecsv"))
     if (results / "magnitudes_previous.ecsv").is_file() and \
             (results / "magnitudes.ecsv").is_file():
         from astropy.table import Table
@@ -1100,7 +1281,8 @@ def main(argv=None):
     no_evidence = ("No fine-tuning evidence yet: run ``python -m "
                    "giantfm.train.evaluation.finetune_evidence --dataset FILE --out RUN`` and copy "
                    "``RUN/{0}`` to ``docs/results/{0}``.")
-    for name, make in (("finetune_cn", finetune_cn_rst), ("finetune_cn_age", finetune_cn_age_rst),
+    for name, make in (*((f"finetune_{family}", finetune_rst) for family in FINETUNE_FAMILIES),
+                       ("finetune_cn_age", finetune_cn_age_rst),
                        ("embedding_neighbours", embedding_neighbours_rst)):
         path = results / f"{name}.ecsv"
         if path.is_file():

@@ -7,24 +7,40 @@ A saved model is a folder with two files:
     tokens the model adds to giantfm's, ``vocab_extension``), the
     `ModelConfig`, the `Normalisation`, the weights' dtype and the model's
     `~giantfm.metadata.ModelMetadata` (the contract the verbs read: truncation,
-    label domain, chain, uncertainty scales, OOD calibration, the training record).
+    label domain, chain, uncertainty scales, OOD calibration, the training record),
+    and the SHA-256 of the weights it goes with (``weights_sha256``).
 ``weights.pt``
     the network's ``state_dict`` written by `torch.save`, read back with
     ``weights_only=True`` (plain tensors only: loading runs no pickled code).
+
+`load_model` refuses a damaged folder with a
+`~giantfm.exceptions.ModelFileError` that names the file and the cause: a file
+cut short or corrupt, a configuration that lacks a part, weights whose
+tensors do not fit the configuration, or weights that are not the ones the
+configuration was saved with (its ``weights_sha256``; folders saved before
+giantfm recorded it are checked by their tensors' names and shapes only).
+`TrainedModel.save` writes the weights and then the configuration, each
+atomically; a save that fails leaves the folder as it was (or no folder), and
+one cut short between the two files leaves weights that `load_model` refuses.
 """
+import contextlib
 import json
 import warnings
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import vocab
-from ..exceptions import InvalidNameError
+from ..exceptions import InvalidNameError, ModelFileError
 from ..metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, ModelMetadata
 from ..tokens import TokenBatch
 from ..utils import atomic_write
+from ..utils._modelfiles import (DAMAGED_FIX, cause, damaged, file_sha256, folder_to_write,
+                                 keep_previous, read_json, require_keys, saving_folder)
 from ..utils._progress import progress_bar
+from ..utils._threads import cpu_threads, thread_pool
 from ..utils._version import package_version
 from .device import select_device
 from .network import ModelConfig, TokenSetTransformer
@@ -36,8 +52,13 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
 
 # Stars per network call when the caller does not say: large enough to amortise the
-# per-call overhead, small enough for the activations to stay in memory comfortably.
-_DEFAULT_BATCH = {"cpu": 1024, "cuda": 32768, "mps": 4096}
+# per-call overhead, small enough for the activations to stay in memory comfortably. On
+# the CPU, small enough to stay in the cache: 64 stars ran the network 1.35x faster than
+# 1024 (one thread, 2-core Xeon; 32 to 256 within 5 % of 64), whose 36 MB activations
+# page-faulted on every call (benchmarks/bench_predict_options.py).
+_DEFAULT_BATCH = {"cpu": 64, "cuda": 32768, "mps": 4096}
+# TrainedModel.encode keeps whole batches on the device for a fine-tune: larger calls.
+_ENCODE_BATCH = {"cpu": 1024, "cuda": 32768, "mps": 4096}
 # CUDA's memory-efficient attention kernel (used with padding masks) launches one grid
 # row per star: more than 65535 stars in a call fails with "invalid argument".
 _CUDA_MAX_BATCH = 65535
@@ -263,36 +284,26 @@ class TrainedModel:
         out_logvar = np.empty((len(rows), k), dtype=np.float32)
         out_embedding = np.empty((len(rows), self.config.d_model), dtype=np.float32) \
             if embedding else None
-        autocast = torch.autocast(self.device.type, dtype=self.inference_dtype,
-                                  enabled=self.inference_dtype != torch.float32)
-        start = 0
-        with torch.inference_mode(), autocast:
-            while start < len(rows):
-                stop = min(start + batch_size, len(rows))
-                width = max(int(counts[start:stop].max()), 1)
-                ids_t, val_t, err_t = self._network_inputs(ids, values, errors, start, stop,
-                                                           width)
-                try:
-                    outputs = self.network(ids_t, val_t, req.expand(stop - start, k), err_t,
-                                           embedding=embedding)
-                except torch.OutOfMemoryError:
-                    if batch_size == 1:
-                        raise
-                    batch_size = max(batch_size // 2, 1)
-                    del ids_t, val_t, err_t
-                    torch.cuda.empty_cache()
-                    warnings.warn(f"out of memory on {self.device}; retrying with "
-                                  f"batch_size={batch_size}", RuntimeWarning, stacklevel=2)
-                    continue
-                out_mean[start:stop] = outputs[0].float().cpu().numpy()
-                out_logvar[start:stop] = outputs[1].float().cpu().numpy()
-                if embedding:
-                    out_embedding[start:stop] = outputs[2].float().cpu().numpy()
-                if bar is not None:
-                    bar.update(stop - start)
-                start = stop
-        if bar is not None:
-            bar.close()
+
+        def answer_rows(start, stop):
+            """Run the network on the prepared rows start:stop; answers into the outputs."""
+            width = max(int(counts[start:stop].max()), 1)
+            ids_t, val_t, err_t = self._network_inputs(ids, values, errors, start, stop, width)
+            outputs = self.network(ids_t, val_t, req.expand(stop - start, k), err_t,
+                                   embedding=embedding)
+            out_mean[start:stop] = outputs[0].float().cpu().numpy()
+            out_logvar[start:stop] = outputs[1].float().cpu().numpy()
+            if embedding:
+                out_embedding[start:stop] = outputs[2].float().cpu().numpy()
+
+        try:
+            if self.device.type == "cpu":
+                self._answer_on_cpu_threads(answer_rows, len(rows), batch_size, bar)
+            else:
+                self._answer_on_device(answer_rows, len(rows), batch_size, bar)
+        finally:
+            if bar is not None:
+                bar.close()
         m, s = self.normalisation.destandardise(
             request_ids[None, :], out_mean, np.exp(0.5 * out_logvar.astype(np.float64)))
         probability = np.isin(request_ids, self.vocabulary.probability_ids)
@@ -305,11 +316,74 @@ class TrainedModel:
         embedded[rows] = out_embedding
         return mean, std, embedded
 
+    @contextlib.contextmanager
+    def _inference(self):
+        """The context every network call runs in: inference mode and the device's
+        autocast (both thread-local: entered by each thread that runs the network)."""
+        with torch.inference_mode(), torch.autocast(
+                self.device.type, dtype=self.inference_dtype,
+                enabled=self.inference_dtype != torch.float32):
+            yield
+
+    def _answer_on_device(self, answer_rows, n, batch_size, bar):
+        """``answer_rows`` over ``n`` rows in calls of ``batch_size`` rows, in this thread; on
+        a CUDA out-of-memory error a call is retried with half as many rows."""
+        start = 0
+        with self._inference():
+            while start < n:
+                stop = min(start + batch_size, n)
+                try:
+                    answer_rows(start, stop)
+                    out_of_memory = False
+                except torch.OutOfMemoryError:
+                    if batch_size == 1:
+                        raise
+                    out_of_memory = True
+                if out_of_memory:   # outside the handler: its traceback no longer holds the
+                    batch_size = max(batch_size // 2, 1)   # failed call's tensors
+                    torch.cuda.empty_cache()
+                    warnings.warn(f"out of memory on {self.device}; retrying with "
+                                  f"batch_size={batch_size}", RuntimeWarning, stacklevel=3)
+                    continue
+                if bar is not None:
+                    bar.update(stop - start)
+                start = stop
+
+    def _answer_on_cpu_threads(self, answer_rows, n, batch_size, bar):
+        """``answer_rows`` over ``n`` rows in calls of ``batch_size`` rows, spread over
+        `~giantfm.utils._threads.cpu_threads` threads that each run torch on one core.
+
+        Calls of a few dozen stars are too small for torch's own threads: their
+        fork and join at every operation cost more than they gain, and on a busy
+        machine, where one thread waits for the other at each, far more (at 64 stars
+        a call, two torch threads ran 4x slower than one at load 6 on 2 cores). Whole
+        calls on separate threads share nothing but the outputs they fill (torch
+        releases the GIL while it computes). The answers are those of one thread,
+        bit for bit.
+        """
+        pool = _cpu_pool(cpu_threads())
+
+        def run(start, stop):
+            with self._inference():
+                answer_rows(start, stop)
+            return stop - start
+
+        futures = [pool.submit(run, start, min(start + batch_size, n))
+                   for start in range(0, n, batch_size)]
+        try:
+            for future in as_completed(futures):
+                done = future.result()
+                if bar is not None:
+                    bar.update(done)
+        finally:
+            for future in futures:
+                future.cancel()
+
     @torch.no_grad()
     def encode(self, batch, batch_size=None):
         """The encoder's output for every usable star of ``batch``, padded to one width.
 
-        What a frozen encoder gives a fine-tune (`giantfm.model.finetuning`),
+        What a frozen encoder gives a fine-tune (`giantfm.model.adaptation`),
         computed once instead of at every step.
 
         Returns
@@ -323,7 +397,7 @@ class TrainedModel:
         """
         rows, ids, values, errors, counts = self._prepare(batch)
         width = max(int(counts.max(initial=0)), 1)
-        batch_size = batch_size or _DEFAULT_BATCH.get(self.device.type, 1024)
+        batch_size = batch_size or _ENCODE_BATCH.get(self.device.type, 1024)
         memory = torch.zeros((len(rows), width + 1, self.config.d_model), device=self.device)
         mask = torch.ones((len(rows), 1, 1, width + 1), dtype=torch.bool, device=self.device)
         for start in range(0, len(rows), batch_size):
@@ -349,8 +423,14 @@ class TrainedModel:
     def save(self, path, half=False, metadata=None):
         """Write the model to the folder ``path`` (created if needed; files replaced atomically).
 
+        The folder ends with the whole new model or, if the save fails, as it
+        was before (a folder the save made is removed): see the module
+        docstring.
+
         Parameters
         ----------
+        path : str or path-like
+            A folder, new or holding a model to replace.
         half : bool
             Store the weights as float16 (half the size). The in-memory weights
             are rounded to float16 first, so this model and the reloaded one
@@ -358,9 +438,16 @@ class TrainedModel:
         metadata : `~giantfm.metadata.ModelMetadata`, optional
             Saved instead of the model's own ``metadata`` (which is left as it
             is, so that one save's extras do not reach the next).
+
+        Raises
+        ------
+        ~giantfm.exceptions.ModelFileError
+            ``path`` (or a folder above it) is a file.
+        OSError
+            A write failed (a full disk, no permission); the message says so
+            plainly, and the folder is left as it was.
         """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = folder_to_write(path)
         state = {}
         with torch.no_grad():
             for key, tensor in self.network.state_dict().items():
@@ -380,13 +467,43 @@ class TrainedModel:
             "weights_dtype": "float16" if half else "float32",
             "metadata": (self.metadata if metadata is None else metadata).to_dict(),
         }
-        atomic_write(path / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
+        digest = {}
+
+        def write_weights(tmp):
+            torch.save(state, tmp)
+            digest["weights_sha256"] = file_sha256(tmp)
 
         def write_json(tmp):
             with open(tmp, "w") as f:
-                json.dump(config, f, indent=1, allow_nan=False)
-        atomic_write(path / CONFIG_FILE, write_json)
+                json.dump({**config, **digest}, f, indent=1, allow_nan=False)
+        # Two files cannot be replaced at once: the weights go first and the configuration,
+        # which records their digest, last; a failure puts the previous weights back.
+        with saving_folder(path), keep_previous(path / WEIGHTS_FILE):
+            path.mkdir(parents=True, exist_ok=True)
+            atomic_write(path / WEIGHTS_FILE, write_weights)
+            atomic_write(path / CONFIG_FILE, write_json)
         return path
+
+
+def _one_torch_thread():
+    torch.set_num_threads(1)
+    torch.get_num_threads()   # this thread takes its setting now, not at its first operation
+
+
+def _cpu_pool(threads):
+    """The pool of ``threads`` threads that run the network on the CPU, each with torch's
+    own threads set to one.
+
+    torch's thread count is set per thread, and a new thread takes the
+    process-wide value at its first operation: the pool's threads are all
+    started, and set to one, as it is made, and the process-wide value is then
+    put back, so that the caller's threads keep theirs.
+    """
+    previous = torch.get_num_threads()
+    try:
+        return thread_pool(threads, "giantfm-network", initializer=_one_torch_thread)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _take_columns(array, columns):
@@ -400,8 +517,7 @@ def _take_columns(array, columns):
 
 def _read_config(path):
     try:
-        with open(path / CONFIG_FILE) as f:
-            config = json.load(f)
+        config = read_json(path / CONFIG_FILE)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is not a saved giantfm model: no {CONFIG_FILE}") from None
     if config.get("format") != "giantfm-model":
@@ -409,6 +525,8 @@ def _read_config(path):
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} was saved in model format {config.get('format_version')}; "
                          f"this giantfm ({package_version()}) reads format {FORMAT_VERSION}")
+    require_keys(config, ("vocab_version", "vocab_names", "model_config", "normalisation"),
+                 path / CONFIG_FILE)
     refused = ValueError(
         f"{path} was trained with vocabulary version {config.get('vocab_version')} "
         f"({len(config.get('vocab_names') or [])} tokens) by giantfm "
@@ -443,6 +561,16 @@ def load_model(path_or_name=None, device=None):
     Returns
     -------
     `TrainedModel`
+
+    Raises
+    ------
+    FileNotFoundError
+        No saved model there.
+    ~giantfm.exceptions.ModelFileError
+        A damaged folder (see the module docstring); the message names the
+        file and the cause.
+    ValueError
+        A model of a format or vocabulary this giantfm does not read.
     """
     if path_or_name is None or path_or_name == "bundled":
         path = Path(BUNDLED_MODEL_DIR)  # a folder on disk: torch.load reads a real file
@@ -454,17 +582,74 @@ def load_model(path_or_name=None, device=None):
         path = Path(path_or_name)
         if not path.exists():
             raise FileNotFoundError(f"no saved model at {path}")
+        if not path.is_dir():
+            hint = f" ({path.parent})" if path.name in (CONFIG_FILE, WEIGHTS_FILE) else ""
+            raise ModelFileError(f"{path} is a file, not a model folder: give the folder that "
+                                 f"holds {CONFIG_FILE} and {WEIGHTS_FILE}{hint}")
     dev = select_device(device)
     config = _read_config(path)
-    model_config = ModelConfig.from_dict(config["model_config"])
-    network = TokenSetTransformer(model_config)
-    state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    network.load_state_dict(state)
+    config_file = path / CONFIG_FILE
     vocabulary = config["vocabulary"]
-    model = TrainedModel(network, Normalisation.from_dict(config["normalisation"],
-                                                          vocabulary.names),
-                         device=dev, metadata=config.get("metadata"), vocabulary=vocabulary,
-                         vocab_version=config["vocab_version"])
+    try:  # the parts of the configuration, each refusing what it cannot hold
+        network = TokenSetTransformer(ModelConfig.from_dict(config["model_config"]))
+        normalisation = Normalisation.from_dict(config["normalisation"], vocabulary.names)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{config_file} does not describe a network giantfm can build "
+                             f"({type(exc).__name__}: {exc}); {DAMAGED_FIX}") from None
+    network.load_state_dict(_read_weights(path / WEIGHTS_FILE, network, config, config_file))
+    try:
+        model = TrainedModel(network, normalisation, device=dev, metadata=config.get("metadata"),
+                             vocabulary=vocabulary, vocab_version=config["vocab_version"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_file} does not describe one model ({exc}); "
+                             f"{DAMAGED_FIX}") from None
     model.path = path
     return model
+
+
+def _read_weights(path, network, config, config_file):
+    """The tensors in ``path`` as float32, checked against ``network`` and the digest the
+    configuration recorded; a damaged or mismatched file is refused by name."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ModelFileError(f"{path.parent} holds {CONFIG_FILE} but no {WEIGHTS_FILE} (a "
+                                 f"save cut short, or a folder copied in part); "
+                                 f"{DAMAGED_FIX}") from None
+        except Exception as exc:  # torch says a damaged file with many types (RuntimeError, ...)
+            # the weights-only unpickler's own reason follows a paragraph of advice
+            detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0]
+            raise damaged(path, "a readable torch file",
+                          cause(exc, detail or None)) from None
+    for w in caught:  # torch's notes about a file it could read, said again
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise ModelFileError(f"{path} holds a {type(state).__name__}, not a network's tensors "
+                             f"by name; {DAMAGED_FIX}")
+    expected = network.state_dict()
+    problems = []
+    missing = [key for key in expected if key not in state]
+    extra = [key for key in state if key not in expected]
+    shapes = [f"{key} is {tuple(state[key].shape)}, not {tuple(tensor.shape)}"
+              for key, tensor in expected.items()
+              if key in state and state[key].shape != tensor.shape]
+    for what, keys in (("missing tensors", missing), ("tensors it should not have", extra),
+                       ("wrong shapes", shapes)):
+        if keys:
+            problems.append(f"{what}: {', '.join(keys[:3])}"
+                            + (f" and {len(keys) - 3} more" if len(keys) > 3 else ""))
+    if problems:
+        raise ModelFileError(f"{path} does not fit the network {config_file} describes "
+                             f"({'; '.join(problems)}): the two files are of different "
+                             "models; copy the model folder again (both files from one save) "
+                             "or re-save the model")
+    recorded = config.get("weights_sha256")
+    if recorded is not None and file_sha256(path) != recorded:
+        raise ModelFileError(f"{path} is not the weights {config_file} was saved with (its "
+                             "SHA-256 differs from the one recorded there): a save was cut "
+                             "short between the two files, or files of two models were mixed; "
+                             "re-save the model or copy its folder again")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

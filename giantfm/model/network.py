@@ -22,6 +22,15 @@ never attend to each other, so any number of them are answered in one pass
 from one run of the encoder, and each answer is independent of what else was
 asked. Attention goes through `torch.nn.functional.scaled_dot_product_attention`
 (fused kernels on CPU and CUDA).
+
+A network taught labels of a user's own with its encoder frozen
+(`giantfm.finetune`) may answer some of them by another path than the
+decoder's, an *adapter* (`AdapterConfig`, listed in ``ModelConfig.adapters``):
+a linear probe of frozen features (`LinearProbe`) or the decoder and head with
+low-rank adapters on the request's path (`LowRankAdapters`). An adapter
+answers the requests of its own row only; every other request takes the
+decoder's path, untouched, so the answers of giantfm's own tokens are the
+same bit for bit with or without adapters.
 """
 import dataclasses
 import json
@@ -32,7 +41,8 @@ from torch.nn import functional as F
 
 from .. import vocab
 
-__all__ = ["ModelConfig", "TokenSetTransformer", "PRESETS"]
+__all__ = ["ModelConfig", "AdapterConfig", "ADAPTER_KINDS", "TokenSetTransformer", "PRESETS",
+           "LinearProbe", "LowRankAdapters", "request_path_layers"]
 
 _ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 # The error input u = log10(error + ERROR_FLOOR) + ERROR_OFFSET of a standardised error:
@@ -49,6 +59,57 @@ def dataclass_from_dict(cls, d):
         raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; "
                          f"known fields are {sorted(known)}")
     return cls(**d)
+
+
+#: The kinds of `AdapterConfig`.
+ADAPTER_KINDS = ("probe", "decoder")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterConfig:
+    """How a network answers one row taught with its encoder frozen, other than by its
+    decoder (`giantfm.finetune`; see the module docstring).
+
+    Parameters
+    ----------
+    kind : {'probe', 'decoder'}
+        ``'probe'``: a linear map (`LinearProbe`) of frozen features of the star:
+        the encoder output at the register token and, for each of
+        ``feature_rows``, the decoder's last hidden state and its answer (mean
+        and log-variance). ``'decoder'``: the decoder and head answering the
+        row's request embedding with low-rank adapters (`LowRankAdapters`, of
+        rank ``rank``) on every layer of the request's path (`request_path_layers`);
+        the keys and values of the encoder output are the decoder's own.
+    row : int
+        The network row it answers (an answer-only row: at least
+        ``ModelConfig.n_input_tokens``).
+    feature_rows : tuple of int
+        ``'probe'`` only: the rows whose decoder states and answers it reads
+        (rows the encoder reads, as giantfm's labels).
+    rank : int
+        ``'decoder'`` only: the adapters' rank.
+    """
+
+    kind: str
+    row: int
+    feature_rows: tuple = ()
+    rank: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ADAPTER_KINDS:
+            raise ValueError(f"AdapterConfig.kind must be one of {ADAPTER_KINDS}, "
+                             f"got {self.kind!r}")
+        object.__setattr__(self, "feature_rows", tuple(self.feature_rows))
+        for name, value in (("row", self.row), ("rank", self.rank),
+                            *(("feature_rows", r) for r in self.feature_rows)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"AdapterConfig.{name} must hold integers >= 0, got {value!r}")
+        if self.kind == "probe" and (self.rank or not self.feature_rows):
+            raise ValueError("a 'probe' adapter reads feature_rows (at least one) and has no "
+                             f"rank, got feature_rows={self.feature_rows}, rank={self.rank}")
+        if self.kind == "decoder" and (self.rank < 1 or self.feature_rows):
+            raise ValueError("a 'decoder' adapter has a rank >= 1 and no feature_rows, got "
+                             f"rank={self.rank}, feature_rows={self.feature_rows}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +149,10 @@ class ModelConfig:
         Token ids from this one on are answered but never read as inputs: the
         labels a model was taught with its encoder frozen (`giantfm.finetune`),
         whose input rows were never trained. None: every id may be read.
+    adapters : tuple of `AdapterConfig`
+        The rows answered by an adapter rather than the decoder (see the
+        module docstring); each an answer-only row. Configurations saved
+        without this field have none.
     """
 
     d_model: int = 64
@@ -102,6 +167,7 @@ class ModelConfig:
     n_tokens: int = vocab.N_TOKENS
     error_inputs: bool = True
     n_input_tokens: int = None
+    adapters: tuple = ()
 
     def __post_init__(self):
         for name in ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "ff_mult",
@@ -130,6 +196,27 @@ class ModelConfig:
         if self.n_tokens <= 2 * vocab.N_COEFFICIENTS:
             raise ValueError(f"ModelConfig.n_tokens={self.n_tokens} leaves no room for the "
                              f"{2 * vocab.N_COEFFICIENTS} XP tokens and padding")
+        self._check_adapters()
+
+    def _check_adapters(self):
+        """Read dict entries of ``adapters`` (a saved configuration) and check each."""
+        adapters = tuple(a if isinstance(a, AdapterConfig) else
+                         dataclass_from_dict(AdapterConfig, dict(a)) for a in self.adapters)
+        object.__setattr__(self, "adapters", adapters)
+        first_answer_row = self.n_input_tokens or self.n_tokens
+        rows = [a.row for a in adapters]
+        if len(set(rows)) != len(rows):
+            raise ValueError(f"ModelConfig.adapters answer row(s) "
+                             f"{sorted({r for r in rows if rows.count(r) > 1})} twice")
+        for adapter in adapters:
+            if not first_answer_row <= adapter.row < self.n_tokens:
+                raise ValueError(f"ModelConfig.adapters: row {adapter.row} is not an "
+                                 f"answer-only row ({first_answer_row}..{self.n_tokens - 1})")
+            bad = [r for r in adapter.feature_rows if not 0 < r < first_answer_row]
+            if bad:
+                raise ValueError(f"ModelConfig.adapters: the probe of row {adapter.row} reads "
+                                 f"rows {bad}, which are not rows the encoder reads "
+                                 f"(1..{first_answer_row - 1})")
 
     def to_dict(self):
         """The configuration as a plain dict (JSON-serialisable)."""
@@ -140,7 +227,8 @@ class ModelConfig:
         """Build from a dict; unknown keys are refused by name.
 
         A dict without ``error_inputs`` (saved before the field existed)
-        describes a network without error inputs.
+        describes a network without error inputs; one without ``adapters``, a
+        network without adapters.
         """
         return dataclass_from_dict(cls, {"error_inputs": False, **d})
 
@@ -242,6 +330,66 @@ class _Block(nn.Module):
         return x + self.drop(self.ff(self.norm_ff(x)))
 
 
+def request_path_layers(network):
+    """``{name: nn.Linear}``: the layers a request passes through after its embedding (each
+    decoder block's query projection, attention output and feed-forward layers, and the
+    head's), which a ``'decoder'`` adapter adapts. The keys and values of the encoder
+    output are not on it."""
+    layers = {}
+    for i, block in enumerate(network.decoder):
+        layers.update({f"block{i}_q": block.attn.q, f"block{i}_out": block.attn.out,
+                       f"block{i}_ff_in": block.ff[0], f"block{i}_ff_out": block.ff[-1]})
+    layers.update({"head_hidden": network.head[1], "head_out": network.head[3]})
+    return layers
+
+
+class LowRankAdapters(nn.Module):
+    """Low-rank adapters (LoRA) of the layers of `request_path_layers`: one set per *slot*.
+
+    A slot's layer ``W x + b`` becomes ``W x + b + up(down(x))`` with ``down`` of shape
+    (in, rank) and ``up`` of shape (rank, out). A saved ``'decoder'`` adapter has one
+    slot; while a fine-tune learns, every fold of its cross-validation is a slot
+    (`giantfm.model.adaptation`). Made with zeros (no random draws): the weights are
+    loaded or set by the caller.
+    """
+
+    def __init__(self, network, rank, slots=1):
+        super().__init__()
+        self.rank = rank
+        self.down = nn.ParameterDict()
+        self.up = nn.ParameterDict()
+        for name, layer in request_path_layers(network).items():
+            self.down[name] = nn.Parameter(torch.zeros(slots, layer.in_features, rank))
+            self.up[name] = nn.Parameter(torch.zeros(slots, rank, layer.out_features))
+
+    def layer(self, name, layer, x, slots):
+        """``layer(x)`` for queries ``x`` (n, k, in), the k-th with the adapter of slot
+        ``slots[k]``."""
+        down, up = self.down[name][slots], self.up[name][slots]
+        return layer(x) + torch.einsum("nki,kir,kro->nko", x, down.to(x.dtype), up.to(x.dtype))
+
+
+class LinearProbe(nn.Module):
+    """A linear map of a star's frozen features (`TokenSetTransformer.probe_features`) to the
+    mean of one row, with one log-variance for all stars, in standardised units:
+    ``mean = ((features - centre) / scale) @ weight + bias``. The weights are set by a
+    fit (`giantfm.model.adaptation`), not by gradient descent."""
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.register_buffer("centre", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.weight = nn.Parameter(torch.zeros(n_features))
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.log_var = nn.Parameter(torch.zeros(()))
+
+    def forward(self, features):
+        # in float32 whatever the autocast: standardised features differ in scale a lot
+        with torch.autocast(features.device.type, enabled=False):
+            mean = ((features.float() - self.centre) / self.scale) @ self.weight + self.bias
+        return mean, self.log_var.expand_as(mean)
+
+
 class TokenSetTransformer(nn.Module):
     """Encoder over a star's token set and a decoder that answers requests.
 
@@ -272,6 +420,26 @@ class TokenSetTransformer(nn.Module):
             # weights start exactly as in a network without error inputs
             self.error_embedding = nn.Embedding.from_pretrained(
                 torch.zeros(config.n_tokens, d), freeze=False)
+        # the adapters of config.adapters (none: no weights), from zeros as well
+        self.adapters = nn.ModuleList(
+            LinearProbe(self.n_probe_features(len(a.feature_rows))) if a.kind == "probe"
+            else LowRankAdapters(self, a.rank) for a in config.adapters)
+
+    def n_probe_features(self, n_rows):
+        """How many features `probe_features` gives for ``n_rows`` feature rows."""
+        return self.config.d_model * (1 + n_rows) + 2 * n_rows
+
+    def with_adapter(self, adapter, module):
+        """A copy that answers ``adapter.row`` (an `AdapterConfig`) with ``module`` (a
+        `LinearProbe` or `LowRankAdapters` of one slot, weights set)."""
+        config = dataclasses.replace(self.config, adapters=self.config.adapters + (adapter,))
+        with torch.random.fork_rng(devices=[]):   # its random weights are all replaced
+            grown = TokenSetTransformer(config)
+        state = {**self.state_dict(),
+                 **{f"adapters.{len(self.config.adapters)}.{k}": v
+                    for k, v in module.state_dict().items()}}
+        grown.load_state_dict(state)
+        return grown.to(next(self.parameters()).device)
 
     def with_tokens(self, n_tokens, seed=0):
         """A copy that knows ``n_tokens`` names (at least as many as now): the rows of
@@ -333,13 +501,86 @@ class TokenSetTransformer(nn.Module):
             x = block(x, x, mask)
         return self.encoder_norm(x), mask
 
-    def decode(self, memory, mask, request_ids):
-        """Mean and log-variance (standardised units) for requests ``(n, k)``."""
+    def decoder_states(self, memory, mask, request_ids):
+        """The decoder's last hidden state (n, k, d) of requests ``(n, k)`` (before the head)."""
         q = self.name_embedding(request_ids)
         for block in self.decoder:
             q = block(q, memory, mask)
-        out = self.head(q)
-        return out[..., 0], out[..., 1]
+        return q
+
+    def decode(self, memory, mask, request_ids):
+        """Mean and log-variance (standardised units) for requests ``(n, k)``.
+
+        Requests of a row with an adapter are answered by it; all others by the
+        decoder and head.
+        """
+        out = self.head(self.decoder_states(memory, mask, request_ids))
+        mean, log_var = out[..., 0], out[..., 1]
+        for adapter, module in zip(self.config.adapters, self.adapters):
+            asked = request_ids == adapter.row
+            if not bool(asked.any()):
+                continue
+            if adapter.kind == "probe":
+                m, v = module(self.probe_features(memory, mask, adapter.feature_rows))
+                m, v = m[:, None], v[:, None]
+            else:
+                query = self.name_embedding.weight[adapter.row].expand(len(memory), 1, -1)
+                m, v, _ = self.decode_queries(query, memory, mask, low_rank=module,
+                                              slots=torch.zeros(1, dtype=torch.long,
+                                                                device=memory.device))
+            mean = torch.where(asked, m.to(mean.dtype), mean)
+            log_var = torch.where(asked, v.to(log_var.dtype), log_var)
+        return mean, log_var
+
+    def probe_features(self, memory, mask, feature_rows):
+        """A star's frozen features (n, `n_probe_features`) as a `LinearProbe` reads them:
+        the encoder output at the register token, then the decoder's last hidden state of
+        each of ``feature_rows``, then their answers' means, then their log-variances."""
+        requests = torch.as_tensor(feature_rows, device=memory.device).expand(len(memory), -1)
+        states = self.decoder_states(memory, mask, requests)
+        out = self.head(states)
+        return torch.cat([memory[:, 0], states.flatten(1), out[..., 0], out[..., 1]], dim=1)
+
+    def keys_values(self, memory):
+        """Each decoder block's keys and values of the encoder output ``memory``: what
+        `decode_queries` may reuse for as long as the encoder output and the decoder's
+        own weights stay as they are (a fine-tune, which learns neither)."""
+        return [block.attn.kv(memory).chunk(2, dim=-1) for block in self.decoder]
+
+    def decode_queries(self, queries, memory, mask, *, low_rank=None, slots=None,
+                       keys_values=None):
+        """The decoder and head answering query vectors instead of named requests.
+
+        The path of `decode` (dropout off), for queries ``(n, k, d)``, optionally
+        with the low-rank adapters of ``low_rank`` (a `LowRankAdapters`; the k-th
+        query takes slot ``slots[k]``) and with the blocks' ``keys_values`` computed
+        once (`keys_values`). How a fine-tune learns (`giantfm.model.adaptation`),
+        and how a ``'decoder'`` adapter answers.
+
+        Returns
+        -------
+        mean, log_var : Tensor (n, k)
+        states : Tensor (n, k, d)
+            The last hidden state of each query.
+        """
+        def layer(name, module, x):
+            return module(x) if low_rank is None else low_rank.layer(name, module, x, slots)
+
+        n, k, _ = queries.shape
+        x = queries
+        for i, block in enumerate(self.decoder):
+            attn = block.attn
+            q = layer(f"block{i}_q", attn.q, block.norm_attn(x))
+            key, value = (keys_values[i] if keys_values is not None
+                          else attn.kv(memory).chunk(2, dim=-1))
+            y = F.scaled_dot_product_attention(attn._heads(q), attn._heads(key),
+                                               attn._heads(value), attn_mask=mask)
+            x = x + layer(f"block{i}_out", attn.out, y.transpose(1, 2).reshape(n, k, -1))
+            hidden = block.ff[1](layer(f"block{i}_ff_in", block.ff[0], block.norm_ff(x)))
+            x = x + layer(f"block{i}_ff_out", block.ff[-1], hidden)
+        head = self.head
+        out = layer("head_out", head[3], head[2](layer("head_hidden", head[1], head[0](x))))
+        return out[..., 0], out[..., 1], x
 
     def forward(self, ids, values, request_ids, errors=None, embedding=False):
         """Encode once, answer all ``request_ids`` (n, k): returns (mean, log_var), each (n, k).

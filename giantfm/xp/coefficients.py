@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..flags import REASONS
 from ..flags import reason as reason_text
 from ..vocab import N_COEFFICIENTS
 
@@ -47,11 +48,13 @@ def find_column(colnames, aliases):
     return None
 
 
+def _has_coefficients(bp, rp):
+    return np.isfinite(bp).any(axis=1) | np.isfinite(rp).any(axis=1)
+
+
 def missing_reason(bp, rp):
     """Per star: empty where a band has coefficients, else why the star has none."""
-    has_bp = np.isfinite(bp).any(axis=1)
-    has_rp = np.isfinite(rp).any(axis=1)
-    return np.where(has_bp | has_rp, "", reason_text("no_xp")).astype(object)
+    return np.where(_has_coefficients(bp, rp), "", reason_text("no_xp")).astype(object)
 
 
 @dataclass
@@ -82,6 +85,11 @@ class XPCoefficients:
     notes : `numpy.ndarray` (n,) object
         What the reader could not read in each row (a cell that is not a
         number, say: left out, the rest of the row read); empty for most.
+    flags : `numpy.ndarray` (n,) int64
+        The `giantfm.flags` bits of each row's ``reason`` and ``notes``. Where
+        not given: the ``no_xp`` bit of the rows without coefficients when
+        ``reason`` is not given either, else none (give the bits of the
+        reasons you give).
     columns : dict
         The input's own column names of what was read (``'g'``, ... for the
         magnitudes; ``'bp_coefficients'``, ``'bp_coefficient_errors'``, ... for
@@ -103,6 +111,7 @@ class XPCoefficients:
     reason: np.ndarray = None
     notes: np.ndarray = None
     columns: dict = field(default_factory=dict)
+    flags: np.ndarray = None
 
     def __post_init__(self):
         n = len(self.bp)
@@ -124,7 +133,12 @@ class XPCoefficients:
         self.mags = {k: np.asarray(v, dtype=np.float64) for k, v in self.mags.items()}
         if self.reason is None:
             self.reason = missing_reason(self.bp, self.rp)
+            if self.flags is None:
+                self.flags = np.where(_has_coefficients(self.bp, self.rp), 0,
+                                      REASONS["no_xp"].value)
         self.reason = np.asarray(self.reason, dtype=object)
+        self.flags = (np.zeros(n, dtype=np.int64) if self.flags is None
+                      else np.asarray(self.flags, dtype=np.int64))
         self.notes = (np.full(n, "", dtype=object) if self.notes is None
                       else np.asarray(self.notes, dtype=object))
         self.columns = dict(self.columns)
@@ -141,4 +155,4 @@ class XPCoefficients:
             self.bp_n_relevant[rows], self.rp_n_relevant[rows],
             self.bp_standard_deviation[rows], self.rp_standard_deviation[rows],
             {k: v[rows] for k, v in self.mags.items()}, self.reason[rows], self.notes[rows],
-            self.columns)
+            self.columns, self.flags[rows])

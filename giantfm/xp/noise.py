@@ -331,4 +331,6 @@ def faint_copy(xp, target_g, *, rng=None, model=None):
         if name != "g":  # G is what the copy is defined by
             mags[name] = np.where(detected[name] | (shift == 0), noisy, np.nan)
     mags["g"] = np.where(shift > 0, target, g)
-    return XPCoefficients(source_id=xp.source_id, mags=mags, reason=xp.reason, **out)
+    # the copy keeps the star's reasons and notes, with their bits
+    return XPCoefficients(source_id=xp.source_id, mags=mags, reason=xp.reason, notes=xp.notes,
+                          flags=xp.flags, **out)

@@ -19,8 +19,10 @@ coefficient columns in a table, tried for each band:
   ``bp_coeff_0 .. bp_coeff_54`` with errors ``e_bp_coeff_0 ..`` (VizieR /
   ``xp_continuous_first2000.fits``).
 
-A new input layout is one more entry of either list, and a new file format one
-entry of `giantfm.io.tables.TABLE_FORMATS`. (A new *release* takes more: see
+A new input layout is one more entry of either registry, added with
+`register_column_layout` or `register_reader` (which check it), and a new file
+format one call of `giantfm.io.tables.register_table_format`; the built-in
+entries are registered through the same calls. (A new *release* takes more: see
 "Developing giantfm" in the documentation for what Gaia DR4 will need.)
 Photometry found next to the coefficients is picked up by name (see
 `PHOTOMETRY_ALIASES`). A star whose coefficients are all missing, NaN or masked
@@ -36,8 +38,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..flags import reason
+from ..flags import REASONS, flag_bits, reason
 from ..io.tables import read_table
+from ..utils import Registry
+from ..utils._columns import floats
+from ..utils._registry import check_callable, check_text
 from ..vocab import N_COEFFICIENTS
 from .coefficients import (PHOTOMETRY_ALIASES, SOURCE_ID_ALIASES, XPCoefficients, find_column,
                            missing_reason)
@@ -45,8 +50,9 @@ from .sampling import correlation_matrix
 from .spectrum import spectrum_to_coefficients
 
 __all__ = ["XPCoefficients", "read_xp", "read_photometry", "read_source_ids", "as_table",
-           "PHOTOMETRY_ALIASES", "SOURCE_ID_ALIASES", "Reader", "READERS", "ColumnLayout",
-           "COLUMN_LAYOUTS"]
+           "note_flags", "PHOTOMETRY_ALIASES", "SOURCE_ID_ALIASES", "Reader", "READERS",
+           "register_reader", "TABLE_READER_PRIORITY", "ColumnLayout", "COLUMN_LAYOUTS",
+           "register_column_layout"]
 
 _N_CORRELATIONS = N_COEFFICIENTS * (N_COEFFICIENTS - 1) // 2  # 1485, above the diagonal
 
@@ -105,9 +111,13 @@ def as_table(data):
         return Table.from_pandas(data)
     if isinstance(data, (dict, np.ndarray)):
         return Table(data)
-    raise TypeError(f"cannot read XP coefficients from a {type(data).__name__}: give a Table, "
-                    "QTable, file path, pandas DataFrame, the dict returned by "
-                    "Gaia.load_data, or a specutils Spectrum")
+    what = "a table" if _is_spectrum(data) or isinstance(data, XPCoefficients) else \
+        "XP coefficients"
+    raise TypeError(f"cannot read {what} from a {type(data).__name__}: give a Table, "
+                    "QTable, file path, pandas DataFrame or the dict returned by "
+                    "Gaia.load_data" + ("" if what == "a table" else
+                                        ", or a specutils Spectrum or XPCoefficients to "
+                                        "read_xp and the verbs"))
 
 
 def _plain(column):
@@ -125,6 +135,17 @@ _SOURCE_ID_TEXT = re.compile(r"\s*(?:gaia\s*)?(?:e?dr\d\s*)?(\d+)\s*", re.IGNORE
 
 def _add_note(notes, row, text):
     notes[row] = text if not notes[row] else f"{notes[row]}; {text}"
+
+
+def note_flags(notes):
+    """The `giantfm.flags` bits of the readers' notes (one string per row).
+
+    A reader notes only a cell it cannot read -- a text that is not a number, an
+    array cell that is not a list of numbers, a source_id that is not one
+    (see `ColumnLayout`) -- which is left out of its row: reason ``bad_value``.
+    """
+    return np.where(np.asarray(notes, dtype=object) != "", REASONS["bad_value"].value,
+                    0).astype(np.int64)
 
 
 def _text_cells(value, name, notes, parse):
@@ -168,14 +189,13 @@ def _float_column(column, what, n, notes=None):
                 and not isinstance(u.Unit(unit), u.MagUnit):
             raise ValueError(f"column {column.info.name!r} ({what}) has unit {unit}, "
                              "expected magnitudes")
-    value = _plain(column)
     name = getattr(getattr(column, "info", None), "name", what)
     try:
-        out = np.ma.filled(np.ma.asarray(value).astype(np.float64), np.nan)
+        out = floats(column)
     except (TypeError, ValueError) as err:
         if notes is None:
             raise ValueError(f"column {name!r} ({what}) is not numeric: {err}") from None
-        cells = _text_cells(np.ma.asarray(value).reshape(-1), name, notes, _as_float)
+        cells = _text_cells(np.ma.asarray(_plain(column)).reshape(-1), name, notes, _as_float)
         out = np.array([np.nan if c is None else c for c in cells], dtype=np.float64)
     return out.reshape(n)
 
@@ -380,7 +400,8 @@ def _flat_band(table, band, n, correlations, notes):
 
 @dataclass(frozen=True)
 class ColumnLayout:
-    """One layout of XP coefficient columns in a table (an entry of `COLUMN_LAYOUTS`).
+    """One layout of XP coefficient columns in a table (an entry of `COLUMN_LAYOUTS`, made
+    by `register_column_layout`).
 
     ``read_band(table, band, n, correlations, notes)`` returns the band's
     ``(coefficients, errors, correlations)`` -- (n, 55), (n, 55) and
@@ -395,16 +416,58 @@ class ColumnLayout:
     read_band: Callable
 
 
-#: The layouts `read_xp` looks for in a table, in this order, for each band.
-COLUMN_LAYOUTS = [
-    ColumnLayout("archive", "Gaia archive / astroquery / GaiaXPy array columns "
-                 "{bp,rp}_coefficients, {bp,rp}_coefficient_errors, "
-                 "{bp,rp}_coefficient_correlations (numeric, object or string cells)",
-                 _archive_band),
-    ColumnLayout("flattened", "one column per coefficient: {bp,rp}_coeff_0..54 and errors "
-                 "e_{bp,rp}_coeff_0..54 (VizieR, xp_continuous_first2000.fits)",
-                 _flat_band),
-]
+#: The layouts `read_xp` looks for in a table, for each band, in the order of their
+#: priority (a registry: add one with `register_column_layout`, remove one with
+#: ``COLUMN_LAYOUTS.unregister(name)``).
+COLUMN_LAYOUTS = Registry("column layout", "giantfm.xp.readers.register_column_layout")
+
+
+def register_column_layout(name, description, read_band, *, priority=0, replace=False):
+    """Teach `read_xp` (and so every verb) a layout of XP coefficient columns in a table.
+
+    Parameters
+    ----------
+    name : str
+        The layout's name.
+    description : str
+        Its columns, in a line.
+    read_band : callable
+        ``read_band(table, band, n, correlations, notes)``: see `ColumnLayout`.
+    priority : int, optional
+        The order in which `read_xp` tries the layouts (highest first; the
+        built-in ones have 0, and among equal priorities the first registered
+        is tried first).
+    replace : bool, optional
+        Replace the layout registered as ``name`` (default: refuse the name).
+
+    Returns
+    -------
+    `ColumnLayout`
+        The entry registered.
+
+    Raises
+    ------
+    TypeError
+        A name or description that is not text, a ``read_band`` that cannot be
+        called with those five arguments, a priority that is not an integer.
+    ValueError
+        A name registered already (without ``replace``).
+    """
+    check_text(name, "the name of a column layout")
+    check_text(description, f"the description of column layout {name!r}")
+    check_callable(read_band, f"read_band of column layout {name!r}", 5,
+                   "read_band(table, band, n, correlations, notes)")
+    return COLUMN_LAYOUTS.register(ColumnLayout(name, description, read_band),
+                                   priority=priority, replace=replace)
+
+
+register_column_layout("archive", "Gaia archive / astroquery / GaiaXPy array columns "
+                       "{bp,rp}_coefficients, {bp,rp}_coefficient_errors, "
+                       "{bp,rp}_coefficient_correlations (numeric, object or string cells)",
+                       _archive_band)
+register_column_layout("flattened", "one column per coefficient: {bp,rp}_coeff_0..54 and "
+                       "errors e_{bp,rp}_coeff_0..54 (VizieR, xp_continuous_first2000.fits)",
+                       _flat_band)
 
 
 def _read_columns(table, correlations):
@@ -426,7 +489,9 @@ def _read_columns(table, correlations):
             "'bp_coefficient_errors', 'rp_coefficient_errors', optional "
             "'*_coefficient_correlations' and '*_n_relevant_bases'), or the flattened "
             "columns 'bp_coeff_0'..'bp_coeff_54' and/or 'rp_coeff_0'..'rp_coeff_54' (with "
-            f"'e_bp_coeff_0'.. errors). The table has columns: {shown}")
+            "'e_bp_coeff_0'.. errors); layouts known: "
+            f"{', '.join(layout.name for layout in COLUMN_LAYOUTS)}. The table has columns: "
+            f"{shown}")
     empty = np.full((n, N_COEFFICIENTS), np.nan)
     out = {}
     for band in ("bp", "rp"):
@@ -450,11 +515,15 @@ def _read_columns(table, correlations):
     else:
         source_id = read_source_ids(table[sid_name], notes)
     reason = missing_reason(out["bp"], out["rp"])
+    flags = np.where(reason != "", REASONS["no_xp"].value, 0)
     if "reason" in table.colnames:
         # e.g. fetch_xp's rows of sources the archive lacks: a given reason explains a row
         # without coefficients; a row with them (a result table read back) is predicted
         given = np.ma.filled(np.ma.asarray(table["reason"]).astype(str), "")
-        reason = np.where((given != "") & (reason != ""), given, reason).astype(object)
+        explained = (given != "") & (reason != "")
+        reason = np.where(explained, given, reason).astype(object)
+        # text read back from a file: its bits are recovered from it
+        flags = np.where(explained, flag_bits(given), flags)
     columns = {short: find_column(table.colnames, aliases)
                for short, aliases in PHOTOMETRY_ALIASES.items()}
     for band in ("bp", "rp"):
@@ -464,14 +533,15 @@ def _read_columns(table, correlations):
     mags = read_photometry(table, n, notes)
     return XPCoefficients(source_id=source_id, mags=mags, reason=reason, notes=notes,
                           columns={k: v for k, v in columns.items() if v is not None},
-                          **out)
+                          flags=flags | note_flags(notes), **out)
 
 
 # --------------------------------------------------------------------------- readers
 
 @dataclass(frozen=True)
 class Reader:
-    """How `read_xp` reads one kind of input (an entry of `READERS`).
+    """How `read_xp` reads one kind of input (an entry of `READERS`, made by
+    `register_reader`).
 
     ``accepts(data)`` says whether ``data`` is of this kind (cheaply: it must
     not import an optional package to find out); ``read(data, correlations)``
@@ -488,18 +558,75 @@ def _read_spectrum(spectrum, correlations):
     return spectrum_to_coefficients(spectrum, correlations=correlations)
 
 
-#: The kinds of input `read_xp` reads, tried in this order; the last takes anything tabular.
-READERS = [
-    Reader("coefficients", "an XPCoefficients, returned as it is",
-           lambda data: isinstance(data, XPCoefficients), lambda data, correlations: data),
-    Reader("spectrum", "a specutils.Spectrum of sampled XP spectra (1-D or a 2-D batch), "
-           "fitted by giantfm.xp.spectrum.spectrum_to_coefficients", _is_spectrum,
-           _read_spectrum),
-    Reader("table", "a Table, QTable, file path, Gaia.load_data result, pandas DataFrame, "
-           "dict of columns or structured array, in one of the COLUMN_LAYOUTS",
-           lambda data: True,
-           lambda data, correlations: _read_columns(as_table(data), correlations)),
-]
+#: The kinds of input `read_xp` reads, tried in the order of their priority (a registry:
+#: add one with `register_reader`, remove one with ``READERS.unregister(name)``); the last,
+#: ``'table'`` (priority `TABLE_READER_PRIORITY`), takes anything tabular.
+READERS = Registry("reader", "giantfm.xp.readers.register_reader")
+
+#: The priority of the reader of anything tabular, which accepts everything: below every
+#: other reader's.
+TABLE_READER_PRIORITY = -100
+
+
+def register_reader(name, description, accepts, read, *, priority=0, replace=False):
+    """Teach `read_xp` (and so every verb) a kind of input object.
+
+    Parameters
+    ----------
+    name : str
+        The reader's name.
+    description : str
+        What it reads, in a line.
+    accepts : callable
+        ``accepts(data)``: whether ``data`` is of this kind. Cheap: it must
+        not import an optional package to find out.
+    read : callable
+        ``read(data, correlations)``: its `XPCoefficients`.
+    priority : int, optional
+        The order in which `read_xp` tries the readers (highest first; the
+        built-in ones have 0, and among equal priorities the first registered
+        is tried first). The reader of anything tabular, which accepts
+        everything, comes last (`TABLE_READER_PRIORITY`).
+    replace : bool, optional
+        Replace the reader registered as ``name`` (default: refuse the name).
+
+    Returns
+    -------
+    `Reader`
+        The entry registered.
+
+    Raises
+    ------
+    TypeError
+        A name or description that is not text, ``accepts`` or ``read`` not
+        callable with their arguments, a priority that is not an integer.
+    ValueError
+        A name registered already (without ``replace``), or a priority not
+        above `TABLE_READER_PRIORITY` (the reader would never be tried).
+    """
+    check_text(name, "the name of a reader")
+    check_text(description, f"the description of reader {name!r}")
+    check_callable(accepts, f"accepts of reader {name!r}", 1, "accepts(data) -> bool")
+    check_callable(read, f"read of reader {name!r}", 2,
+                   "read(data, correlations) -> XPCoefficients")
+    if name != "table" and isinstance(priority, int) and priority <= TABLE_READER_PRIORITY:
+        raise ValueError(f"reader {name!r} would never be tried: priority {priority} is not "
+                         "above that of the reader of anything tabular "
+                         f"({TABLE_READER_PRIORITY})")
+    return READERS.register(Reader(name, description, accepts, read),
+                            priority=priority, replace=replace)
+
+
+register_reader("coefficients", "an XPCoefficients, returned as it is",
+                lambda data: isinstance(data, XPCoefficients), lambda data, correlations: data)
+register_reader("spectrum", "a specutils.Spectrum of sampled XP spectra (1-D or a 2-D batch), "
+                "fitted by giantfm.xp.spectrum.spectrum_to_coefficients", _is_spectrum,
+                _read_spectrum)
+register_reader("table", "a Table, QTable, file path, Gaia.load_data result, pandas DataFrame, "
+                "dict of columns or structured array, in one of the COLUMN_LAYOUTS",
+                lambda data: True,
+                lambda data, correlations: _read_columns(as_table(data), correlations),
+                priority=TABLE_READER_PRIORITY)
 
 
 def read_photometry(table, n=None, notes=None):

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import GiantfmWarning
+from ..flags import REASONS
 from ..flags import reason as reason_text
 from ..vocab import N_COEFFICIENTS
 from .basis import DEFAULT_WAVELENGTH, WAVELENGTH_LIMITS
@@ -182,6 +183,7 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
     reason = np.array([reason_text("spectrum_not_fitted", detail=r) if r else ""
                        for r in fit.reason],
                       dtype=object)
+    flags = np.where(reason != "", REASONS["spectrum_not_fitted"].value, 0)
     bp_corr = rp_corr = None
     if correlations:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -209,4 +211,4 @@ def spectrum_to_coefficients(spectrum, *, correlations=False, design="auto",
             wavelength=None if on_default else wavelength)
     return XPCoefficients(source_id=_meta_source_id(meta, n), bp=fit.bp, rp=fit.rp,
                           bp_err=bp_err, rp_err=rp_err, bp_corr=bp_corr,
-                          rp_corr=rp_corr, mags=mags, reason=reason)
+                          rp_corr=rp_corr, mags=mags, reason=reason, flags=flags)

@@ -32,8 +32,12 @@ example``); the full one it was bundled with is ``bundled_with``.
 """
 import argparse
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from ... import __version__
 from ...labelmodel import LABEL_MODEL_DIR, load_label_model
@@ -41,13 +45,14 @@ from ...metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, LabelFloor, LabelSupport
 from ...model import load_model
 from ...model.core import WEIGHTS_FILE
 from ...utils import atomic_write
+from ...utils._modelfiles import folder_to_write, saving_folder
 from ...utils._version import public_version
 from .answers import calibrate_answers
 from ..dataset.datafile import load_arrays
 from ..dataset.build import label_model_path, label_support
 from .ood import calibrate_ood
 
-__all__ = ["bundle_model", "write_model_card", "MODEL_CARD", "main"]
+__all__ = ["bundle_model", "chain_score", "write_model_card", "MODEL_CARD", "main"]
 
 #: The model card's file name in a model folder.
 MODEL_CARD = "model_card.md"
@@ -57,7 +62,8 @@ def _folder(dest):
     return Path(BUNDLED_MODEL_DIR) if dest is None else Path(dest)
 
 
-def bundle_model(model_dir, dataset, *, name, training_note, dest=None, say=print):
+def bundle_model(model_dir, dataset, *, name, training_note, dest=None, label_model=None,
+                 say=print):
     """Bundle the trained model in ``model_dir`` into ``dest`` (see the module docstring).
 
     Parameters
@@ -70,6 +76,13 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, say=prin
         The model's name (``'giantfm-default-v4'``) and how it was trained, in words.
     dest : str or path-like, optional
         The folder to write; default the package's bundled model.
+    label_model : str, path-like or sequence of them, optional
+        The label model of the chain (a folder `giantfm.labelmodel.LabelModel.save`
+        wrote); default the one beside the dataset, which made its masses and ages.
+        Several are candidates (a chain model fitted on noisy labels, say:
+        ``python -m giantfm.train.seismic.fit --feature-noise``): each is calibrated,
+        and the one whose combined mass scatters least on the seismic validation
+        stars (`chain_score`) is bundled; the scores are recorded in the chain.
     say : callable, optional
         Where progress notes go (``print``; None for none).
 
@@ -85,13 +98,25 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, say=prin
     ValueError
         A model of another vocabulary version, or a dataset without the
         label model's validation.
+    ~giantfm.exceptions.ModelFileError
+        ``dest`` is a file (refused before any work), or a file of the model
+        folder is damaged.
+    OSError
+        A write failed (a full disk): ``dest`` is left as it was.
     """
     say = say or (lambda *args: None)
-    model_dir, dest = Path(model_dir), _folder(dest)
-    label_models = label_model_path(dataset)
-    if not (label_models / "label_model.json").is_file():
-        raise FileNotFoundError(f"no label model beside {dataset} (expected {label_models}/, "
-                                "which giantfm build-dataset writes)")
+    # refused before the work, not after: a file where the model folder should go
+    model_dir, dest = Path(model_dir), folder_to_write(_folder(dest), "bundled model")
+    if label_model is None:
+        candidates = [label_model_path(dataset)]
+    elif isinstance(label_model, (str, os.PathLike)):
+        candidates = [Path(label_model)]
+    else:
+        candidates = [Path(p) for p in label_model]
+    for label_models in candidates:
+        if not (label_models / "label_model.json").is_file():
+            raise FileNotFoundError(f"no label model in {label_models} (a dataset's is "
+                                    "beside it, where giantfm build-dataset writes it)")
     model = load_model(model_dir, device="cpu")   # refuses another vocabulary, by name
     arrays = load_arrays(dataset)
     attrs = arrays["attrs"]
@@ -122,20 +147,38 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, say=prin
     staging = dest.with_name(dest.name + ".staging")
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    shutil.copyfile(model_dir / WEIGHTS_FILE, staging / WEIGHTS_FILE)
-    shutil.copyfile(model_dir / CONFIG_FILE, staging / CONFIG_FILE)
-    shutil.copytree(label_models, staging / LABEL_MODEL_DIR)
-    staged = load_model(staging, device="cpu")
-    staged.metadata = metadata
-    metadata.chain, metadata.uncertainty_scale = calibrate_answers(
-        staged, load_label_model(staging / LABEL_MODEL_DIR), dataset)
-    say(f"chain: {metadata.chain}")
-    say(f"uncertainty scales: {metadata.uncertainty_scale}")
-    metadata.ood = calibrate_ood(staged, dataset)
-    say(f"ood scales: {metadata.ood.scales}")
-    # the weights as trained (a float16 model stays float16), with the metadata measured
-    staged.save(staging, half=_saved_half(model_dir))
+    try:  # a bundle that fails leaves no staging folder behind, and dest as it was
+        with saving_folder(staging, "bundled model"):
+            staging.mkdir(parents=True)
+            shutil.copyfile(model_dir / WEIGHTS_FILE, staging / WEIGHTS_FILE)
+            shutil.copyfile(model_dir / CONFIG_FILE, staging / CONFIG_FILE)
+        staged = load_model(staging, device="cpu")
+        staged.metadata = metadata
+        scores, best = {}, None
+        for label_models in candidates:
+            chain, scale = calibrate_answers(staged, load_label_model(label_models), dataset,
+                                             label_floor=metadata.label_floor)
+            if len(candidates) == 1:   # nothing to choose
+                best = (label_models, chain, scale)
+                break
+            scores[str(label_models)] = chain_score(chain)
+            say(f"chain with {label_models}: score {scores[str(label_models)]:.4g}")
+            if best is None or scores[str(label_models)] < scores[str(best[0])]:
+                best = (label_models, chain, scale)
+        label_models, metadata.chain, metadata.uncertainty_scale = best
+        if len(candidates) > 1:
+            metadata.chain["scatter"]["label_model_candidates"] = scores
+        with saving_folder(staging, "bundled model"):
+            shutil.copytree(label_models, staging / LABEL_MODEL_DIR)
+        say(f"chain: {metadata.chain}")
+        say(f"uncertainty scales: {metadata.uncertainty_scale}")
+        metadata.ood = calibrate_ood(staged, dataset)
+        say(f"ood scales: {metadata.ood.scales}")
+        # the weights as trained (a float16 model stays float16), with the metadata measured
+        staged.save(staging, half=_saved_half(model_dir))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     old = dest.with_name(dest.name + ".old")
     if old.exists():
         shutil.rmtree(old)
@@ -148,6 +191,18 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, say=prin
     return load_model(dest, device="cpu")
 
 
+def chain_score(chain):
+    """What chooses among label models for the chain: the root mean square of the states'
+    mass errors (``hypot(MAD-std, median)``) of the combined answers on the seismic
+    validation stars (each state counts alike; `giantfm.train.bundling.answers`), or
+    without seismic stars the combined mass MAD-std against the label model's masses."""
+    mass = chain["scatter"]["mass"]
+    combined = mass.get("combined_error", mass["combined"])
+    if isinstance(combined, dict):
+        return float(np.sqrt(np.mean(np.square(list(combined.values())))))
+    return float(combined)
+
+
 def _saved_half(model_dir):
     config = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
     return config.get("weights_dtype") == "float16"
@@ -157,8 +212,8 @@ def write_model_card(eval_dir, dest=None):
     """Write ``model_card.md`` of the model in ``dest`` from an evaluation in ``eval_dir``.
 
     ``eval_dir`` holds what ``giantfm evaluate --model DEST ... --magnitudes
-    ... [--states]`` writes: ``metrics.ecsv`` (needed), ``magnitudes.ecsv``
-    and ``states.ecsv`` (shown when present). Returns the card's path.
+    ... [--states] [--seismic]`` writes: ``metrics.ecsv`` (needed), ``magnitudes.ecsv``,
+    ``states.ecsv`` and ``seismic.ecsv`` (shown when present). Returns the card's path.
     """
     from astropy.table import Table
 
@@ -213,6 +268,22 @@ def write_model_card(eval_dir, dest=None):
             [[row["system"], row["level"], row["n"], row["n_rc"], f"{row['accuracy']:.3f}",
               f"{row['roc_auc']:.3f}", f"{row['purity']:.3f}", f"{row['completeness']:.3f}"]
              for row in Table.read(path)])
+    path = eval_dir / "seismic.ecsv"
+    if path.exists():
+        scores = Table.read(path)
+        lines += _markdown_table(
+            "Against asteroseismology: APO-K2 giants of the XP library "
+            "(giantfm.train.evaluation.seismic; mass scatter against K2's masses as they are, "
+            "bias against them on the Kepler scale)",
+            ["role", "system", "state", "N", "mass scatter", "mass bias", "mass z", "N age",
+             "age scatter", "age z", "p_rc accuracy"],
+            [[row["role"], row["system"], row["state"], row["n"],
+              f"{row['mass_scatter_gross']:.3f}", f"{row['mass_bias']:+.3f}",
+              f"{row['mass_z']:.2f}", row["n_age"], f"{row['age_scatter']:.2f}",
+              f"{row['age_z']:.2f}",
+              f"{row['accuracy']:.3f}" if "accuracy" in scores.colnames
+              and row["state"] == "all" and np.isfinite(row["accuracy"]) else ""]
+             for row in scores if row["system"] == "model"])
     text = "\n".join(lines) + "\n"
     atomic_write(dest / MODEL_CARD, lambda tmp: Path(tmp).write_text(text))
     return dest / MODEL_CARD
@@ -238,16 +309,25 @@ def main(argv=None):
     parser.add_argument("--note", default="", help="how it was trained, in words")
     parser.add_argument("--dest", help="model folder to write (default: the package's "
                                        "bundled model)")
+    parser.add_argument("--label-model", metavar="DIR", nargs="+",
+                        help="the label model of the chain (default: the dataset's); "
+                             "several: the one that does best on the seismic validation "
+                             "stars")
     parser.add_argument("--card", metavar="EVAL_DIR",
                         help="write the model card of --dest from giantfm evaluate's output")
     args = parser.parse_args(argv)
-    if args.card:
-        print(f"wrote {write_model_card(args.card, args.dest)}")
-        return 0
-    if not (args.model_dir and args.dataset and args.name):
+    if not args.card and not (args.model_dir and args.dataset and args.name):
         parser.error("bundling needs MODEL_DIR, DATASET and --name (or --card EVAL_DIR)")
-    bundle_model(args.model_dir, args.dataset, name=args.name, training_note=args.note,
-                 dest=args.dest)
+    try:
+        if args.card:
+            print(f"wrote {write_model_card(args.card, args.dest)}")
+        else:
+            bundle_model(args.model_dir, args.dataset, name=args.name,
+                         training_note=args.note, dest=args.dest,
+                         label_model=args.label_model)
+    except (ValueError, OSError) as exc:  # bad input, a damaged model, a full disk: said plainly
+        print(f"giantfm bundle: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """Build giantfm's training set: Gaia XP x APOGEE stars and seismic label-only stars.
 
-``giantfm build-dataset --out work_data/giantfm-dataset-v4.h5`` (or
+``giantfm build-dataset --out work_data/giantfm-dataset-v5.h5`` (or
 `build_dataset`) assembles, from the PyPI library download and the shared
 catalogues:
 
@@ -12,13 +12,22 @@ catalogues:
   from G, BP, RP, J, H, Ks, the APOGEE DR17 labels teff, logg, m_h (DR17
   [Fe/H]), alpha_m with their errors, ``ak_targ`` as ``a_k``, and for giants
   inside the label model's domain mass and age from the label model
-  (`giantfm.train.seismic.fit`, or the DistMass VAC with
+  (`giantfm.train.seismic.fit`, fitted on the seismic calibration set of
+  `giantfm.train.seismic.catalogues`, or the DistMass VAC with
   ``mass_age_source='distmass'``). Dwarfs are kept (without mass and age): the
   foundation model learns the spectra from every star; the ``giant`` column
   selects the paper's stars.
-* **Label-only stars** -- the APOKASC-2 seismic giants without XP in the
-  library: label tokens teff, logg, m_h, alpha_m (on the DR17 scale), the
-  seismic mass and age, and the 2MASS colours where Miglio et al. give J, H, Ks.
+* **The library's seismic giants** -- APO-K2's giants with XP: their seismic
+  values (mass on the Kepler scale and as K2 gives it, age, state, numax,
+  delta-nu, radius, parallax) are stored per star (``labels/seismic_*``), with a
+  role (`seismic_roles`): the test split's are for reporting, a seeded half of
+  the training split's learn their seismic mass, age and state as targets
+  (supervision), and the rest -- with the validation split's -- validate every
+  choice that touches mass, age or state. None enters the label model.
+* **Label-only stars** -- the seismic giants without XP in the library (APOKASC-2
+  and APO-K2): label tokens teff, logg, m_h, alpha_m (on the DR17 scale), the
+  seismic mass and age (on the Kepler scale), their state as ``p_rc``, and the
+  2MASS colours where Miglio et al. or APO-K2 give J, H, Ks.
 
 Each quality cut is logged with the number of stars it removes (printed and
 stored in the file). The fixed test split (``splits/test_apogee_ids.txt``) is
@@ -46,17 +55,19 @@ import numpy as np
 from ...exceptions import InvalidNameError
 from ...tokens import TokenBatch, from_arrays
 from ...utils._version import package_version
-from ...vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS,
+from ...vocab import (LABEL_NAMES, MAGNITUDE_NAMES, MASS_AGE_NAMES, N_COEFFICIENTS, P_RC,
                      VALUE_LABEL_NAMES, VOCAB_VERSION, token_id)
+from ...utils._columns import floats, ids
 from ...xp.readers import read_xp
 from ...xp.recover import coefficient_error_template, recover_coefficients
-from ..seismic import fit as labelmodel
 from .. import sources
-from ...utils._columns import floats, ids
-from .datafile import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SOURCES, SPLITS,
-                       XP_INPUTS, write_dataset)
+from ..seismic import catalogues as catalogues_module
+from ..seismic import fit as labelmodel
+from .datafile import (FORMAT_VERSION, LABEL_ARRAYS, MASS_SOURCES, SEISMIC_ROLES, SOURCES,
+                       SPLITS, XP_INPUTS, write_dataset)
 
-__all__ = ["DEFAULT_CUTS", "VAL_FRACTION", "SEED", "CutLog", "resolve_repeats", "assign_split",
+__all__ = ["DEFAULT_CUTS", "VAL_FRACTION", "SEED", "SUPERVISION_FRACTION", "CutLog",
+           "resolve_repeats", "assign_split", "seismic_roles",
            "build_dataset", "label_model_path", "label_support", "main"]
 
 #: Default validation fraction and seed.
@@ -94,8 +105,14 @@ _MAG_COLUMNS = {"g": "gaiaedr3_phot_g_mean_mag", "bp": "gaiaedr3_phot_bp_mean_ma
 # The shared catalogues read, by their name in the provenance.
 _SHARED_FILES = {"apokasc2": "labels/apokasc2.fits",
                  "miglio2021": "labels/miglio2021_kepler_apogee.fits",
+                 "apok2": "labels/apok2/apo_k2_public_catalog.csv",
+                 "apok2_rgb_ages": "labels/apok2/t1_apok2_rgb_ages.txt",
                  "hasselquist2020": "labels/hasselquist2020_cn_ages.fits",
                  "test_split": "splits/test_apogee_ids.txt"}
+#: The share of the XP library's seismic giants of the training split whose seismic mass,
+#: age and state are their training targets (``seismic_role`` supervision); the others,
+#: and those of the validation split, validate every choice touching mass, age or state.
+SUPERVISION_FRACTION = 0.5
 #: APOKASC-2 minus library DR17 offsets measured on the full library (8 shared stars,
 #: sigma-clipped medians), used only when a library slice shares too few stars to measure.
 _STORED_OFFSETS = {"teff": 15.85, "logg": -0.0144, "m_h": 0.0405, "alpha_m": -0.0058}
@@ -163,6 +180,8 @@ def assign_split(apogee_id, test_ids, *, val_fraction=VAL_FRACTION, seed=SEED):
 def _join(wanted, other_ids, *columns):
     """Values of ``columns`` (aligned with ``other_ids``) at the ids ``wanted``; NaN if absent."""
     other_ids = np.asarray(other_ids).astype(str)
+    if not len(other_ids):   # nothing to join with (a library slice without such stars)
+        return np.zeros(len(wanted), bool), [np.full(len(wanted), np.nan) for _ in columns]
     _, first = np.unique(other_ids, return_index=True)
     sorted_ids = other_ids[first]
     where = np.searchsorted(sorted_ids, wanted)
@@ -207,6 +226,8 @@ def _read_catalogues(shared, provenance):
     catalogues = {
         "apokasc2": sources.read_apokasc2(shared / _SHARED_FILES["apokasc2"]),
         "miglio2021": sources.read_miglio2021(shared / _SHARED_FILES["miglio2021"]),
+        "apok2": sources.read_apok2(shared / _SHARED_FILES["apok2"]),
+        "apok2_rgb_ages": sources.read_apok2_ages(shared / _SHARED_FILES["apok2_rgb_ages"]),
         "hasselquist2020": sources.read_hasselquist2020(shared / _SHARED_FILES["hasselquist2020"]),
         "test_split": sources.read_test_ids(shared / _SHARED_FILES["test_split"]),
     }
@@ -327,10 +348,13 @@ def _xp_star_labels(lib, mags, cut, log):
     return lab
 
 
-def _calibration_set(catalogues, lib, say):
-    """The seismic calibration set on the library's label scale, and how it was made."""
+def _calibration_set(catalogues, lib, library_ids, label_model_options, say):
+    """The seismic calibration set on the library's label scale (without the library's
+    stars, ``library_ids``: all of them, those the cuts removed too, so that no library
+    star of the test split enters as a label-only star), the library's seismic stars on
+    the same scale, and how they were made."""
     apokasc, miglio = catalogues["apokasc2"], catalogues["miglio2021"]
-    offsets = labelmodel.measure_scale_offsets(apokasc, lib)
+    offsets = catalogues_module.measure_scale_offsets(apokasc, lib)
     if offsets["n_overlap"] < 3:
         # a small slice may share no star with APOKASC-2: fall back on the full library's values
         say(f"  only {offsets['n_overlap']} APOKASC-2 stars in this library slice: "
@@ -338,15 +362,25 @@ def _calibration_set(catalogues, lib, say):
         offsets = {"n_overlap": offsets["n_overlap"],
                    **{k: {"offset": v, "source": "stored full-library measurement"}
                       for k, v in _STORED_OFFSETS.items()}}
-    calibration = labelmodel.seismic_calibration_set(apokasc, miglio=miglio, offsets=offsets)
+    calibration, library_stars = catalogues_module.seismic_calibration_set(
+        apokasc, miglio=miglio, apok2=catalogues["apok2"],
+        apok2_ages=catalogues["apok2_rgb_ages"], offsets=offsets,
+        # the fixed test split's stars never train, whether or not this library has them
+        exclude=np.union1d(library_ids, np.array(sorted(catalogues["test_split"]), dtype=str)),
+        return_excluded=True, label_model_options=label_model_options)
     info = {"offsets_apokasc2_minus_dr17": offsets,
-            "miglio_vs_apokasc2": labelmodel.compare_seismic_scales(apokasc, miglio),
+            "offsets_apok2_minus_dr17": catalogues_module.measure_apok2_offsets(
+                catalogues["apok2"], lib),
+            "miglio_vs_apokasc2": catalogues_module.compare_seismic_scales(apokasc, miglio),
             "calibration_set": dict(calibration.meta)}
-    return calibration, info
+    say(f"  seismic calibration set: {len(calibration)} stars "
+        f"({calibration.meta['n_excluded']} of the library's left out)")
+    return calibration, library_stars, info
 
 
-def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_source, distmass,
-                  n_folds, label_model_options, label_model_info, provenance, say):
+def _add_mass_age(lab, xp_ids, xp_giant, calibration, library_stars, catalogues,
+                  mass_age_source, distmass, n_folds, label_model_options, label_model_info,
+                  provenance, split_settings, supervision_fraction, say):
     """Give the XP giants mass and age (label model or DistMass; seismic where known) in place.
 
     Returns the label model made for it (None for DistMass).
@@ -371,9 +405,10 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
             lab[name] = np.where(use, pred[name], np.nan)
         if model.state_aware:
             # soft targets: the state classifier's probability, where mass and age are given
-            lab["p_rc"] = np.where(use, model.state_probability(features), np.nan)
+            lab[P_RC] = np.where(use, model.state_probability(features), np.nan)
         lab["mass_source"] = np.where(use, MASS_SOURCES["labelmodel"], MASS_SOURCES["none"])
-        provenance["mass_age"] = "giantfm label model (quantile XGBoost on APOKASC-2)"
+        provenance["mass_age"] = ("giantfm label model (quantile XGBoost on APOKASC-2 and "
+                                  "APO-K2 harmonised to it)")
     else:
         vac = distmass if hasattr(distmass, "colnames") else sources.read_distmass(distmass)
         found, (mass, mass_err, age, age_err, inside) = _join(
@@ -387,18 +422,57 @@ def _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues, mass_age_sourc
         lab["mass_source"] = np.where(use, MASS_SOURCES["distmass"], MASS_SOURCES["none"])
         provenance["mass_age"] = f"APOGEE DR17 DistMass VAC ({vac.meta.get('source', '')}, " \
             f"AGE read as {vac.meta.get('age_unit', '?')})"
-    # A library star with a seismic mass keeps the seismic value (none do in the shared data:
-    # the overlap is reserved for acceptance checks).
-    seismic_hit, (s_mass, s_mass_err, s_age, s_age_err, s_ev) = _join(
-        xp_ids, calibration["apogee_id"], calibration["mass"], calibration["mass_err"],
-        calibration["age"], calibration["age_err"], calibration["evstate"])
-    for name, values in (("mass", s_mass), ("mass_err", s_mass_err), ("age", s_age),
-                         ("age_err", s_age_err), ("evstate", s_ev)):
-        lab[name] = np.where(seismic_hit, values, lab[name])
-    lab["mass_source"] = np.where(seismic_hit, MASS_SOURCES["seismic"], lab["mass_source"])
-    _add_state_of_seismic_stars(lab, seismic_hit)
+    _add_library_seismic(lab, xp_ids, library_stars, catalogues, split_settings,
+                         supervision_fraction)
     _add_cn_ages(lab, xp_ids, catalogues["hasselquist2020"])
     return model
+
+
+def seismic_roles(apogee_id, split, has_seismic, *, fraction=SUPERVISION_FRACTION, seed=SEED):
+    """The `SEISMIC_ROLES` code of each star: for the stars with seismic values, test in the
+    test split, supervision for a seeded, ID-hashed ``fraction`` of the training split,
+    validation for the rest (and the validation split); none elsewhere."""
+    apogee_id = np.asarray(apogee_id).astype(str)
+    uniform = np.array([int.from_bytes(hashlib.sha256(f"{seed}:seismic:{i}".encode()).digest()
+                                       [:8], "little") / 2.0 ** 64 for i in apogee_id])
+    role = np.full(len(apogee_id), SEISMIC_ROLES["none"], dtype=np.int8)
+    role[has_seismic] = SEISMIC_ROLES["validation"]
+    role[has_seismic & (split == SPLITS["train"]) & (uniform < fraction)] = \
+        SEISMIC_ROLES["supervision"]
+    role[has_seismic & (split == SPLITS["test"])] = SEISMIC_ROLES["test"]
+    return role
+
+
+def _add_library_seismic(lab, xp_ids, library_stars, catalogues, split_settings,
+                         supervision_fraction):
+    """The seismic values of the XP stars that have them (APO-K2's giants in the library, on
+    the answers' scale), their roles, and for the supervision stars their seismic mass, age
+    and state as training targets; in place."""
+    hit, (mass, mass_err, mass_raw, age, age_err, evstate) = _join(
+        xp_ids, library_stars["apogee_id"], library_stars["mass"], library_stars["mass_err"],
+        library_stars["mass_raw"], library_stars["age"], library_stars["age_err"],
+        library_stars["evstate"])
+    k2 = catalogues["apok2"]
+    columns = ("numax", "numax_err", "dnu", "dnu_err", "radius", "radius_err", "para",
+               "para_err")
+    _, values = _join(xp_ids, k2["apogee_id"],
+                      *[floats(k2[c], missing=sources.APOK2_MISSING) for c in columns])
+    for name, value in zip(columns, values):
+        lab["seismic_" + name.replace("para", "parallax")] = value
+    for name, value in (("mass", mass), ("mass_err", mass_err), ("mass_raw", mass_raw),
+                        ("age", age), ("age_err", age_err), ("evstate", evstate)):
+        lab[f"seismic_{name}"] = value
+    split = assign_split(xp_ids, catalogues["test_split"], **split_settings)
+    lab["seismic_role"] = seismic_roles(xp_ids, split, hit, fraction=supervision_fraction,
+                                        seed=split_settings["seed"])
+    supervised = lab["seismic_role"] == SEISMIC_ROLES["supervision"]
+    for name in ("mass", "mass_err", "evstate"):
+        lab[name] = np.where(supervised, lab[f"seismic_{name}"], lab[name])
+    for name in ("age", "age_err"):   # K2 clump stars have no age: the label model's stays
+        keep = supervised & np.isfinite(lab[f"seismic_{name}"])
+        lab[name] = np.where(keep, lab[f"seismic_{name}"], lab[name])
+    lab["mass_source"] = np.where(supervised, MASS_SOURCES["seismic"], lab["mass_source"])
+    _add_state_of_seismic_stars(lab, supervised)
 
 
 def _add_state_of_seismic_stars(lab, seismic):
@@ -406,8 +480,8 @@ def _add_state_of_seismic_stars(lab, seismic):
     ``p_rc`` gets error 0 (a probability is its own uncertainty)."""
     state = np.where(seismic, np.nan_to_num(lab["evstate"]), labelmodel.EVSTATE_CODES["unknown"])
     for name, p in (("RGB", 0.0), ("RC", 1.0)):
-        lab["p_rc"] = np.where(state == labelmodel.EVSTATE_CODES[name], p, lab["p_rc"])
-    lab["p_rc_err"] = np.where(np.isfinite(lab["p_rc"]), 0.0, np.nan)
+        lab[P_RC] = np.where(state == labelmodel.EVSTATE_CODES[name], p, lab[P_RC])
+    lab["p_rc_err"] = np.where(np.isfinite(lab[P_RC]), 0.0, np.nan)
 
 
 def _add_cn_ages(lab, star_ids, hasselquist):
@@ -434,9 +508,15 @@ def _label_only_block(calibration, xp_ids, catalogues, cut):
     lab["mass_source"] = np.full(n, MASS_SOURCES["seismic"])
     lab["in_label_domain"] = np.zeros(n)
     _add_cn_ages(lab, star_ids, catalogues["hasselquist2020"])
-    miglio = catalogues["miglio2021"]
+    # 2MASS J, H, Ks: Miglio et al.'s for the Kepler stars, APO-K2's J and K for the K2 ones
+    miglio, k2 = catalogues["miglio2021"], catalogues["apok2"]
     _, (j, h, k) = _join(star_ids, ids(miglio["APOGEE"]), miglio["Jmag"], miglio["Hmag"],
                          miglio["Ksmag"])
+    from_k2 = np.asarray(extra["catalogue"]) == "apok2"
+    _, (j2, k2_mag) = _join(star_ids, k2["apogee_id"],
+                            floats(k2["jmag"], missing=sources.APOK2_MISSING),
+                            floats(k2["kmag"], missing=sources.APOK2_MISSING))
+    j, k = np.where(from_k2, j2, j), np.where(from_k2, k2_mag, k)
     batch = from_arrays(mags={"j": j, "h": h, "k": k}, labels=_label_tokens(lab))
     no_xp = {name: np.full((n, N_COEFFICIENTS), np.nan) for name in ("bp", "rp", "bp_err",
                                                                      "rp_err")}
@@ -473,7 +553,8 @@ def _assemble(blocks, test_ids, val_fraction, seed):
 def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="labelmodel",
                   distmass=None, xp_source="library", val_fraction=VAL_FRACTION, seed=SEED,
                   keep_dwarfs=True, label_only=True, cuts=None, n_folds=5,
-                  label_model_options=None, verbose=True):
+                  label_model_options=None, supervision_fraction=SUPERVISION_FRACTION,
+                  verbose=True):
     """Build the training set and (with ``out``) write it.
 
     Parameters
@@ -504,6 +585,9 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
         Overrides of `DEFAULT_CUTS`.
     n_folds : int
         Cross-validation folds of the label model.
+    supervision_fraction : float
+        The share of the library's seismic giants of the training split that learn
+        their seismic values (`seismic_roles`); 0 for none (an ablation).
     label_model_options : dict, optional
         Settings of `giantfm.train.seismic.fit.LabelModel` (e.g. fewer trees for
         quick tests).
@@ -523,10 +607,13 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
                          f"got {mass_age_source!r}")
     if xp_source not in ("library", "archive"):
         raise ValueError(f"xp_source must be 'library' or 'archive', got {xp_source!r}")
+    if not 0 <= supervision_fraction <= 1:
+        raise ValueError(f"supervision_fraction must be in [0, 1], got {supervision_fraction!r}")
     shared = Path(shared_data) if shared_data is not None else sources.shared_data_dir()
 
     provenance = {}
     lib, provenance["library"] = _read_library(library, say)
+    library_ids = np.unique(ids(lib["apogee_id"]))
     catalogues = _read_catalogues(shared, provenance)
 
     log = CutLog(len(lib), "rows of the XP x APOGEE library")
@@ -539,10 +626,13 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
 
     lab = _xp_star_labels(lib, mags, cut, log)
     xp_giant = _is_giant(lab["teff"], lab["logg"], cut)
-    calibration, label_model_info = _calibration_set(catalogues, lib, say)
-    label_model = _add_mass_age(lab, xp_ids, xp_giant, calibration, catalogues,
+    calibration, library_stars, label_model_info = _calibration_set(
+        catalogues, lib, library_ids, label_model_options, say)
+    label_model = _add_mass_age(lab, xp_ids, xp_giant, calibration, library_stars, catalogues,
                                 mass_age_source, distmass, n_folds, label_model_options,
-                                label_model_info, provenance, say)
+                                label_model_info, provenance,
+                                {"val_fraction": val_fraction, "seed": seed},
+                                supervision_fraction, say)
 
     token_labels = _label_tokens(lab)
     token_labels["a_k"] = (lab["a_k"], np.zeros(len(lib)))
@@ -583,6 +673,7 @@ def build_dataset(out=None, *, library=None, shared_data=None, mass_age_source="
         "builder": "giantfm.train.dataset.build", "giantfm_version": package_version(),
         "provenance": provenance, "cuts": log.entries, "cut_settings": cut,
         "settings": {"mass_age_source": mass_age_source, "xp_source": xp_source,
+                     "supervision_fraction": supervision_fraction,
                      "val_fraction": val_fraction, "seed": seed, "keep_dwarfs": keep_dwarfs,
                      "label_only": label_only},
         "label_scale": "APOGEE DR17 ASPCAP (library labels; APOKASC-2 labels shifted onto it)",
@@ -694,6 +785,9 @@ def main(argv=None):
     parser.add_argument("--giants-only", action="store_true", help="drop the dwarfs")
     parser.add_argument("--no-label-only", action="store_true",
                         help="leave out the seismic stars without XP")
+    parser.add_argument("--supervision-fraction", type=float, default=SUPERVISION_FRACTION,
+                        help="share of the library's seismic giants of the training split "
+                             "that learn their seismic values (default %(default)s; 0: none)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     library = args.library
@@ -703,6 +797,7 @@ def main(argv=None):
                   mass_age_source=args.mass_age_source, distmass=args.distmass,
                   xp_source=args.xp_source, val_fraction=args.val_fraction, seed=args.seed,
                   keep_dwarfs=not args.giants_only, label_only=not args.no_label_only,
+                  supervision_fraction=args.supervision_fraction,
                   verbose=not args.quiet)
     return 0
 

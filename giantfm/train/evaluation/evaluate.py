@@ -379,6 +379,12 @@ def main(argv=None):
                         help="with --magnitudes: also score the model's p_rc against the state "
                              "model's state (giantfm.train.evaluation.states): states.ecsv, "
                              "states_by_threshold.ecsv and their figures")
+    parser.add_argument("--seismic", action="store_true",
+                        help="also score the model's mass, age and p_rc against the XP "
+                             "library's seismic giants (giantfm.train.evaluation.seismic): "
+                             "seismic.ecsv, mass_luminosity.ecsv and their figures")
+    parser.add_argument("--seismic-only", action="store_true",
+                        help="score only against the seismic giants (no label metrics)")
     parser.add_argument("--truncate", choices=("model", "yes", "no"), default="model",
                         help="with --magnitudes: leave out the copies' coefficients beyond "
                              "n_relevant_bases (yes), keep them (no), or as the model's "
@@ -395,10 +401,16 @@ def main(argv=None):
         parser.error("--states scores a model's p_rc by magnitude: give --model and "
                      "--magnitudes")
 
+    if (args.seismic or args.seismic_only) and args.model is None:
+        parser.error("--seismic scores a model: give --model")
     model = None
     if args.model is not None:
         from ...model import load_model
         model = load_model(args.model, device=args.device)
+    if args.seismic or args.seismic_only:
+        _evaluate_seismic(model, args, Path(args.out))
+        if args.seismic_only:
+            return 0
     baselines = load_baselines(args.baseline)
     table = evaluate(model, args.dataset, baselines, args.out,
                      experiments=args.experiments, seed=args.seed,
@@ -424,6 +436,40 @@ def main(argv=None):
         if args.states:
             _evaluate_states(model, args, levels, out)
     return 0
+
+
+def _evaluate_seismic(model, args, out):
+    """``--seismic``: the seismic scores and the mass-luminosity relation, with figures."""
+    from .seismic import evaluate_seismic, mass_luminosity, mass_luminosity_figure, seismic_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    from ...labelmodel import LabelModel
+    from ..dataset.datafile import load_dataset
+    from ..seismic.fit import calibration_from_shared
+    from .seismic import ambiguous_states
+
+    data = load_dataset(args.dataset)
+    scores, answers = evaluate_seismic(model, data, batch_size=args.batch_size)
+    relation, points = mass_luminosity(answers)
+    # the state-blind label model of the same calibration set, for the ambiguous states
+    calibration = calibration_from_shared(say=lambda *a: None)
+    blind = LabelModel().fit(calibration, calibration["mass"], calibration["log_age"])
+    bands = ambiguous_states(model, data, blind, seed=args.seed, batch_size=args.batch_size)
+    for table, name in ((scores, "seismic.ecsv"), (relation, "mass_luminosity.ecsv"),
+                        (bands, "seismic_ambiguous.ecsv")):
+        atomic_write(out / name, lambda tmp: table.write(tmp, format="ascii.ecsv",
+                                                         overwrite=True))
+    if not args.no_figures:
+        seismic_figure(answers, out / "seismic.png", role="test")
+        seismic_figure(answers, out / "seismic_validation.png", role="validation")
+        mass_luminosity_figure(points, relation, out / "mass_luminosity.png")
+    shown = scores.copy()
+    for name in shown.colnames:
+        if shown[name].dtype.kind == "f":
+            shown[name].format = ".3g"
+    shown.pprint(max_lines=-1, max_width=-1)
+    relation.pprint(max_lines=-1, max_width=-1)
+    bands.pprint(max_lines=-1, max_width=-1)
 
 
 def _evaluate_states(model, args, levels, out):

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ... import vocab
+from ...metadata import ModelMetadata
 from ...prediction import finish_answers
 from ...results import EVSTATE_THRESHOLD, inside_label_domain
 from ...tokens import from_token_scale, to_token_scale
@@ -122,10 +123,10 @@ def _rows(system, level, names, mean, std, labels, giant, domain):
               if domain and all(n in pred for n in domain) else None)
     rc = red_clump_like(labels["teff"], labels["logg"], labels["m_h"])
     samples = {"giants": giant, "rc": giant & rc, "rgb": giant & ~rc}
-    if "p_rc" in labels:   # the state model's state on the APOGEE labels
+    if vocab.P_RC in labels:   # the state model's state on the APOGEE labels
         with np.errstate(invalid="ignore"):
-            samples["rc_state"] = giant & (labels["p_rc"] >= EVSTATE_THRESHOLD)
-            samples["rgb_state"] = giant & (labels["p_rc"] < EVSTATE_THRESHOLD)
+            samples["rc_state"] = giant & (labels[vocab.P_RC] >= EVSTATE_THRESHOLD)
+            samples["rgb_state"] = giant & (labels[vocab.P_RC] < EVSTATE_THRESHOLD)
     out = []
     for k, name in enumerate(names):
         if name not in REFERENCES:   # the state: scored by giantfm.train.evaluation.states
@@ -193,8 +194,9 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
         Passed to ``request``.
     truncate : bool, optional
         As in `giantfm.predict`: leave out the copies' coefficients beyond
-        ``n_relevant_bases``; default the model's metadata ``truncate`` (True
-        when it records none).
+        ``n_relevant_bases``; default the model's choice
+        (`giantfm.metadata.ModelMetadata.truncation`; True without a model, as
+        for a model that records none).
     domain : dict, optional
         The label domain ``{label: (low, high)}`` outside which mass and age
         are masked; default the model's metadata ``label_domain``, else the
@@ -226,8 +228,8 @@ def evaluate_by_magnitude(model, dataset_path, levels=DEFAULT_LEVELS, baselines=
     if domain is None:
         found = data["attrs"]["label_model"]["validation"]["domain"]
         domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
-    if truncate is None:
-        truncate = True if model is None else model.metadata.truncate
+    # without a model, the baselines read the copies as a model that records nothing would
+    truncate = (ModelMetadata() if model is None else model.metadata).truncation(truncate)
     names = list(vocab.VALUE_LABEL_NAMES)
     rows = []
     for level in levels:

