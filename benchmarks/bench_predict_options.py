@@ -48,7 +48,6 @@ import torch
 from astropy.table import vstack
 
 import giantfm
-from giantfm import vocab
 from giantfm.model.core import _cpu_pool
 from giantfm.prediction import get_model, label_model_of
 from giantfm.tokens import TokenBatch
@@ -132,7 +131,11 @@ def network_change(std):
 
 def export_onnx(network):
     """The network as an ONNX Runtime session (dynamic stars, tokens and requests)."""
-    import onnxruntime
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime
+    except ImportError:
+        raise SystemExit("--onnx needs onnx and onnxruntime: pip install onnx onnxruntime")
 
     class Forward(torch.nn.Module):
         def __init__(self, network):

@@ -9,7 +9,7 @@ A result row carries its reasons three ways, all made from this registry:
   photutils' PSF photometry flags do;
 * ``flag``: True when the row should not be used as it stands: nothing was
   predicted, or the inputs are unlike the training stars' (the reasons with
-  ``Reason.flags`` True). A star whose mass and age lie outside the label
+  ``Reason.sets_flag`` True). A star whose mass and age lie outside the label
   domain is *not* flagged: its Teff, log g, [M/H] and [alpha/M] are good, and
   its mass and age columns are masked (each label is usable on its own where
   it is not masked).
@@ -48,13 +48,17 @@ SEPARATOR = "; "
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason a row can carry."""
+    """One reason a row can carry.
+
+    ``bit`` is its place in a result's ``flags`` bitmask; ``sets_flag`` says whether it
+    makes the row's ``flag`` True (`FLAG_MASK`): three things, three names.
+    """
 
     code: str
     bit: int
     template: str
     effect: str
-    flags: bool
+    sets_flag: bool
     step: str
     description: str
 
@@ -154,7 +158,7 @@ _ALL = (
 #: Every reason, by code.
 REASONS = {r.code: r for r in _ALL}
 #: The bits of the reasons that set ``flag`` (``flags & FLAG_MASK != 0`` is ``flag``).
-FLAG_MASK = sum(r.value for r in _ALL if r.flags)
+FLAG_MASK = sum(r.value for r in _ALL if r.sets_flag)
 _BY_PREFIX = sorted(_ALL, key=lambda r: -len(r.prefix))   # longest first
 
 
@@ -267,6 +271,6 @@ def reasons_table():
     ordered = sorted(_ALL, key=lambda r: r.bit)
     return Table({"bit": [r.bit for r in ordered], "value": [r.value for r in ordered],
                   "code": [r.code for r in ordered], "step": [r.step for r in ordered],
-                  "effect": [r.effect for r in ordered], "flags": [r.flags for r in ordered],
+                  "effect": [r.effect for r in ordered], "sets_flag": [r.sets_flag for r in ordered],
                   "text": [r.template for r in ordered],
                   "description": [r.description for r in ordered]})

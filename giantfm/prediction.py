@@ -157,7 +157,7 @@ def request(inputs, outputs, *, photometry=None, device=None, batch_size=None, p
     >>> bool(dwarf["mass"].mask[0])
     True
     >>> print(dwarf["reason"][0])  # doctest: +NORMALIZE_WHITESPACE
-    outside the label model's domain (teff 5800 > 5115, logg 4.4 > 3.289): mass, age and
+    outside the label model's domain (teff 5800 > 5268, logg 4.4 > 3.302): mass, age and
     evolutionary state masked
     """
     names = [outputs] if isinstance(outputs, str) else list(outputs)

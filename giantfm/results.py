@@ -615,7 +615,7 @@ def summarize(result, width=160):
                 example = example[:width - 3] + "..."
             found.append((rows.size, r, example))
     for count, r, example in sorted(found, key=lambda item: (-item[0], item[1].bit)):
-        lines.append(f"{r.code}, {_rows(count)}{' (flagged)' if r.flags else ''}: "
+        lines.append(f"{r.code}, {_rows(count)}{' (flagged)' if r.sets_flag else ''}: "
                      f"e.g. {example}")
     return lines
 

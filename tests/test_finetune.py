@@ -246,12 +246,14 @@ def test_a_spectrum_with_photometry_and_labels_as_quantities(tmp_path, net, spec
                              **QUICK)
     assert report.n_train == 80 and report.labels["age_cn"]["error_column"] == "age_cn_err"
     # the same stars as an archive table give the same fine-tune but for the fit of the
-    # coefficients to the sampled flux: close, not equal
-    from_table, _ = finetune(table, "age_cn", tmp_path / "t", log=["age_cn"], model=net,
-                             **QUICK)
+    # coefficients to the sampled flux: close, not equal -- two fine-tunes, each on its own
+    # inputs, agree to a small part of the label's own scatter (0.4 dex on these stars)
+    from_table, table_report = finetune(table, "age_cn", tmp_path / "t", log=["age_cn"],
+                                        model=net, **QUICK)
     answer = giantfm.predict(spectrum, model=model, progress=False)["age_cn"]
     direct = giantfm.predict(table, model=from_table, progress=False)["age_cn"]
-    assert np.median(np.abs(np.log10(answer.unmasked / direct.unmasked))) < 0.05
+    scatter = table_report.cross_validation["age_cn"]["probe"]["mad_std_dex"]
+    assert np.median(np.abs(np.log10(answer.unmasked / direct.unmasked))) < 0.25 * scatter
 
 
 def test_coefficients_and_a_label_table_aligned_row_by_row(tmp_path, net, stars):

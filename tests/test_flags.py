@@ -62,6 +62,7 @@ def test_reasons_table_lists_bits():
     assert list(table["bit"]) == sorted(table["bit"])
     assert all(table["value"] == 2 ** table["bit"])
     assert set(table["code"]) == set(REASONS)
+    assert sum(table["value"][table["sets_flag"]]) == flags.FLAG_MASK
 
 
 def test_reason_texts_splits_a_reason_by_code():

@@ -110,7 +110,7 @@ def test_a_band_missing_is_named_and_both_failing_bands_are(stars):
     assert not result["teff"].mask[0]
     assert ("one band only: no BP coefficients, the star is read from its RP coefficients and "
             "photometry") in result["reason"][0]
-    assert not REASONS["missing_band"].flags and REASONS["missing_band"].effect == "input"
+    assert not REASONS["missing_band"].sets_flag and REASONS["missing_band"].effect == "input"
     # both negative bands are named, not only the first
     assert "the BP spectrum is not a star's" in result["reason"][1]
     assert "the RP spectrum is not a star's" in result["reason"][1]

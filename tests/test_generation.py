@@ -38,10 +38,12 @@ def test_inpaint_hidden_band_leaves_given_coefficients_untouched(stars):
     np.testing.assert_array_equal(result["bp_coefficient_errors"], xp.bp_err)
     assert np.isfinite(result["rp_coefficients"]).all()
     assert (result["rp_coefficient_errors"] > 0).all()
-    # with one band hidden a star may look unlike the training stars (flagged, labels kept),
-    # but nothing else flags a row
-    ood = np.asarray(result["ood_score"].filled(0)) > 1
-    assert not (result["flag"] & ~ood).any() and ood.sum() <= 1
+    # with one band hidden a star may look unlike the training stars (flagged, labels kept:
+    # a few of these, just over the threshold), but nothing else flags a row
+    score = np.asarray(result["ood_score"].filled(0))
+    ood = score > 1
+    assert not (result["flag"] & ~ood).any()
+    assert ood.sum() <= len(stars) // 6 and score.max() < 1.5
 
 
 def test_inpainted_rp_is_close_to_the_hidden_truth(giants):

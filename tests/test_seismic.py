@@ -198,7 +198,7 @@ def test_bolometric_correction_and_mass_luminosity():
     parallax = np.full(n, 2.0)
     g = absolute_g - 5 * np.log10(parallax / 100.0)
     truth = {"mass": mass, "evstate": np.where(np.arange(n) % 2, 1.0, 2.0), "g": g,
-             "teff": teff, "a_k": np.zeros(n), "parallax": parallax,
+             "teff": teff, "logg": np.full(n, 2.5), "a_k": np.zeros(n), "parallax": parallax,
              "parallax_err": np.full(n, 0.01)}
     answers = {"truth": truth, "model": {"mass": mass * 1.02}}
     table, data = seismic.mass_luminosity(answers)
@@ -206,6 +206,8 @@ def test_bolometric_correction_and_mass_luminosity():
         assert row["slope_seismic"] == pytest.approx(1.5, abs=1e-6)
         assert row["slope_giantfm"] == pytest.approx(1.5, abs=1e-6)
     assert table["n"][list(table["state"]).index("all")] == n
+    for row in table:   # the luminosity at fixed Teff and log g goes as M^1.5 here too
+        assert row["slope_fixed_seismic"] == pytest.approx(1.5, abs=1e-6)
     truth["parallax_err"][:10] = 1.0     # 50 % parallax errors are left out
     assert seismic.mass_luminosity(answers)[0]["n"][2] == n - 10
 

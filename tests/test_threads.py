@@ -123,3 +123,24 @@ def test_device_path_answers_as_the_threads(net, mixed_batch, monkeypatch):
     serial = net.request(mixed_batch, names, batch_size=7, embedding=True, progress=False)
     for a, b in zip(pooled, serial):
         np.testing.assert_array_equal(a, b)
+
+
+def test_predict_files_task_threads(tmp_path, monkeypatch):
+    """A task of predict_files predicts with the threads its job names (a worker's share of
+    the cores, when predict_files starts the cluster), and as configured without."""
+    from giantfm.scale import files
+
+    seen = []
+
+    def fake_predict(table, *args):
+        seen.append(cpu_threads())
+        return table[["source_id"]] if "source_id" in table.colnames else table[:]
+    monkeypatch.setattr(files, "_predict_chunk", fake_predict)
+    path = tmp_path / "stars.ecsv"
+    giantfm.examples.load()[:3].write(path, format="ascii.ecsv")
+    job = {"input": str(path), "output": str(tmp_path / "out.ecsv"), "device": "cpu",
+           "batch_size": None, "model": None, "chunk_rows": 10, "output_format": "same"}
+    with giantfm.conf.set_temp("threads", 5):
+        files._process_file(dict(job, threads=3))
+        files._process_file(job)
+    assert seen == [3, 5]

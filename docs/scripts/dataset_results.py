@@ -19,7 +19,6 @@ The table has one row per number: ``name``, ``value`` (float), ``unit``,
 """
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +94,43 @@ def dataset_rows(path):
         add(f"offset_{label}_scatter", fit["scatter"], unit, ".0f" if unit else ".3f",
             "scatter of that difference")
         add(f"offset_{label}_n", fit["n"], description="stars used for that offset")
-    limit, dropped = model["calibration_set"]["n_age_dropped_log_age_err_gt"]
+    calibration = model["calibration_set"]
+    # format 4: the calibration set's record per catalogue (format 3: APOKASC-2's alone)
+    kepler = calibration.get("apokasc2", calibration)
+    limit, dropped = kepler["n_age_dropped_log_age_err_gt"]
     add("calibration_ages_dropped", dropped,
         description=f"seismic ages left out of the calibration: log age error > {limit} dex")
+    if "apok2" in calibration:
+        k2 = calibration["apok2"]
+        add("apok2_n_input", k2["n_input"], description="rows of the APO-K2 catalogue")
+        add("apok2_excluded", calibration["n_excluded"]["apok2"],
+            description="APO-K2 giants left out of the calibration: the XP library's (and the "
+                        "test split's)")
+        factors = k2["harmonisation"]
+        for state in ("RGB", "RC"):
+            add(f"apok2_mass_ratio_{state.lower()}", factors[state]["overall_mass_ratio"], "",
+                ".3f", f"K2 mass over the Kepler-only label model's, {state}, median")
+            ratios = [r for r in factors[state]["mass_ratio"] if r is not None]
+            add(f"apok2_mass_ratio_{state.lower()}_brightest", ratios[0], "", ".3f",
+                f"the same in the brightest 2MASS K bin ({state})")
+            add(f"apok2_mass_ratio_{state.lower()}_faintest", ratios[-1], "", ".3f",
+                f"the same in the faintest 2MASS K bin with enough stars ({state})")
+        add("apok2_log_age_offset_rgb", factors["RGB"]["overall_log_age_offset"], "dex",
+            "+.3f", "Warfield RGB log age minus the Kepler-only label model's, median")
+        offsets = model.get("offsets_apok2_minus_dr17", {})
+        for label in ("teff", "logg", "m_h", "alpha_m"):
+            if label in offsets:
+                unit, fmt = ("K", "+.2f") if label == "teff" else ("", "+.4f")
+                add(f"apok2_offset_{label}", offsets[label]["offset"], unit, fmt,
+                    f"APO-K2 minus DR17 {label} on the library's stars, sigma-clipped median")
+    if "seismic_role" in data["labels"]:
+        from giantfm.train.dataset.datafile import SEISMIC_ROLES
+
+        role = np.asarray(data["labels"]["seismic_role"])
+        for name, code in SEISMIC_ROLES.items():
+            if name != "none":
+                add(f"seismic_{name}", np.sum(role == code),
+                    description=f"XP library giants with seismic values of role {name}")
     miglio = model["miglio_vs_apokasc2"]
     add("miglio_n", miglio["m_h"]["n"], description="stars in both APOKASC-2 and Miglio et al.")
     add("miglio_m_h", miglio["m_h"]["median"], "dex", "+.3f",
@@ -145,6 +178,8 @@ def main(argv=None):
     """Write ``dataset.ecsv`` (see the module docstring); returns 0."""
     from astropy.table import Table
 
+    from giantfm.utils import atomic_write
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="the dataset file (giantfm build-dataset --out FILE)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "dataset.ecsv"),
@@ -155,14 +190,7 @@ def main(argv=None):
     table.meta.update(meta)
     table.meta["written_by"] = "docs/scripts/dataset_results.py"
     out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
     print(f"wrote {len(table)} numbers of {meta['dataset']} to {out}")
     return 0
 

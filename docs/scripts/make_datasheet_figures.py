@@ -27,7 +27,6 @@ import numpy as np  # noqa: E402
 
 from giantfm.train.dataset import datafile as dataset  # noqa: E402
 from giantfm.plotting import axis_label  # noqa: E402
-from giantfm.train import sources  # noqa: E402
 from giantfm.train.seismic import fit as labelmodel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -152,7 +152,7 @@ def flags_rst():
 
     table = reasons_table()
     rows = [(f"{r['bit']} ({r['value']})", f"``{r['code']}``", r["step"],
-             EFFECT_TEXT.get(r["effect"], r["effect"]), "yes" if r["flags"] else "no",
+             EFFECT_TEXT.get(r["effect"], r["effect"]), "yes" if r["sets_flag"] else "no",
              f"``{r['text']}``", r["description"])
             for r in table]
     head = (f"{len(table)} reasons (generated from :func:`giantfm.flags.reasons_table`). "
@@ -425,10 +425,11 @@ def seismic_models_rst(table):
     """Models side by side (``seismic_models.ecsv``). Returns ``{"compare": rst}``."""
     rows = []
     for row in table:
-        accuracy = ("--" if row["state"] != "all" or "accuracy" not in table.colnames
-                    or not np.isfinite(float(row["accuracy"]))
-                    else f"{_fraction(float(row['accuracy']))} ({int(row['n_p_rc_masked'])} "
-                         "masked)")
+        accuracy = "--"
+        if row["state"] == "all" and "accuracy" in table.colnames \
+                and not np.ma.is_masked(row["accuracy"]) and np.isfinite(row["accuracy"]):
+            accuracy = (f"{_fraction(float(row['accuracy']))} ({int(row['n_p_rc_masked'])} "
+                        "masked)")
         rows.append([row["model"], row["role"], row["state"], f"{int(row['n'])}",
                      _fixed(float(row["mass_scatter_gross"])), _fixed(float(row["mass_bias"])),
                      _fixed(float(row["mass_z"]), 2),
@@ -444,12 +445,15 @@ def seismic_models_rst(table):
 
 def mass_luminosity_rst(table):
     """The slopes of ``mass_luminosity.ecsv``. Returns ``{"slopes": rst}``."""
-    rows = [[row["state"], f"{int(row['n'])}",
-             f"{float(row['slope_giantfm']):.2f} +- {float(row['slope_giantfm_err']):.2f}",
-             f"{float(row['slope_seismic']):.2f} +- {float(row['slope_seismic_err']):.2f}"]
-            for row in table]
-    return {"slopes": _escape(table.meta.get("luminosity", "")) + "\n\n" + list_table(
-        ["state", "N", "slope of log L on log M (giantfm)", "(seismic masses)"], rows)}
+    def slope(row, key):
+        return f"{float(row[key]):.2f} +- {float(row[key + '_err']):.2f}"
+    rows = [[row["state"], f"{int(row['n'])}", slope(row, "slope_giantfm"),
+             slope(row, "slope_seismic"), slope(row, "slope_fixed_giantfm"),
+             slope(row, "slope_fixed_seismic")] for row in table]
+    return {"slopes": _escape(table.meta.get("luminosity", "")) + ". " +
+            _escape(table.meta.get("fixed", "")) + ".\n\n" + list_table(
+        ["state", "N", "log L on log M (giantfm)", "(seismic masses)",
+         "log L g/Teff^4 on log M (giantfm)", "(seismic masses)"], rows)}
 
 
 def seismic_ambiguous_rst(table):

@@ -13,8 +13,6 @@ test stars: one row per model, role and state. The earlier models' folders can
 be checked out of the repository's history (``git show REV:giantfm/data/model/...``).
 """
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from astropy.table import vstack
@@ -22,6 +20,7 @@ from astropy.table import vstack
 from giantfm.model import load_model
 from giantfm.train.dataset.datafile import load_dataset
 from giantfm.train.evaluation.seismic import evaluate_seismic
+from giantfm.utils import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,14 +48,7 @@ def main(argv=None):
         "Models side by side, as giantfm.predict answers, on the APO-K2 giants of the XP "
         f"library ({Path(args.dataset).name}): see giantfm.train.evaluation.seismic")
     out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
     shown = table["model", "role", "state", "n", "mass_scatter_gross", "mass_bias",
                   "mass_z", "age_scatter", "age_z"]
     for column in shown.colnames[4:]:

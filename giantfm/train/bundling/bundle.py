@@ -73,7 +73,7 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, label_mo
     dataset : str or path-like
         The dataset file it was trained on, with its label model beside it.
     name, training_note : str
-        The model's name (``'giantfm-default-v4'``) and how it was trained, in words.
+        The model's name (``'giantfm-default-v5'``) and how it was trained, in words.
     dest : str or path-like, optional
         The folder to write; default the package's bundled model.
     label_model : str, path-like or sequence of them, optional
@@ -238,7 +238,8 @@ def write_model_card(eval_dir, dest=None):
         lines += ["Mass and age are defined inside the label model's calibration domain "
                   f"{domain} and masked outside it. They combine the network's own estimate "
                   "with its labels put through the label model, with the label model's share "
-                  f"{chain.weights} (measured on the validation split). Their errors include "
+                  f"{chain.weights} (measured on {chain.decided_on or 'the validation split'})."
+                  " Their errors include "
                   "the label model's scatter against asteroseismology "
                   f"({100 * metadata.label_floor.mass_fractional:.1f} % in mass, "
                   f"{metadata.label_floor.log10_age:.3f} dex in age).", ""]
@@ -305,7 +306,7 @@ def main(argv=None):
                     "model card of a bundled model from an evaluation.")
     parser.add_argument("model_dir", nargs="?", help="trained model folder (e.g. RUN/best)")
     parser.add_argument("dataset", nargs="?", help="the dataset file it was trained on")
-    parser.add_argument("--name", help="the model's name, e.g. giantfm-default-v4")
+    parser.add_argument("--name", help="the model's name, e.g. giantfm-default-v5")
     parser.add_argument("--note", default="", help="how it was trained, in words")
     parser.add_argument("--dest", help="model folder to write (default: the package's "
                                        "bundled model)")

@@ -54,8 +54,10 @@ P_RC_BANDS = ((0.0, 0.2), (0.2, 0.8), (0.8, 1.0))
 #: ``G23(Rv=3.1)(0.673 um) / G23(Rv=3.1)(2.159 um)`` with ``dust_extinction`` 1.x gives
 #: 7.23 (a fixed number here, so that scoring needs no optional package).
 A_G_OVER_A_K = 7.23
-# The Sun's absolute bolometric magnitude (IAU 2015 B2).
+# The Sun's absolute bolometric magnitude (IAU 2015 B2), effective temperature and log g.
 _M_BOL_SUN = 4.74
+_TEFF_SUN = 5772.0
+_LOGG_SUN = 4.438
 
 
 def seismic_stars(data, roles=("validation", "test")):
@@ -438,10 +440,14 @@ def mass_luminosity(answers, sel=None, *, max_parallax_error=0.1):
     table : `~astropy.table.Table`
         Per state (RGB, RC, all): ``n``, and the slope (with its standard error) of an
         ordinary least-squares line of log L against log M from giantfm's masses and
-        from the seismic masses (Kepler scale) of the same stars.
+        from the seismic masses (Kepler scale) of the same stars (``slope_giantfm``,
+        ``slope_seismic``); and the same of log(L g / Teff^4) (solar units, APOGEE Teff
+        and log g), the luminosity at fixed Teff and log g, which physics makes
+        proportional to M (``slope_fixed_*``: 1 for perfect masses and luminosities,
+        less where either scatters).
     data : dict
-        ``log_l``, ``log_mass_giantfm``, ``log_mass_seismic``, ``evstate`` of the stars
-        used, for `mass_luminosity_figure`.
+        ``log_l``, ``log_l_fixed``, ``log_mass_giantfm``, ``log_mass_seismic``,
+        ``evstate`` of the stars used, for `mass_luminosity_figure`.
     """
     from astropy.table import Table
     from scipy.stats import linregress
@@ -456,18 +462,23 @@ def mass_luminosity(answers, sel=None, *, max_parallax_error=0.1):
         absolute_g = truth["g"] - a_g + 5 * np.log10(parallax / 100.0)
         log_l = (_M_BOL_SUN - absolute_g - bolometric_correction_g(truth["teff"])) / 2.5
         log_m_fm, log_m_seis = np.log10(model["mass"]), np.log10(truth["mass"])
-    use = sel & good_parallax & np.isfinite(log_l) & np.isfinite(log_m_fm) \
+        # L = 4 pi G sigma M Teff^4 / g: at fixed Teff and log g, L goes as M
+        log_l_fixed = log_l - 4 * np.log10(truth["teff"] / _TEFF_SUN) \
+            + (truth["logg"] - _LOGG_SUN)
+    use = sel & good_parallax & np.isfinite(log_l_fixed) & np.isfinite(log_m_fm) \
         & np.isfinite(log_m_seis)
     rows = []
     for state in ("RGB", "RC", "all"):
         own = use if state == "all" else use & (truth["evstate"] == EVSTATE_CODES[state])
         row = {"state": state, "n": int(own.sum())}
-        for name, log_m in (("giantfm", log_m_fm), ("seismic", log_m_seis)):
-            if own.sum() >= 3:
-                fit = linregress(log_m[own], log_l[own])
-                row[f"slope_{name}"], row[f"slope_{name}_err"] = fit.slope, fit.stderr
-            else:
-                row[f"slope_{name}"] = row[f"slope_{name}_err"] = np.nan
+        for kind, luminosity in (("", log_l), ("fixed_", log_l_fixed)):
+            for name, log_m in (("giantfm", log_m_fm), ("seismic", log_m_seis)):
+                key = f"slope_{kind}{name}"
+                if own.sum() >= 3:
+                    fit = linregress(log_m[own], luminosity[own])
+                    row[key], row[f"{key}_err"] = fit.slope, fit.stderr
+                else:
+                    row[key] = row[f"{key}_err"] = np.nan
         rows.append(row)
     table = Table(rows=rows)
     table.meta["luminosity"] = (
@@ -475,8 +486,11 @@ def mass_luminosity(answers, sel=None, *, max_parallax_error=0.1):
         f"parallax (fractional error < {max_parallax_error}) and A_G = {A_G_OVER_A_K} A_K "
         "(APOGEE's A_K; G23 extinction curve, R(V) = 3.1); BC_G of Andrae et al. 2018 at the "
         "APOGEE Teff")
-    data = {"log_l": log_l[use], "log_mass_giantfm": log_m_fm[use],
-            "log_mass_seismic": log_m_seis[use], "evstate": truth["evstate"][use]}
+    table.meta["fixed"] = ("slope_fixed_*: of log(L g / Teff^4) in solar units (Teff_sun "
+                           f"{_TEFF_SUN:g} K, log g_sun {_LOGG_SUN:g}), APOGEE Teff and log g")
+    data = {"log_l": log_l[use], "log_l_fixed": log_l_fixed[use],
+            "log_mass_giantfm": log_m_fm[use], "log_mass_seismic": log_m_seis[use],
+            "evstate": truth["evstate"][use]}
     return table, data
 
 
@@ -489,22 +503,27 @@ def mass_luminosity_figure(data, table, path):
 
     from ...utils import atomic_write
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8.4), sharex="col", constrained_layout=True)
     colours = {"RGB": "tab:blue", "RC": "tab:red"}
-    for ax, name in zip(axes, ("giantfm", "seismic")):
-        for state, colour in colours.items():
-            own = data["evstate"] == EVSTATE_CODES[state]
-            x, y = data[f"log_mass_{name}"][own], data["log_l"][own]
-            ax.scatter(x, y, s=8, color=colour, alpha=0.7)
-            row = table[list(table["state"]).index(state)]
-            if np.isfinite(row[f"slope_{name}"]) and own.sum() >= 3:
-                grid = np.linspace(x.min(), x.max(), 2)
-                ax.plot(grid, np.polyval(np.polyfit(x, y, 1), grid), color=colour,
-                        label=f"{state}: slope {row[f'slope_{name}']:.2f} "
-                              f"+- {row[f'slope_{name}_err']:.2f} ({own.sum()})")
+    for (kind, luminosity, label), row_axes in zip(
+            (("", "log_l", "log10 L / Lsun (Gaia parallax, G, BC_G)"),
+             ("fixed_", "log_l_fixed", "log10 (L g / Teff^4), solar units")), axes):
+        for ax, name in zip(row_axes, ("giantfm", "seismic")):
+            key = f"slope_{kind}{name}"
+            for state, colour in colours.items():
+                own = data["evstate"] == EVSTATE_CODES[state]
+                x, y = data[f"log_mass_{name}"][own], data[luminosity][own]
+                ax.scatter(x, y, s=8, color=colour, alpha=0.7)
+                row = table[list(table["state"]).index(state)]
+                if np.isfinite(row[key]) and own.sum() >= 3:
+                    grid = np.linspace(x.min(), x.max(), 2)
+                    ax.plot(grid, np.polyval(np.polyfit(x, y, 1), grid), color=colour,
+                            label=f"{state}: slope {row[key]:.2f} +- {row[f'{key}_err']:.2f} "
+                                  f"({own.sum()})")
+            ax.legend(fontsize=8)
+            ax.set_ylabel(label)
+    for ax, name in zip(axes[1], ("giantfm", "seismic")):
         ax.set_xlabel(f"log10 M / Msun ({name})")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("log10 L / Lsun (Gaia parallax, G, BC_G)")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
     return path
