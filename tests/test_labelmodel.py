@@ -228,19 +228,26 @@ def test_state_aware_save_load_round_trip(state_model, tmp_path):
     np.testing.assert_array_equal(model.state_probability(cal), back.state_probability(cal))
 
 
-def test_bundled_old_format_label_model_predicts_as_before():
-    """The bundled folder (written before format_version) gives what its boosters give."""
+def test_a_label_model_of_the_first_format_predicts_as_its_boosters(tmp_path):
+    """A state-blind folder written before ``format_version`` existed (giantfm-default-v3's
+    layout) still loads and answers what its boosters give."""
     import xgboost
 
-    folder = Path(labelmodel_runtime.__file__).parent / "data" / "model" / "label_model"
+    apokasc, _ = synthetic_apokasc(n=400)
+    cal = catalogues.kepler_stars(apokasc)
+    model, _ = labelmodel.build_label_model(cal, n_folds=2, n_estimators=40, states=False,
+                                            compare=())
+    folder = tmp_path / "lm"
+    model.save(folder)
     meta = json.loads((folder / "label_model.json").read_text())
-    if meta.get("states"):
-        pytest.skip("the bundled label model is state-aware now")
-    model = labelmodel_runtime.load_label_model(folder)
-    assert not model.state_aware
+    assert not meta.get("states")
+    del meta["format_version"]             # the first format had none
+    (folder / "label_model.json").write_text(json.dumps(meta))
+    old = labelmodel_runtime.load_label_model(folder)
+    assert not old.state_aware
     x = np.array([[4500, 2.5, 0.0, 0.1], [4800, 2.4, -0.3, 0.2], [4300, 1.8, -0.6, 0.25],
                   [4650, 2.9, 0.2, 0.02], [6500, 4.4, 0.0, 0.0], [4500, 2.5, np.nan, 0.1]])
-    pred = model.predict(x, domain=False)
+    pred = old.predict(x, domain=False)
     assert np.isnan(pred["p_rc"]).all()
     for name in meta["targets"]:
         booster = xgboost.Booster()
@@ -251,7 +258,7 @@ def test_bundled_old_format_label_model_predicts_as_before():
                                       (q[:, 2] - q[:, 0]) / 2 * meta["error_scale"][name])
         assert np.isnan(pred[name][5])
     with pytest.raises(RuntimeError, match="no state classifier"):
-        model.state_probability(x)
+        old.state_probability(x)
 
 
 def test_state_probabilities_in_unit_interval_and_nan_for_nan(state_model):
