@@ -839,7 +839,8 @@ def magnitudes_numbers(table):
     return out
 
 
-#: The samples of the mass and age of each state, v3 beside v4 (``state_masses.rst``).
+#: The samples of the mass and age of each state, the model before beside the bundled
+#: one (``state_masses.rst``).
 STATE_SAMPLES = (("giants", "all giants"), ("rc", "RC by the Bovy et al. (2014) cut"),
                  ("rc_state", "RC by the state model"), ("rgb", "RGB by the cut"),
                  ("rgb_state", "RGB by the state model"))
