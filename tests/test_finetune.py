@@ -3,6 +3,7 @@
 reads, and the ``giantfm finetune`` command."""
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,31 @@ def test_resume_continues_an_interrupted_fine_tune(tmp_path, net, stars, monkeyp
     row = whole.rows_of(["age_cn"])[0]
     np.testing.assert_allclose(resumed.network.name_embedding.weight[row].numpy(),
                                whole.network.name_embedding.weight[row].numpy(), rtol=1e-6)
+
+
+def test_resume_takes_a_method_that_had_finished_from_its_checkpoint(tmp_path, net, stars,
+                                                                     monkeypatch):
+    table = stars[0][:120]
+    settings = dict(EPOCHS, method=["prompt", "decoder"])
+    _, whole = quietly(finetune, table, "age_cn", tmp_path / "whole", log=["age_cn"],
+                       model=net, **settings)
+    save = loop.write_checkpoint
+
+    def interrupt_the_decoder(path, state):
+        save(path, state)
+        if Path(path).parent.name == "decoder":
+            raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "write_checkpoint", interrupt_the_decoder)
+    with pytest.raises(KeyboardInterrupt):
+        quietly(finetune, table, "age_cn", tmp_path / "parts", log=["age_cn"], model=net,
+                **settings)
+    monkeypatch.setattr(loop, "write_checkpoint", save)
+    _, resumed = quietly(finetune, table, "age_cn", tmp_path / "parts", log=["age_cn"],
+                         model=net, resume=True, **settings)
+    prompt = {k: v for k, v in resumed.runs["prompt"].items() if k != "elapsed_s"}
+    assert prompt == {k: v for k, v in whole.runs["prompt"].items() if k != "elapsed_s"}
+    assert prompt["stopped"] == "epochs" and prompt["epochs_run"] == EPOCHS["epochs"]
+    assert resumed.cross_validation == whole.cross_validation
 
 
 def test_time_limit_keeps_the_best_epoch(tmp_path, net, stars):

@@ -63,7 +63,8 @@ from ..metadata import ModelMetadata
 from ..utils._ridge import fit_ridge
 from .core import TrainedModel
 from .device import select_device
-from .loop import CHECKPOINT_FILE, LoopSettings, RunClock, cosine_schedule, run_epochs
+from .loop import (CHECKPOINT_FILE, LoopSettings, RunClock, check_settings, cosine_schedule,
+                   finished_run, run_epochs)
 from .network import AdapterConfig, LinearProbe, LowRankAdapters
 from .normalisation import Normalisation
 from .training import gaussian_nll
@@ -271,7 +272,7 @@ def _start_queries(network, stars, method, new_rows, settings, answer_rows):
 
 
 def _fit_epochs(network, stars, settings, method, new_rows, answer_rows, *, out_dir, resume,
-                clock, device):
+                device):
     cfg = settings
     k, n = len(new_rows), len(stars)
     n_slots = cfg.folds + 1
@@ -347,18 +348,12 @@ def _fit_epochs(network, stars, settings, method, new_rows, answer_rows, *, out_
         folder.mkdir(parents=True, exist_ok=True)
     parts = {"learner": learner, "optimiser": optimiser, "scheduler": scheduler,
              "generator": generator}
-    finished = _finished_run(folder) if resume else None
-    if finished is not None:
-        from .loop import check_settings
-        check_settings(folder / CHECKPOINT_FILE, finished["settings"], run_settings)
-        learner.load_state_dict(finished["best_state"])
-        extra.update(finished["extra"])
-        history = finished["history"]
-        best_epoch = min(history, key=lambda row: row["cv_loss"])["epoch"]
-        run = {"epochs_run": len(history), "best_epoch": best_epoch,
-               "stopped": finished.get("stopped", "epochs"),
-               "still_improving": best_epoch == len(history) == epochs,
-               "elapsed_s": history[-1]["elapsed_s"]}
+    finished = finished_run(folder, "cv_loss") if resume and folder is not None else None
+    if finished is not None:   # the method had ended before the fine-tune was interrupted
+        state, result = finished
+        check_settings(folder / CHECKPOINT_FILE, state["settings"], run_settings)
+        learner.load_state_dict(state["best_state"])
+        extra.update(state["extra"])
     else:
         result = run_epochs(
             LoopSettings(epochs, patience, cfg.max_minutes, None, "cv_loss", cfg.progress,
@@ -371,12 +366,9 @@ def _fit_epochs(network, stars, settings, method, new_rows, answer_rows, *, out_
             raise ValueError(f"the fine-tune ({method}) did not learn: its out-of-fold loss "
                              f"was {result.history[-1]['cv_loss']} at every epoch (labels or "
                              "errors that do not fit the stars?)")
-        run = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-               "stopped": result.stopped, "still_improving": result.still_improving,
-               "elapsed_s": result.elapsed_s}
-        if folder is not None:   # a finished run's checkpoint says why it stopped
-            _mark_stopped(folder, result.stopped)
-    run.update(epochs=epochs, patience=patience)
+    run = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+           "stopped": result.stopped, "still_improving": result.still_improving,
+           "elapsed_s": result.elapsed_s, "epochs": epochs, "patience": patience}
     parts_out = []
     for label in range(k):
         slot = label * n_slots + cfg.folds          # the slot that learned from all stars
@@ -390,25 +382,6 @@ def _fit_epochs(network, stars, settings, method, new_rows, answer_rows, *, out_
             part.update(adapter=("decoder", (), rank), module=module)
         parts_out.append(part)
     return extra["oof_mean"], extra["oof_std"], parts_out, run
-
-
-def _finished_run(folder):
-    """The checkpoint of a finished run in ``folder`` (a method that ended before the
-    fine-tune was interrupted), or None."""
-    path = None if folder is None else folder / CHECKPOINT_FILE
-    if path is None or not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    return state if state.get("finished") else None
-
-
-def _mark_stopped(folder, stopped):
-    from .loop import write_checkpoint
-    path = folder / CHECKPOINT_FILE
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state["stopped"] = stopped
-        write_checkpoint(path, state)
 
 
 # ------------------------------------------------------------------------------ the whole
@@ -431,7 +404,7 @@ def fit_method(network, stars, settings, method, new_rows, *, answer_rows, out_d
     else:
         oof_mean, oof_std, parts, run = _fit_epochs(
             network, stars, settings, method, new_rows, answer_rows, out_dir=out_dir,
-            resume=resume, clock=clock, device=device)
+            resume=resume, device=device)
     run.setdefault("elapsed_s", clock.elapsed())
     return MethodFit(method, oof_mean, oof_std, parts, run)
 

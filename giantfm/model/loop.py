@@ -33,7 +33,7 @@ from ..utils import atomic_write
 from ..utils._progress import progress_bar
 
 __all__ = ["CHECKPOINT_FILE", "LoopSettings", "LoopResult", "cosine_schedule", "run_epochs",
-           "read_checkpoint", "write_checkpoint", "check_settings", "RunClock"]
+           "read_checkpoint", "finished_run", "write_checkpoint", "check_settings", "RunClock"]
 
 #: The checkpoint of a run in its output folder (``resume`` reads it).
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -203,6 +203,14 @@ def write_checkpoint(path, state):
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def _load_checkpoint(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:   # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise ValueError(f"cannot resume from {path}: the checkpoint is not readable "
+                         f"({type(exc).__name__}: {exc}); start the run again") from None
+
+
 def read_checkpoint(out_dir):
     """The checkpoint of the unfinished run in ``out_dir``.
 
@@ -216,15 +224,38 @@ def read_checkpoint(out_dir):
     path = Path(out_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:   # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise ValueError(f"cannot resume from {path}: the checkpoint is not readable "
-                         f"({type(exc).__name__}: {exc}); start the run again") from None
+    state = _load_checkpoint(path)
     if state.get("finished"):
         raise ValueError(f"the run in {out_dir} has finished (epoch {state['epoch']}): "
                          "nothing to resume")
     return state
+
+
+def finished_run(out_dir, monitor):
+    """``(checkpoint, LoopResult)`` of the run in ``out_dir`` if it has finished (a resumed
+    caller takes its answer as it is), else None (no checkpoint, or a run to continue
+    with ``resume``).
+
+    Raises
+    ------
+    ValueError
+        The checkpoint cannot be read.
+    """
+    path = Path(out_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    state = _load_checkpoint(path)
+    if not state.get("finished"):
+        return None
+    history = state["history"]
+    return state, LoopResult(history, state["best"], _best_epoch(history, monitor), True,
+                             state.get("stopped", "epochs"), history[-1]["elapsed_s"])
+
+
+def _best_epoch(history, monitor):
+    """The epoch of the lowest finite ``monitor`` in ``history`` (None: no finite one)."""
+    finite = [row for row in history if math.isfinite(row[monitor])]
+    return min(finite, key=lambda row: row[monitor])["epoch"] if finite else None
 
 
 def run_epochs(settings, parts, train_epoch, validate, *, network, run_settings=None,
@@ -320,7 +351,7 @@ def run_epochs(settings, parts, train_epoch, validate, *, network, run_settings=
             checkpoint = {"epoch": epoch, "parts": {n: _state_of(p) for n, p in parts.items()},
                           "history": history, "best": best, "best_state": best_state,
                           "stale": stale, "elapsed_s": clock.elapsed(), "finished": finished,
-                          "settings": run_settings,
+                          "stopped": stopped, "settings": run_settings,
                           "extra": {} if extra_state is None else dict(extra_state)}
             write_checkpoint(path, checkpoint)
         if bar is not None:
@@ -335,9 +366,7 @@ def run_epochs(settings, parts, train_epoch, validate, *, network, run_settings=
         bar.close()
     if best_state is not None:
         network.load_state_dict(best_state)
-    finite = [row for row in history if math.isfinite(row[settings.monitor])]
-    best_epoch = min(finite, key=lambda row: row[settings.monitor])["epoch"] if finite else None
-    result = LoopResult(history, best, best_epoch, finished, stopped,
+    result = LoopResult(history, best, _best_epoch(history, settings.monitor), finished, stopped,
                         history[-1]["elapsed_s"] if history else clock.elapsed())
     if settings.warn_still_improving and result.still_improving:
         warnings.warn(f"{settings.desc}: the best epoch was the last ({result.best_epoch} of "
