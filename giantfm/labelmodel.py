@@ -42,7 +42,7 @@ from .tokens import from_token_scale
 from .utils import atomic_write
 from .utils._columns import floats
 from .utils._modelfiles import (cause, damaged, folder_to_write, read_json, require_keys,
-                                saving_folder)
+                                saving_folder, staged_folder)
 from .utils._threads import cpu_threads, thread_pool
 from .vocab import P_RC, PROBABILITY_EPS, SPECTROSCOPIC_LABEL_NAMES
 
@@ -504,23 +504,10 @@ class LabelModel:
         """Write the fitted model to the folder ``path``, complete or not at all: the
         files are written into a staging folder beside it, which then replaces ``path``
         (a save cut short leaves the model that was there, or nothing)."""
-        import shutil
-
         self._check_fitted()
         path = folder_to_write(path, "label model")
-        staging = path.with_name(path.name + ".partial")
-        with saving_folder(path, "label model"):
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
-                self._write_files(staging)
-                previous = path.with_name(path.name + ".previous")
-                shutil.rmtree(previous, ignore_errors=True)
-                if path.exists():
-                    path.rename(previous)
-                staging.rename(path)
-                shutil.rmtree(previous, ignore_errors=True)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        with saving_folder(path, "label model"), staged_folder(path) as staging:
+            self._write_files(staging)
         return path
 
     def _write_files(self, path):

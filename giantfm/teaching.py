@@ -673,17 +673,14 @@ def _save(tuned, out, base):
     `~giantfm.model.TrainedModel.save` then writes the network, the whole of it
     or nothing (a file where ``out`` should be is refused by name there).
     """
-    from .utils._modelfiles import folder_to_write, saving_folder
+    from .utils._modelfiles import folder_to_write, saving_folder, staged_folder
 
     out = folder_to_write(out, "fine-tuned model")
     if base.path is not None and (base.path / LABEL_MODEL_DIR).is_dir():
         target = out / LABEL_MODEL_DIR
-        staging = out / (LABEL_MODEL_DIR + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)  # what an earlier failed copy left
-        with saving_folder(staging, "fine-tuned model's label model"):
+        with saving_folder(target, "fine-tuned model's label model"), \
+                staged_folder(target) as staging:
             shutil.copytree(base.path / LABEL_MODEL_DIR, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
     tuned.save(out)
     tuned.path = out
 

@@ -380,6 +380,36 @@ def test_label_model_save_is_whole_or_absent(folder, tmp_path, monkeypatch):
         model.save(tmp_path / "a_file")
 
 
+def test_a_staged_folder_that_cannot_take_its_place_puts_the_old_one_back(tmp_path,
+                                                                          monkeypatch):
+    """The last step of a whole-folder save (the staging folder renamed onto the folder,
+    the old one moved aside) fails: the old folder is back, no staging folder is left."""
+    from giantfm.utils._modelfiles import staged_folder
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real = Path.rename
+
+    def refuse_the_staging_folder(self, where):
+        if self.name == "model.staging":
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(self))
+        return real(self, where)
+    monkeypatch.setattr(Path, "rename", refuse_the_staging_folder)
+    with pytest.raises(OSError, match="cross-device"):
+        with staged_folder(target) as staging:
+            staging.mkdir()
+            (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    monkeypatch.setattr(Path, "rename", real)
+    with staged_folder(target) as staging:
+        staging.mkdir()
+        (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+
+
 def test_command_line_names_a_damaged_model(folder, tmp_path, capsys):
     """``giantfm predict --model DAMAGED`` blames the model, not the input table."""
     from giantfm import cli

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..exceptions import ModelFileError
 
 __all__ = ["DAMAGED_FIX", "cause", "damaged", "read_json", "require_keys", "folder_to_write",
-           "file_sha256", "saving_folder", "keep_previous"]
+           "file_sha256", "saving_folder", "keep_previous", "staged_folder"]
 
 #: What a damaged model folder asks of its user.
 DAMAGED_FIX = "the model folder is damaged: copy it again or re-save the model"
@@ -131,6 +131,36 @@ def keep_previous(path):
 
 
 @contextlib.contextmanager
+def staged_folder(path):
+    """A whole folder written at once: the block writes into the staging folder it is
+    given (``<path>.staging``, beside ``path``; not yet made), which then replaces
+    ``path``. A block that fails leaves ``path`` as it was and no staging folder.
+
+    The folder that was there is moved aside (``<path>.old``) before the staging folder
+    takes its name, put back if that fails, and removed after.
+    """
+    path = Path(path)
+    staging = path.with_name(path.name + ".staging")
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)   # what an earlier failed save left
+    try:
+        yield staging
+        shutil.rmtree(old, ignore_errors=True)
+        moved = path.exists()
+        if moved:
+            path.rename(old)
+        try:
+            staging.rename(path)
+        except BaseException:
+            if moved:
+                old.rename(path)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def saving_folder(path, what="model"):
     """Saving a folder: a folder this save made is removed if the save fails, and an
     `OSError` (a full disk, no permission) is said plainly, with its errno kept.
@@ -147,12 +177,12 @@ def saving_folder(path, what="model"):
             shutil.rmtree(path, ignore_errors=True)
         if not isinstance(exc, OSError):
             raise
-        cause = "no space left on the device" if exc.errno == errno.ENOSPC else \
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else \
             (exc.strerror or str(exc))
         where = f" (writing {os.fspath(exc.filename)!r})" if exc.filename else ""
         left = ("nothing was left there" if made else
                 "the model that was there is left as it was")
-        message = (f"cannot save the {what} to {os.fspath(path)!r}: {cause}{where}; {left}. "
+        message = (f"cannot save the {what} to {os.fspath(path)!r}: {reason}{where}; {left}. "
                    "Free some space (or choose a writable folder) and save again")
         # OSError(errno, text) is the subclass of that errno (PermissionError, ...)
         raise (OSError(exc.errno, message) if exc.errno else OSError(message)) from exc

@@ -45,7 +45,7 @@ from ...metadata import BUNDLED_MODEL_DIR, CONFIG_FILE, LabelFloor, LabelSupport
 from ...model import load_model
 from ...model.core import WEIGHTS_FILE
 from ...utils import atomic_write
-from ...utils._modelfiles import folder_to_write, saving_folder
+from ...utils._modelfiles import folder_to_write, saving_folder, staged_folder
 from ...utils._version import public_version
 from .answers import calibrate_answers
 from ..dataset.datafile import load_arrays
@@ -144,10 +144,7 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, label_mo
     metadata.training.pop("last_epoch", None)
 
     # built and calibrated beside the destination, which it replaces only when complete
-    staging = dest.with_name(dest.name + ".staging")
-    if staging.exists():
-        shutil.rmtree(staging)
-    try:  # a bundle that fails leaves no staging folder behind, and dest as it was
+    with staged_folder(dest) as staging:
         with saving_folder(staging, "bundled model"):
             staging.mkdir(parents=True)
             shutil.copyfile(model_dir / WEIGHTS_FILE, staging / WEIGHTS_FILE)
@@ -176,17 +173,6 @@ def bundle_model(model_dir, dataset, *, name, training_note, dest=None, label_mo
         say(f"ood scales: {metadata.ood.scales}")
         # the weights as trained (a float16 model stays float16), with the metadata measured
         staged.save(staging, half=_saved_half(model_dir))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = dest.with_name(dest.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
-    if old.exists():
-        shutil.rmtree(old)
     say(f"bundled {name} into {dest} (write its model card next: giantfm bundle --card EVAL_DIR)")
     return load_model(dest, device="cpu")
 
