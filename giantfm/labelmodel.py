@@ -408,7 +408,6 @@ class LabelModel:
         RuntimeError
             The model was fitted without evolutionary states.
         """
-
         if self.state_classifier is None:
             raise RuntimeError("this label model has no state classifier: it was not fitted, or "
                                "fitted without evolutionary states (fit it with evstate=)")
@@ -427,7 +426,6 @@ class LabelModel:
         for features ``x`` (n, 4) of a state-aware model; NaN where a feature
         is not finite.
         """
-
         if not self.state_aware:
             raise RuntimeError("this label model is not state-aware: it was not fitted, or "
                                "fitted without evolutionary states (fit it with evstate=)")
@@ -453,7 +451,6 @@ class LabelModel:
         whose last term is the state uncertainty; rows with a non-finite
         feature get NaN.
         """
-
         if self.state_aware:
             return combine_states(self.quantiles_by_state(x))
         x = feature_matrix(x)
@@ -678,8 +675,7 @@ def chain_answers(label_model, names, mean, std, chain):
                                                  chain["weights"].get(P_RC, 0.0))
                 mean[ok, ip] = calibrate_probability(
                     combined, chain.get("state_calibration") or {"method": "none"})
-                parts[P_RC] = np.where(np.isfinite(mean[ok, ip]), mean[ok, ip],
-                                         parts[P_RC])
+                parts[P_RC] = np.where(np.isfinite(mean[ok, ip]), mean[ok, ip], parts[P_RC])
             p_rc = parts[P_RC]
             raw = combine_states(parts)
         else:

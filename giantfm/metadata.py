@@ -30,7 +30,7 @@ from .utils._modelfiles import read_json
 
 __all__ = ["ModelMetadata", "Chain", "LabelFloor", "LabelSupport", "OODCalibration",
            "read_metadata", "model_folder", "BUNDLED_MODEL_DIR", "CONFIG_FILE",
-           "DEFAULT_LABEL_DOMAIN"]
+           "DEFAULT_LABEL_DOMAIN", "FINETUNE_METHODS"]
 
 #: Where the model shipped with giantfm lives (package data, found as all giantfm's data is).
 BUNDLED_MODEL_DIR = resources.files("giantfm.data") / "model"
@@ -38,6 +38,10 @@ BUNDLED_MODEL_DIR = resources.files("giantfm.data") / "model"
 CONFIG_FILE = "config.json"
 #: Domain of mass and age of a model that records none: the giant branch, broadly.
 DEFAULT_LABEL_DOMAIN = {"logg": (0.0, 3.5), "teff": (3500.0, 5500.0)}
+#: The ways a model can be taught a label of one's own (`giantfm.finetune`, which records
+#: the one kept in ``training['finetune']``; `giantfm.model.adaptation` implements them),
+#: here, below both, as the one home of their names.
+FINETUNE_METHODS = ("prompt", "probe", "decoder")
 
 
 @dataclass

@@ -51,6 +51,7 @@ from . import prediction, vocab
 from .exceptions import GiantfmWarning, InvalidNameError
 from .labelmodel import LABEL_MODEL_DIR
 from .metadata import CONFIG_FILE
+from .metadata import FINETUNE_METHODS as METHODS
 from .results import EVSTATE_COLUMN, STATUS_COLUMNS
 from .tokens import column_in_unit, error_columns, from_token_scale, to_token_scale
 from .utils._ridge import DEFAULT_PENALTIES
@@ -65,8 +66,6 @@ __all__ = ["finetune", "FinetuneSettings", "FinetuneReport", "validation_split",
 MIN_STARS = 50
 #: The fewest stars `validation_split` keeps for validation.
 MIN_VALIDATION_STARS = 10
-#: The methods of `finetune` (`giantfm.model.adaptation`), and 'auto' among them.
-METHODS = ("prompt", "probe", "decoder")
 #: The folder of ``out`` where a fine-tune keeps its checkpoints until the model is saved.
 CHECKPOINT_DIR = "finetune_checkpoints"
 #: Column names a result table already has: a label cannot be called so.

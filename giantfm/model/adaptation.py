@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from .. import vocab
+from ..metadata import FINETUNE_METHODS as METHODS
 from ..metadata import ModelMetadata
 from ..utils._ridge import fit_ridge
 from .core import TrainedModel
@@ -69,13 +70,9 @@ from .network import AdapterConfig, LinearProbe, LowRankAdapters
 from .normalisation import Normalisation
 from .training import gaussian_nll
 
-__all__ = ["METHODS", "EPOCH_METHODS", "AdaptedStars", "MethodFit", "fold_of", "adapt_network",
+__all__ = ["METHODS", "AdaptedStars", "MethodFit", "fold_of", "adapt_network",
            "encode_stars", "fit_method", "build_network", "tuned_model"]
 
-#: The methods of adaptation (see the module docstring).
-METHODS = ("prompt", "probe", "decoder")
-#: Those that learn by epochs (the others are fitted in closed form).
-EPOCH_METHODS = ("prompt", "decoder")
 
 # The learning rate decays to this share of its peak over the epochs.
 _LEARNING_RATE_FLOOR = 0.05
