@@ -54,6 +54,8 @@ from .metadata import CONFIG_FILE
 from .metadata import FINETUNE_METHODS as METHODS
 from .results import EVSTATE_COLUMN, STATUS_COLUMNS
 from .tokens import column_in_unit, error_columns, from_token_scale, to_token_scale
+from .utils._json import json_safe
+from .utils._modelfiles import folder_to_write, saving_folder, staged_folder
 from .utils._ridge import DEFAULT_PENALTIES
 from .utils._stats import mad_std, uncertainty_factor
 from .xp.coefficients import SOURCE_ID_ALIASES, find_column
@@ -363,8 +365,6 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
     settings = FinetuneSettings(**{**base, **{k: v for k, v in given.items()
                                               if v is not None}})
 
-    from .utils._modelfiles import folder_to_write
-
     out = folder_to_write(out, "fine-tuned model")   # a file in the way: refused before work
     checkpoints = out / CHECKPOINT_DIR
     if (out / CONFIG_FILE).exists() and not (overwrite or resume):
@@ -439,7 +439,7 @@ def finetune(data, labels, out, *, errors=None, log=(), photometry=None, model=N
     settings_record["method"] = list(settings.methods()) if settings.method != "auto" \
         else "auto"
     tuned.metadata.training = {**tuned.metadata.training, "finetune": {
-        **_plain(report.to_dict()), "config": _plain(settings_record),
+        **json_safe(report.to_dict()), "config": json_safe(settings_record),
         "base_model": net.metadata.name,
         "base_path": None if net.path is None else str(net.path),
         "device": str(tuned.device)}}
@@ -458,19 +458,6 @@ def validation_split(rows, val_fraction=0.2, seed=0):
     order = np.random.default_rng(seed).permutation(np.asarray(rows))
     n_val = max(int(round(val_fraction * len(order))), MIN_VALIDATION_STARS)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def _plain(value):
-    """``value`` with numpy scalars and tuples made plain (for the JSON metadata)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _as_table_or_none(data):
@@ -672,8 +659,6 @@ def _save(tuned, out, base):
     `~giantfm.model.TrainedModel.save` then writes the network, the whole of it
     or nothing (a file where ``out`` should be is refused by name there).
     """
-    from .utils._modelfiles import folder_to_write, saving_folder, staged_folder
-
     out = folder_to_write(out, "fine-tuned model")
     if base.path is not None and (base.path / LABEL_MODEL_DIR).is_dir():
         target = out / LABEL_MODEL_DIR
