@@ -173,7 +173,8 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spe
                                flags=xp.flags)
     _, mean, std, embedded = answer(net, batch, XP_NAMES, batch_size=batch_size,
                                     progress=progress)
-    ok = batch.ok & np.all(np.isfinite(mean), axis=1)
+    answered = np.all(np.isfinite(mean), axis=1)
+    ok = batch.ok & answered
     flux_scale = tokens.g_flux(batch.g_mag)[:, None]   # the G they were normalised with
 
     result = results.Result()
@@ -192,7 +193,7 @@ def inpaint(data, *, hide=None, labels=None, photometry=None, truncate=None, spe
     for short, name in ARCHIVE_MAGNITUDES.items():  # so that it reads back as the input did
         if short in mags:
             result[name] = mags[short] * u.mag
-    add_status(result, batch, np.all(np.isfinite(mean), axis=1))
+    add_status(result, batch, answered)
     finish(result, batch, net.metadata, embedding=embedded)
     result.meta.update(model_meta(net))
     result.meta["hidden"] = "" if hide is None else repr(hide) if not isinstance(hide, dict) \

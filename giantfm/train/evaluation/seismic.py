@@ -31,9 +31,10 @@ import numpy as np
 
 from ... import vocab
 from ...labelmodel import EVSTATE_CODES
-from ...prediction import finish_answers, predict
+from ...prediction import as_batch, finish_answers, predict
 from ...results import EVSTATE_THRESHOLD
 from ...tokens import TokenBatch, from_token_scale
+from ...utils._columns import floats
 from ...utils._stats import mad_std
 from ..dataset.augment import with_faint_copies
 from ..dataset.datafile import SEISMIC_ROLES, SPLITS, xp_table
@@ -189,24 +190,17 @@ def score_seismic(answers, truth, sel=None):
 def _answers_of_result(result):
     """``mass``, ``mass_err``, ``age``, ``age_err``, ``p_rc`` of a predict result, NaN where
     masked."""
-    out = {}
-    for name in ("mass", "mass_err", "age", "age_err", vocab.P_RC):
-        if name not in result.colnames:
-            continue
-        column = result[name]
-        values = np.asarray(getattr(column, "unmasked", column).value, dtype=float)
-        out[name] = np.where(np.asarray(getattr(column, "mask", False)), np.nan, values)
-    out[vocab.P_RC] = out.pop(vocab.P_RC, None)
+    out = {name: floats(result[name]) for name in ("mass", "mass_err", "age", "age_err")
+           if name in result.colnames}
+    out[vocab.P_RC] = floats(result[vocab.P_RC]) if vocab.P_RC in result.colnames else None
     return out
 
 
-def _parts(model, stars, batch_size):
-    """The network's own (``direct``) and label-model (``chain``) mass and age of the stars,
-    in vocabulary units, with the errors `giantfm.predict` gives them (scaled)."""
-    from ...prediction import as_batch
-
+def _parts(model, batch, batch_size):
+    """The network's own (``direct``) and label-model (``chain``) mass and age of the stars
+    of ``batch``, in vocabulary units, with the errors `giantfm.predict` gives them
+    (scaled)."""
     names = list(vocab.VALUE_LABEL_NAMES) + [n for n in vocab.STATE_NAMES if model.knows(n)]
-    batch = as_batch(stars, model)
     raw, raw_std = model.request(batch, names, batch_size=batch_size, progress=False)
     parts = {}
     for system, weights in (("direct", {"mass": 0.0, "age": 0.0}),
@@ -249,8 +243,9 @@ def evaluate_seismic(model, data, *, roles=("validation", "test"), batch_size=No
     if not isinstance(data, dict):
         data = load_dataset(data)
     stars, truth = seismic_stars(data, roles)
-    result = predict(stars, model=model, batch_size=batch_size, progress=False)
-    systems = {"model": _answers_of_result(result), **_parts(model, stars, batch_size)}
+    batch = as_batch(stars, model)     # tokenised once, for predict and the parts
+    result = predict(batch, model=model, batch_size=batch_size, progress=False)
+    systems = {"model": _answers_of_result(result), **_parts(model, batch, batch_size)}
     rows = []
     for role in roles:
         sel = truth["role"] == role
