@@ -41,7 +41,7 @@ from scipy.special import rel_entr
 
 from ... import vocab
 from ...labelmodel import (EVSTATE_CODES, FEATURES, calibrate_probability, chain_answers,
-                           combine_probabilities)
+                           chain_weight, combine_probabilities)
 from ...tokens import from_token_scale, to_token_scale
 from ...utils._stats import mad_std, uncertainty_factor
 from ..dataset.augment import FaintCopies, with_faint_copies
@@ -227,17 +227,16 @@ def _seismic_answers(model, label_model, data, names, seed, batch_size, label_fl
     im = names.index("mass")
     d_mass = from_token_scale("mass", direct[:, im])[0]
     c_mass = from_token_scale("mass", chained[:, im])[0]
-    p = np.nan_to_num(p_rc, nan=0.0)
     best, best_score = None, np.inf
     for w_rgb in WEIGHTS:
         for w_rc in WEIGHTS:
-            w = (1 - p) * w_rgb + p * w_rc
+            w = chain_weight({"RGB": w_rgb, "RC": w_rc}, p_rc)   # as predict mixes them
             error = _per_state_error((1 - w) * d_mass + w * c_mass, truth["mass"], groups)
             score = float(np.sqrt(np.mean(np.square(list(error.values())))))
             if score < best_score:
                 best, best_score = (float(w_rgb), float(w_rc)), score
     chain["weights"]["mass"] = {"RGB": best[0], "RC": best[1]}
-    w = (1 - p) * best[0] + p * best[1]
+    w = chain_weight(chain["weights"]["mass"], p_rc)
     combined_mass = (1 - w) * d_mass + w * c_mass
     chain["scatter"]["mass"] = {
         "direct": _per_state_scatter(d_mass, truth["mass"], groups),
@@ -248,7 +247,7 @@ def _seismic_answers(model, label_model, data, names, seed, batch_size, label_fl
     ia = names.index("age")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_truth = np.log10(truth["age"])
-    rgb = {"RGB": groups.get("RGB", np.zeros(len(p), bool)) & np.isfinite(log_truth)}
+    rgb = {"RGB": groups.get("RGB", np.zeros(len(p_rc), bool)) & np.isfinite(log_truth)}
     scores = [_per_state_scatter((1 - w) * direct[:, ia] + w * chained[:, ia], log_truth,
                                  rgb)["RGB"] for w in WEIGHTS]
     chain["weights"]["age"] = float(WEIGHTS[int(np.nanargmin(scores))])
