@@ -52,6 +52,7 @@ from astropy.table import vstack
 
 import giantfm
 from giantfm.prediction import get_model
+from giantfm.utils._columns import floats
 from giantfm.utils._threads import cpu_threads
 from results import machine_description, save_table
 
@@ -121,11 +122,9 @@ def largest_change(new, old, labels):
     for label in labels:
         if label not in new.colnames or label not in old.colnames:
             continue
-        a = np.ma.filled(np.ma.asarray(getattr(new[label], "value", new[label]), float), np.nan)
-        b = np.ma.filled(np.ma.asarray(getattr(old[label], "value", old[label]), float), np.nan)
+        a, b = floats(new[label]), floats(old[label])
         err = f"{label}_err"
-        scale = (np.ma.filled(np.ma.asarray(getattr(old[err], "value", old[err]), float), np.nan)
-                 if err in old.colnames else np.ones_like(b))
+        scale = floats(old[err]) if err in old.colnames else np.ones_like(b)
         with np.errstate(invalid="ignore", divide="ignore"):
             worst[label] = float(np.nanmax(np.abs(a - b) / scale))
     return worst

@@ -34,10 +34,10 @@ import numpy as np
 
 import giantfm
 from giantfm.prediction import get_model
+from giantfm.results import EVSTATE_COLUMN
+from giantfm.utils._columns import floats
+from giantfm.vocab import P_RC, VALUE_LABEL_NAMES
 from giantfm.train.evaluation.scoring import REFERENCES, calibration, metrics, reference_error
-
-VALUE_LABELS = ("teff", "logg", "m_h", "alpha_m", "mass", "age")
-
 
 def changed_model(net, change):
     """A copy of ``net`` that runs the network the way ``change`` says (None: as it is)."""
@@ -67,24 +67,23 @@ def run(table, net, change):
 
 
 def column(result, name):
-    col = result[name]
-    return np.ma.filled(np.ma.asarray(getattr(col, "value", col), dtype=float), np.nan)
+    return floats(result[name])
 
 
 def answer_changes(new, old):
     """{criterion: (value, limit)} of the changes of the answers."""
     out = {}
     worst = 0.0
-    for label in VALUE_LABELS:
+    for label in VALUE_LABEL_NAMES:
         delta = np.abs(column(new, label) - column(old, label)) / column(old, f"{label}_err")
         delta = delta[np.isfinite(delta)]
         out[f"{label}: median |change| / err"] = (float(np.median(delta)), 0.05)
         worst = max(worst, float(delta.max()))
-    if "p_rc" in old.colnames:
-        delta = np.abs(column(new, "p_rc") - column(old, "p_rc"))
+    if P_RC in old.colnames:
+        delta = np.abs(column(new, P_RC) - column(old, P_RC))
         out["p_rc: median |change|"] = (float(np.nanmedian(delta)), 0.01)
-        a, b = np.ma.getdata(new["evstate"]), np.ma.getdata(old["evstate"])
-        both = ~(np.ma.getmaskarray(new["evstate"]) | np.ma.getmaskarray(old["evstate"]))
+        a, b = np.ma.getdata(new[EVSTATE_COLUMN]), np.ma.getdata(old[EVSTATE_COLUMN])
+        both = ~(np.ma.getmaskarray(new[EVSTATE_COLUMN]) | np.ma.getmaskarray(old[EVSTATE_COLUMN]))
         out["evstate: share flipped"] = (float(np.mean(a[both] != b[both])), 0.005)
     out["largest |change| / err (exact: float32 rounding)"] = (worst, 1e-4)
     return out
@@ -93,7 +92,7 @@ def answer_changes(new, old):
 def scores(result, labels, giants):
     """{label: (sigma, z sigma)} of the giants against their references."""
     out = {}
-    for label in VALUE_LABELS:
+    for label in VALUE_LABEL_NAMES:
         reference, key = REFERENCES[label][0]
         truth = np.asarray(labels[key], dtype=float)[giants]
         truth_err = np.asarray(reference_error(reference, labels, key, truth), dtype=float)
