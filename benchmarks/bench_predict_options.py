@@ -186,7 +186,7 @@ def main():
     names = [name for name in giantfm.prediction.PREDICTED_LABELS if net.knows(name)]
     batch = giantfm.tokenize(table)
     network = Network(net, batch, names)
-    _, std = net.request(batch, names, progress=False)
+    mean, std = net.request(batch, names, progress=False)   # std: changes; mean: label model
     std = std[network.rows]
     change = network_change(std)
     groups = {}
@@ -212,7 +212,7 @@ def main():
         mixed = TokenBatch(np.where(drop, 0, batch.ids), np.where(drop, 0, batch.values),
                            np.where(drop, 0, batch.errors))
         packed = Network(net, mixed, names)
-        unsorted = Network(net, mixed, names)
+        unsorted = copy.copy(packed)   # the same prepared stars, to be put out of order
         order = np.argsort(unsorted.rows)
         for name in ("rows", "ids", "values", "errors", "counts"):
             setattr(unsorted, name, getattr(unsorted, name)[order])
@@ -276,7 +276,6 @@ def main():
         from giantfm import labelmodel
 
         lm = label_model_of(net)
-        mean, _ = net.request(batch, names, progress=False)
         x = np.column_stack([giantfm.tokens.from_token_scale(name, mean[:, names.index(name)])[0]
                              for name in labelmodel.FEATURES])
         boosters = [b for s in lm.state_boosters.values() for b in s.values()] \
