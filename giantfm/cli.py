@@ -270,14 +270,7 @@ def _cmd_example(args):
     _check_device(args.device)
     stars = examples.load()
     result = _predict_function()(stars, device=args.device, progress=False)
-    table = examples.compare(stars, result)
-    # the references of a label print as the label does (giantfm.vocab.Token.format)
-    for column in table.colnames:
-        name = next((label for label, reference in examples.REFERENCE_COLUMNS.items()
-                     if reference == column), column)
-        fmt = results.display_format(name)
-        if fmt is not None:
-            table[column].info.format = fmt
+    table = examples.compare(stars, result)   # prints each column to its label's precision
     columns = [c for c in table.colnames if c not in ("flag", "reason") or args.reasons]
     print("\n".join(table[columns].pformat(max_lines=-1, max_width=-1)))
     meta = table.meta

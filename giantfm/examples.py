@@ -24,7 +24,7 @@ import numpy as np
 from astropy.table import QTable
 from astropy.utils.masked import Masked
 
-from .results import label_columns
+from .results import Result, display_format, label_columns
 from .utils._stats import mad_std
 from .vocab import LABEL_NAMES, SPECTROSCOPIC_LABEL_NAMES
 
@@ -102,10 +102,10 @@ def compare(stars, result):
 
     Returns
     -------
-    `~astropy.table.QTable`
+    `giantfm.results.Result`
         ``source_id`` and ``apogee_id`` when known, then for each label its
         prediction, ``<label>_err`` and, where ``stars`` has it, the
-        reference column (``p_rc`` with ``evstate``, without a reference);
+        reference column (printed as the label is) (``p_rc`` with ``evstate``, without a reference);
         ``flag`` and ``reason``. ``meta['scatter']`` holds,
         per label with a reference, ``reference`` (the column), ``n`` (stars
         with both), ``bias`` (median of prediction - reference) and ``sigma``
@@ -113,7 +113,7 @@ def compare(stars, result):
     """
     if len(result) != len(stars):
         raise ValueError(f"result has {len(result)} rows for {len(stars)} stars")
-    table = QTable()
+    table = Result()
     for name in ("source_id", "apogee_id"):
         if name in result.colnames:
             table[name] = result[name]
@@ -132,6 +132,7 @@ def compare(stars, result):
         unit = result[name].unit
         truth = _values(stars[reference], unit)
         table[reference] = Masked(truth << unit, mask=~np.isfinite(truth))  # NaN: none known
+        table[reference].info.format = display_format(name)
         residual = _values(result[name], unit) - truth
         residual = residual[np.isfinite(residual)]
         scatter[name] = {"reference": reference, "n": int(residual.size),
