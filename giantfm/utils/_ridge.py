@@ -129,9 +129,8 @@ def fit_ridge(x, y, penalties=DEFAULT_PENALTIES, *, weighted=None, weights=(1.0,
         residuals = (y - y_centre - fitted) / np.clip(1.0 - leverage, 1e-9, None)
         scores = _mad_std_rows(residuals)
         i = int(np.argmin(scores))
-        if best is None or scores[i] < best[0]:
+        if best is None or scores[i] < best.loo_mad_std:
             coef = vt.T @ (s / (s ** 2 + penalties[i] * n) * uty)
-            best = (float(scores[i]), RidgeFit(centre, scale, coef, float(y_centre),
-                                               float(penalties[i]), float(weight),
-                                               float(scores[i]), residuals[i]))
-    return best[1]
+            best = RidgeFit(centre, scale, coef, float(y_centre), float(penalties[i]),
+                            float(weight), float(scores[i]), residuals[i])
+    return best
