@@ -85,6 +85,7 @@ from ...utils._columns import floats, ids
 from ...utils._ridge import fit_ridge
 from ...utils._stats import mad_std
 from ..dataset.datafile import load_dataset, xp_table
+from ..sources import APOK2_MISSING, read_apok2
 from .baseline import fit_baseline, predict_baseline
 
 __all__ = ["Task", "TASKS", "FAMILIES", "SIZES", "LABEL", "RAW_FEATURES", "teaching_experiment",
@@ -99,8 +100,6 @@ SIZES = (50, 100, 300, 1000, None)
 #: The features of the ridge baseline: each band's 55 raw coefficients divided by the
 #: G-band flux, and the colours of the token set.
 RAW_FEATURES = "raw XP coefficients / G flux (110) + colours"
-#: The APO-K2 catalogue, in the shared data folder (`giantfm.train.sources.shared_data_dir`).
-K2_CATALOGUE = "labels/apok2/apo_k2_public_catalog.csv"
 _NEIGHBOURS = 10
 #: Draws of random stars at N up to this; one above.
 _SMALL_N = 300
@@ -188,14 +187,10 @@ def taught_batch(table, net, vocabulary, task):
 def k2_table(data, split, catalogue=None):
     """The giants of ``split`` with XP that APO-K2 has, in archive layout, with its
     ``numax``, ``dnu`` [uHz] and ``radius`` [R_sun] and their ``_err`` (NaN where the
-    catalogue has -999), joined on the APOGEE ID. ``catalogue``: its path (default
-    `K2_CATALOGUE` in the shared data folder)."""
-    from astropy.table import Table
-
-    from ..sources import shared_data_dir
-
-    k2 = Table.read(catalogue or shared_data_dir() / K2_CATALOGUE, format="ascii.csv")
-    catalogue_ids = ids(k2["apogee"])
+    catalogue has none), joined on the APOGEE ID. ``catalogue``: APO-K2 as
+    `giantfm.train.sources.read_apok2` reads it (default: read the shared one)."""
+    k2 = read_apok2() if catalogue is None else catalogue
+    catalogue_ids = np.asarray(k2["apogee_id"])
     labels = data["labels"][split]
     giants = np.flatnonzero(np.asarray(labels["giant"], bool)
                             & np.isfinite(data["inputs"][split]["xp"]["bp"][:, 0]))
@@ -206,7 +201,7 @@ def k2_table(data, split, catalogue=None):
     table = xp_table(data, split, rows, labels=())
     for name, (column, unit, _) in TASKS["k2"].labels.items():
         for suffix in ("", "_err"):
-            value = floats(k2[column + suffix], missing=-999)[theirs]
+            value = floats(k2[column + suffix], missing=APOK2_MISSING)[theirs]
             table[column + suffix] = np.where(value > 0, value, np.nan) * unit
     return table
 
@@ -215,8 +210,9 @@ def task_tables(task, data):
     """``(pool, test)``: the stars a task draws from (outside the test split) and the test
     stars it is scored on, as archive-layout tables with the label columns."""
     if task.name == "k2":
-        pool = vstack([k2_table(data, "train"), k2_table(data, "val")])
-        test = k2_table(data, "test")
+        k2 = read_apok2()    # read once for the three splits
+        pool = vstack([k2_table(data, "train", k2), k2_table(data, "val", k2)])
+        test = k2_table(data, "test", k2)
     else:
         column = next(iter(task.labels.values()))[0]
         pool, test = (xp_table(data, split, _giants_with(data, split, column),
