@@ -231,7 +231,7 @@ def predict_files(inputs, output_dir, *, client=None, n_workers=None, device=Non
         one after another in this process, without dask.
     n_workers : int, optional
         Workers of the LocalCluster started when ``client`` is None; default
-        the number of CPU cores, at most 8. Each predicts with its share of
+        the number of CPU cores this process may run on, at most 8. Each predicts with its share of
         the cores (cores // workers threads). The workers of a ``client`` of
         yours use ``OMP_NUM_THREADS`` threads per task (Dask's nanny sets 1),
         or ``giantfm.conf.threads`` where a worker sets it; ``'sync'``, every core.
@@ -426,7 +426,7 @@ def _run_distributed(jobs, manifest, client, n_workers, progress):
     own = client is None
     if own:
         _check_main_is_guarded()
-        workers = n_workers or max(1, min(os.cpu_count() or 1, 8))
+        workers = n_workers or max(1, min(available_cores(), 8))
         # each worker predicts with its share of the cores (its nanny would say one each)
         threads = max(1, available_cores() // workers)
         jobs = [dict(job, threads=threads) for job in jobs]
